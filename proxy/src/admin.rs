@@ -1,0 +1,655 @@
+//! The admin API (hyper): health, ELBv2-shaped descriptions of rules, target groups and
+//! target health, reload, Prometheus metrics and a dashboard page.
+//!
+//! JSON uses the member names of ELBv2's DescribeRules / DescribeTargetGroups /
+//! DescribeTargetHealth / DescribeListeners (PascalCase, priorities and ports as strings
+//! where ALB writes them so), with deterministic local ARNs, so tooling written against
+//! ALB reads it unchanged.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use hostalb_config::{self as cfg, Action, Condition, HealthCheckPort, Stickiness, Transform};
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::control::Proxy;
+use crate::metrics::{Exposition, get};
+use crate::snapshot::Snapshot;
+use crate::target_group::GroupRt;
+
+/// The load balancer's name in ARNs and metric dimensions.
+const LB_NAME: &str = "hostalb";
+const ARN_PREFIX: &str = "arn:aws:elasticloadbalancing:local:000000000000";
+
+pub(crate) async fn serve(proxy: Proxy, socket: TcpListener) {
+    loop {
+        let Ok((stream, _)) = socket.accept().await else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(route(&proxy, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn route(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+    };
+    let snap = proxy.shared().snapshot.load_full();
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/") => html(dashboard()),
+        (&Method::GET, "/metrics") => {
+            let body = metrics(proxy, &snap);
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
+        }
+        (&Method::GET, "/api/listeners") => json_response(StatusCode::OK, describe_listeners(&snap)),
+        (&Method::GET, "/api/rules") => {
+            let name = param("listener");
+            let listener = match &name {
+                Some(n) => snap.listener_named(n),
+                None if snap.listeners.len() == 1 => snap.listeners.first(),
+                None => None,
+            };
+            match listener {
+                Some(l) => json_response(StatusCode::OK, describe_rules(&snap, &l.cfg)),
+                None => error_json(
+                    StatusCode::NOT_FOUND,
+                    "ListenerNotFound",
+                    &format!(
+                        "no listener {}; pass ?listener=NAME (one of: {})",
+                        name.unwrap_or_default(),
+                        listener_names(&snap)
+                    ),
+                ),
+            }
+        }
+        (&Method::GET, "/api/target-groups") => json_response(StatusCode::OK, describe_target_groups(&snap)),
+        (&Method::GET, "/api/target-health") => {
+            match param("target_group").and_then(|n| snap.group_named(&n).cloned()) {
+                Some(g) => json_response(StatusCode::OK, describe_target_health(&snap, &g)),
+                None => error_json(
+                    StatusCode::NOT_FOUND,
+                    "TargetGroupNotFound",
+                    "pass ?target_group=NAME of a configured target group",
+                ),
+            }
+        }
+        (&Method::POST, "/api/reload") => {
+            drop(req.into_body().collect().await);
+            match proxy.reload().await {
+                Ok(generation) => json_response(
+                    StatusCode::OK,
+                    json!({ "Reloaded": true, "Generation": generation }),
+                ),
+                Err(e) => {
+                    let problems: Vec<Value> = match &e {
+                        crate::control::ControlError::Config(c) => c
+                            .problems()
+                            .iter()
+                            .map(|p| json!({ "Severity": format!("{:?}", p.severity), "Path": p.path, "Message": p.message, "Fix": p.fix }))
+                            .collect(),
+                        other => vec![json!({ "Severity": "Error", "Path": "", "Message": other.to_string(), "Fix": "" })],
+                    };
+                    json_response(
+                        StatusCode::BAD_REQUEST,
+                        json!({ "Reloaded": false, "Error": e.to_string(), "Problems": problems }),
+                    )
+                }
+            }
+        }
+        (_, "/api/reload") => error_json(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST"),
+        _ => error_json(StatusCode::NOT_FOUND, "NotFound", "see / for the endpoints"),
+    }
+}
+
+fn listener_names(snap: &Snapshot) -> String {
+    snap.listeners
+        .iter()
+        .map(|l| l.cfg.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain"),
+    );
+    r
+}
+
+fn html(body: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+fn json_response(status: StatusCode, value: Value) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec_pretty(&value).unwrap_or_default();
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error_json(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    json_response(status, json!({ "Error": { "Code": code, "Message": message } }))
+}
+
+/// 16 hex digits derived from a name: stable ARN ids across restarts.
+fn id16(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain(std::iter::once(0)) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+fn lb_arn() -> String {
+    format!("{ARN_PREFIX}:loadbalancer/app/{LB_NAME}/{}", id16(&[LB_NAME]))
+}
+
+fn listener_arn(name: &str) -> String {
+    format!(
+        "{ARN_PREFIX}:listener/app/{LB_NAME}/{}/{}",
+        id16(&[LB_NAME]),
+        id16(&["listener", name])
+    )
+}
+
+fn rule_arn(listener: &str, priority: &str) -> String {
+    format!(
+        "{ARN_PREFIX}:listener-rule/app/{LB_NAME}/{}/{}/{}",
+        id16(&[LB_NAME]),
+        id16(&["listener", listener]),
+        id16(&["rule", listener, priority])
+    )
+}
+
+fn group_arn(name: &str) -> String {
+    format!("{ARN_PREFIX}:targetgroup/{name}/{}", id16(&["targetgroup", name]))
+}
+
+fn describe_listeners(snap: &Snapshot) -> Value {
+    let listeners: Vec<Value> = snap
+        .listeners
+        .iter()
+        .map(|l| {
+            json!({
+                "ListenerArn": listener_arn(&l.cfg.name),
+                "LoadBalancerArn": lb_arn(),
+                "Port": l.bound.port(),
+                "Protocol": l.cfg.protocol.as_str(),
+                "DefaultActions": [action_json(&l.cfg.default_action)],
+                "Name": l.cfg.name,
+                "Address": l.bound.to_string(),
+            })
+        })
+        .collect();
+    json!({ "Listeners": listeners })
+}
+
+fn describe_rules(_snap: &Snapshot, l: &cfg::Listener) -> Value {
+    let mut rules: Vec<Value> = l
+        .rules
+        .iter()
+        .map(|r| {
+            let priority = r.priority.to_string();
+            json!({
+                "RuleArn": rule_arn(&l.name, &priority),
+                "Priority": priority,
+                "Conditions": r.conditions.iter().map(condition_json).collect::<Vec<_>>(),
+                "Actions": [action_json(&r.action)],
+                "IsDefault": false,
+                "Transforms": r.transforms.iter().map(transform_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    rules.push(json!({
+        "RuleArn": rule_arn(&l.name, "default"),
+        "Priority": "default",
+        "Conditions": [],
+        "Actions": [action_json(&l.default_action)],
+        "IsDefault": true,
+    }));
+    json!({ "Rules": rules })
+}
+
+fn condition_json(c: &Condition) -> Value {
+    let values = |m: &cfg::ValueMatcher| m.globs.iter().map(|g| g.as_str().to_owned()).collect::<Vec<_>>();
+    let regexes = |m: &cfg::ValueMatcher| {
+        m.regexes
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let field = c.field();
+    match c {
+        Condition::HostHeader(m) => {
+            json!({ "Field": field, "Values": values(m), "HostHeaderConfig": { "Values": values(m), "RegexValues": regexes(m) } })
+        }
+        Condition::PathPattern(m) => {
+            json!({ "Field": field, "Values": values(m), "PathPatternConfig": { "Values": values(m), "RegexValues": regexes(m) } })
+        }
+        Condition::HttpHeader { name, matcher } => {
+            json!({ "Field": field, "HttpHeaderConfig": { "HttpHeaderName": name, "Values": values(matcher), "RegexValues": regexes(matcher) } })
+        }
+        Condition::HttpRequestMethod(methods) => {
+            json!({ "Field": field, "HttpRequestMethodConfig": { "Values": methods } })
+        }
+        Condition::QueryString(pairs) => {
+            let values: Vec<Value> = pairs
+                .iter()
+                .map(|p| match &p.key {
+                    Some(k) => json!({ "Key": k.as_str(), "Value": p.value.as_str() }),
+                    None => json!({ "Value": p.value.as_str() }),
+                })
+                .collect();
+            json!({ "Field": field, "QueryStringConfig": { "Values": values } })
+        }
+        Condition::SourceIp(nets) => {
+            json!({ "Field": field, "SourceIpConfig": { "Values": nets.iter().map(|n| n.to_string()).collect::<Vec<_>>() } })
+        }
+    }
+}
+
+fn transform_json(t: &Transform) -> Value {
+    let rewrites: Vec<Value> = t
+        .rewrites()
+        .iter()
+        .map(|r| json!({ "Regex": r.regex.as_str(), "Replace": r.replace }))
+        .collect();
+    match t {
+        Transform::HostHeaderRewrite(_) => {
+            json!({ "Type": t.kind(), "HostHeaderRewriteConfig": { "Rewrites": rewrites } })
+        }
+        Transform::UrlRewrite(_) => json!({ "Type": t.kind(), "UrlRewriteConfig": { "Rewrites": rewrites } }),
+    }
+}
+
+fn action_json(a: &Action) -> Value {
+    match a {
+        Action::Forward(f) => {
+            let groups: Vec<Value> = f
+                .target_groups
+                .iter()
+                .map(|g| json!({ "TargetGroupArn": group_arn(&g.name), "Weight": g.weight }))
+                .collect();
+            let stickiness = match f.stickiness {
+                Some(d) => json!({ "Enabled": true, "DurationSeconds": d.as_secs() }),
+                None => json!({ "Enabled": false }),
+            };
+            let mut v = json!({
+                "Type": "forward",
+                "Order": 1,
+                "ForwardConfig": { "TargetGroups": groups, "TargetGroupStickinessConfig": stickiness },
+            });
+            if let [single] = f.target_groups.as_slice() {
+                v["TargetGroupArn"] = json!(group_arn(&single.name));
+            }
+            v
+        }
+        Action::Redirect(r) => {
+            let protocol = match r.protocol {
+                cfg::RedirectProtocol::Keep => "#{protocol}",
+                cfg::RedirectProtocol::Http => "HTTP",
+                cfg::RedirectProtocol::Https => "HTTPS",
+            };
+            json!({
+                "Type": "redirect",
+                "Order": 1,
+                "RedirectConfig": {
+                    "Protocol": protocol,
+                    "Port": r.port.map(|p| p.to_string()).unwrap_or_else(|| "#{port}".into()),
+                    "Host": r.host.source,
+                    "Path": r.path.source,
+                    "Query": r.query.source,
+                    "StatusCode": format!("HTTP_{}", r.status_code),
+                },
+            })
+        }
+        Action::FixedResponse(f) => {
+            let mut config =
+                json!({ "MessageBody": f.message_body, "StatusCode": f.status_code.to_string() });
+            if let Some(ct) = &f.content_type {
+                config["ContentType"] = json!(ct);
+            }
+            json!({ "Type": "fixed-response", "Order": 1, "FixedResponseConfig": config })
+        }
+    }
+}
+
+fn describe_target_groups(snap: &Snapshot) -> Value {
+    let groups: Vec<Value> = snap.groups.iter().map(|g| target_group_json(snap, g)).collect();
+    json!({ "TargetGroups": groups })
+}
+
+fn target_group_json(snap: &Snapshot, g: &GroupRt) -> Value {
+    let c = &g.cfg;
+    let hc = &c.health_check;
+    let matcher = if c.protocol_version == cfg::ProtocolVersion::Grpc {
+        json!({ "GrpcCode": hc.matcher.source })
+    } else {
+        json!({ "HttpCode": hc.matcher.source })
+    };
+    let port = g
+        .registered
+        .first()
+        .map(|t| t.addr.port())
+        .or_else(|| c.targets.first().map(|a| a.port()));
+    let lb_arns: Vec<String> = if snap.config.target_group_in_use(&c.name) {
+        vec![lb_arn()]
+    } else {
+        vec![]
+    };
+    json!({
+        "TargetGroupArn": group_arn(&c.name),
+        "TargetGroupName": c.name,
+        "Protocol": c.protocol.as_str(),
+        "Port": port,
+        "VpcId": "vpc-local",
+        "HealthCheckProtocol": hc.protocol.as_str(),
+        "HealthCheckPort": match hc.port { HealthCheckPort::TrafficPort => "traffic-port".to_owned(), HealthCheckPort::Port(p) => p.to_string() },
+        "HealthCheckEnabled": hc.enabled,
+        "HealthCheckIntervalSeconds": hc.interval.as_secs_f64(),
+        "HealthCheckTimeoutSeconds": hc.timeout.as_secs_f64(),
+        "HealthyThresholdCount": hc.healthy_threshold,
+        "UnhealthyThresholdCount": hc.unhealthy_threshold,
+        "HealthCheckPath": hc.path,
+        "Matcher": matcher,
+        "LoadBalancerArns": lb_arns,
+        "TargetType": c.target_type.as_str(),
+        "ProtocolVersion": c.protocol_version.as_str(),
+        "IpAddressType": "ipv4",
+        "Attributes": attributes(c),
+    })
+}
+
+/// `describe-target-group-attributes`: every value a string.
+fn attributes(c: &cfg::TargetGroup) -> Vec<Value> {
+    let secs = |d: std::time::Duration| {
+        let s = d.as_secs_f64();
+        if s.fract() == 0.0 {
+            format!("{}", s as u64)
+        } else {
+            format!("{s}")
+        }
+    };
+    let (sticky, kind, lb_duration, app_name, app_duration) = match &c.stickiness {
+        None => (
+            "false",
+            "lb_cookie",
+            secs(cfg::defaults::STICKINESS_DURATION),
+            String::new(),
+            secs(cfg::defaults::STICKINESS_DURATION),
+        ),
+        Some(Stickiness::LbCookie { duration }) => (
+            "true",
+            "lb_cookie",
+            secs(*duration),
+            String::new(),
+            secs(cfg::defaults::STICKINESS_DURATION),
+        ),
+        Some(Stickiness::AppCookie {
+            cookie_name,
+            duration,
+        }) => (
+            "true",
+            "app_cookie",
+            secs(cfg::defaults::STICKINESS_DURATION),
+            cookie_name.clone(),
+            secs(*duration),
+        ),
+    };
+    let pairs: Vec<(&str, String)> = vec![
+        (
+            "deregistration_delay.timeout_seconds",
+            secs(c.deregistration_delay),
+        ),
+        ("slow_start.duration_seconds", secs(c.slow_start)),
+        ("load_balancing.algorithm.type", c.algorithm.as_str().to_owned()),
+        ("stickiness.enabled", sticky.to_owned()),
+        ("stickiness.type", kind.to_owned()),
+        ("stickiness.lb_cookie.duration_seconds", lb_duration),
+        ("stickiness.app_cookie.cookie_name", app_name),
+        ("stickiness.app_cookie.duration_seconds", app_duration),
+    ];
+    pairs
+        .into_iter()
+        .map(|(k, v)| json!({ "Key": k, "Value": v }))
+        .collect()
+}
+
+fn describe_target_health(snap: &Snapshot, g: &GroupRt) -> Value {
+    let in_use = snap.config.target_group_in_use(g.name());
+    let descriptions: Vec<Value> = g
+        .registered
+        .iter()
+        .map(|t| {
+            let health = if !in_use {
+                json!({ "State": "unused", "Reason": "Target.NotInUse", "Description": "Target group is not configured to receive traffic from the load balancer" })
+            } else if !g.cfg.health_check.enabled {
+                json!({ "State": "unavailable", "Reason": "Target.HealthCheckDisabled", "Description": "Health checks disabled" })
+            } else {
+                json!({ "State": "healthy" })
+            };
+            let port = match g.cfg.health_check.port {
+                HealthCheckPort::TrafficPort => t.addr.port(),
+                HealthCheckPort::Port(p) => p,
+            };
+            let mut target = json!({ "Id": t.addr.ip().to_string(), "Port": t.addr.port() });
+            if let Some(id) = &t.origin.container_id {
+                target["ContainerId"] = json!(id);
+            }
+            if let Some(name) = &t.origin.container_name {
+                target["ContainerName"] = json!(name);
+            }
+            json!({ "Target": target, "HealthCheckPort": port.to_string(), "TargetHealth": health })
+        })
+        .collect();
+    json!({ "TargetHealthDescriptions": descriptions })
+}
+
+fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
+    let m = &proxy.shared().metrics;
+    let lb = format!("app/{LB_NAME}/{}", id16(&[LB_NAME]));
+    let mut e = Exposition::new();
+    let lbl: [(&str, &str); 1] = [("LoadBalancer", &lb)];
+    let counters: [(&'static str, &str, &std::sync::atomic::AtomicU64); 21] = [
+        (
+            "RequestCount",
+            "Requests for which a target was chosen",
+            &m.request_count,
+        ),
+        (
+            "NewConnectionCount",
+            "Client connections opened",
+            &m.new_connections,
+        ),
+        (
+            "RejectedConnectionCount",
+            "Client connections hostalb could not accept",
+            &m.rejected_connections,
+        ),
+        ("ProcessedBytes", "Bytes processed", &m.processed_bytes),
+        (
+            "HTTPCode_ELB_3XX_Count",
+            "Redirects answered by hostalb",
+            &m.elb_3xx,
+        ),
+        ("HTTPCode_ELB_4XX_Count", "4xx answered by hostalb", &m.elb_4xx),
+        ("HTTPCode_ELB_5XX_Count", "5xx answered by hostalb", &m.elb_5xx),
+        ("HTTPCode_ELB_500_Count", "500 answered by hostalb", &m.elb_500),
+        ("HTTPCode_ELB_502_Count", "502 answered by hostalb", &m.elb_502),
+        ("HTTPCode_ELB_503_Count", "503 answered by hostalb", &m.elb_503),
+        ("HTTPCode_ELB_504_Count", "504 answered by hostalb", &m.elb_504),
+        (
+            "HTTP_Fixed_Response_Count",
+            "Fixed-response actions",
+            &m.fixed_responses,
+        ),
+        ("HTTP_Redirect_Count", "Redirect actions", &m.redirects),
+        (
+            "HTTP_Redirect_Url_Limit_Exceeded_Count",
+            "Redirects whose Location exceeded 8 K",
+            &m.redirect_url_limit_exceeded,
+        ),
+        ("RuleEvaluations", "Rule table evaluations", &m.rule_evaluations),
+        (
+            "NonStickyRequestCount",
+            "Requests whose stickiness cookie could not be used",
+            &m.non_sticky_requests,
+        ),
+        (
+            "DesyncMitigationMode_NonCompliant_Request_Count",
+            "Requests not compliant with RFC 7230",
+            &m.desync_non_compliant,
+        ),
+        (
+            "ClientTLSNegotiationErrorCount",
+            "Failed client TLS handshakes",
+            &m.client_tls_negotiation_errors,
+        ),
+        ("IPv6RequestCount", "Requests from IPv6 clients", &m.ipv6_requests),
+        ("hostalb_reloads_total", "Configurations applied", &m.reloads),
+        (
+            "hostalb_reload_failures_total",
+            "Reloads refused (the running configuration kept serving)",
+            &m.reload_failures,
+        ),
+    ];
+    for (name, help, c) in counters {
+        e.sample(name, "counter", help, &lbl, get(c));
+    }
+    e.sample(
+        "ActiveConnectionCount",
+        "gauge",
+        "Open client connections",
+        &lbl,
+        m.active_connections.load(Relaxed) as f64,
+    );
+    if let Ok(reasons) = m.elb_reasons.lock() {
+        for ((status, reason), count) in reasons.iter() {
+            let code = status.to_string();
+            e.sample(
+                "hostalb_elb_answers_total",
+                "counter",
+                "Answers hostalb made itself, by status and reason",
+                &[("LoadBalancer", &lb), ("code", &code), ("reason", reason)],
+                *count as f64,
+            );
+        }
+    }
+    for g in snap.groups.iter() {
+        let tg = format!("targetgroup/{}/{}", g.name(), id16(&["targetgroup", g.name()]));
+        let labels: [(&str, &str); 2] = [("LoadBalancer", &lb), ("TargetGroup", &tg)];
+        let gm = &g.state.metrics;
+        let group_counters: [(&'static str, &str, &std::sync::atomic::AtomicU64); 7] = [
+            ("HTTPCode_Target_2XX_Count", "2xx from targets", &gm.target_2xx),
+            ("HTTPCode_Target_3XX_Count", "3xx from targets", &gm.target_3xx),
+            ("HTTPCode_Target_4XX_Count", "4xx from targets", &gm.target_4xx),
+            ("HTTPCode_Target_5XX_Count", "5xx from targets", &gm.target_5xx),
+            (
+                "TargetConnectionErrorCount",
+                "Failed connections to targets",
+                &gm.target_connection_errors,
+            ),
+            (
+                "UnhealthyRoutingRequestCount",
+                "Requests routed while no target was healthy",
+                &gm.unhealthy_routing_requests,
+            ),
+            (
+                "hostalb_target_group_requests_total",
+                "Requests sent to the group",
+                &gm.request_count,
+            ),
+        ];
+        for (name, help, c) in group_counters {
+            e.sample(name, "counter", help, &labels, get(c));
+        }
+        let responses = gm.responses.load(Relaxed);
+        let avg = if responses == 0 {
+            0.0
+        } else {
+            gm.response_time_us.load(Relaxed) as f64 / responses as f64 / 1e6
+        };
+        e.sample(
+            "TargetResponseTime",
+            "gauge",
+            "Average seconds from request sent to response head",
+            &labels,
+            avg,
+        );
+        let per_target = if g.registered.is_empty() {
+            0.0
+        } else {
+            get(&gm.request_count) / g.registered.len() as f64
+        };
+        e.sample(
+            "RequestCountPerTarget",
+            "gauge",
+            "Requests per registered target",
+            &labels,
+            per_target,
+        );
+        let healthy = g.routable.len() as f64;
+        let (healthy, unhealthy) = if g.fail_open {
+            (0.0, g.registered.len() as f64)
+        } else {
+            (healthy, g.registered.len() as f64 - healthy)
+        };
+        e.sample("HealthyHostCount", "gauge", "Healthy targets", &labels, healthy);
+        e.sample(
+            "UnHealthyHostCount",
+            "gauge",
+            "Unhealthy targets",
+            &labels,
+            unhealthy,
+        );
+    }
+    e.finish()
+}
+
+fn dashboard() -> &'static str {
+    include_str!("dashboard.html")
+}

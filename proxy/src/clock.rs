@@ -1,0 +1,104 @@
+//! Wall-clock values the request path needs, computed at most once per second per thread
+//! instead of formatting an HTTP date on every response.
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+struct Cached {
+    second: u64,
+    date: [u8; 29],
+}
+
+thread_local! {
+    static CACHE: RefCell<Cached> = const { RefCell::new(Cached { second: u64::MAX, date: [b' '; 29] }) };
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Calls `f` with the current IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub(crate) fn with_http_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    let now = unix_seconds();
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.second != now {
+            c.second = now;
+            c.date = format_http_date(now);
+        }
+        f(&c.date)
+    })
+}
+
+/// Formats `secs` as an IMF-fixdate.
+pub(crate) fn format_http_date(secs: u64) -> [u8; 29] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+    ];
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (hour, minute, second) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    let (year, month, day) = civil_from_days(days as i64);
+    let mut out = [0u8; 29];
+    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    out[3..5].copy_from_slice(b", ");
+    two(&mut out[5..7], day as u64);
+    out[7] = b' ';
+    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
+    out[11] = b' ';
+    let y = year as u64;
+    two(&mut out[12..14], y / 100);
+    two(&mut out[14..16], y % 100);
+    out[16] = b' ';
+    two(&mut out[17..19], hour);
+    out[19] = b':';
+    two(&mut out[20..22], minute);
+    out[22] = b':';
+    two(&mut out[23..25], second);
+    out[25..29].copy_from_slice(b" GMT");
+    out
+}
+
+fn two(out: &mut [u8], n: u64) {
+    out[0] = b'0' + (n / 10 % 10) as u8;
+    out[1] = b'0' + (n % 10) as u8;
+}
+
+/// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_dates() {
+        assert_eq!(&format_http_date(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(&format_http_date(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(&format_http_date(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(&format_http_date(4_102_444_799), b"Thu, 31 Dec 2099 23:59:59 GMT");
+    }
+
+    #[test]
+    fn cached_date_is_well_formed() {
+        let text = with_http_date(|d| String::from_utf8_lossy(d).into_owned());
+        assert_eq!(text.len(), 29);
+        assert!(text.ends_with(" GMT"));
+    }
+}

@@ -1,0 +1,165 @@
+//! The one data-plane error type: what went wrong, on which side, whether retrying on
+//! another target is safe, and the answer the client gets (ALB's codes, alb-spec §4).
+
+use std::fmt;
+use std::io;
+
+use crate::http1::request::HeadError;
+
+/// Whose fault an error is: counted separately, and only target errors mark targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Client,
+    Target,
+    Internal,
+}
+
+#[derive(Debug)]
+pub(crate) enum ErrorKind {
+    /// The request head was refused (400/405/414/431/501/505).
+    BadHead(HeadError),
+    /// The request head did not arrive within the header timeout (408).
+    HeaderTimeout,
+    /// `TRACE` (405).
+    Trace,
+    /// More than 30 addresses in X-Forwarded-For (463).
+    TooManyForwardedFor,
+    /// Non-compliant request refused in `strictest` desync mode (400).
+    NonCompliant(&'static str),
+    /// The request body was malformed or ended early (400).
+    ClientBody(&'static str),
+    /// The client went silent mid-request past the idle timeout (408).
+    ClientIdle,
+    /// The client closed before hostalb answered (460: logged, never sent).
+    ClientClosed,
+    /// The target group has no registered targets (503).
+    NoTargets,
+    /// Every group of a weighted forward has weight 0 (503).
+    NoWeight,
+    /// The target refused the connection or was unreachable (502).
+    ConnectRefused,
+    /// The connection was not established in 10 s (504).
+    ConnectTimeout,
+    /// The target closed or reset the connection before a complete response head (502).
+    TargetClosed,
+    /// The target's response head was malformed, too large or ambiguously framed (502).
+    BadResponse(&'static str),
+    /// The target sent nothing for the idle timeout (504).
+    ResponseTimeout,
+    /// A rule transform matched but its result was unusable (500).
+    TransformFailed,
+}
+
+#[derive(Debug)]
+pub(crate) struct ProxyError {
+    pub(crate) kind: ErrorKind,
+    pub(crate) io: Option<io::Error>,
+    /// No byte of the request reached the target: another target may take it.
+    pub(crate) retry_safe: bool,
+}
+
+impl ProxyError {
+    pub(crate) fn new(kind: ErrorKind) -> ProxyError {
+        ProxyError {
+            kind,
+            io: None,
+            retry_safe: false,
+        }
+    }
+
+    pub(crate) fn io(kind: ErrorKind, e: io::Error) -> ProxyError {
+        ProxyError {
+            kind,
+            io: Some(e),
+            retry_safe: false,
+        }
+    }
+
+    pub(crate) fn retry_safe(mut self) -> ProxyError {
+        self.retry_safe = true;
+        self
+    }
+
+    /// The status hostalb answers with (460 is never sent).
+    pub(crate) fn status(&self) -> u16 {
+        match &self.kind {
+            ErrorKind::BadHead(h) => h.status,
+            ErrorKind::HeaderTimeout | ErrorKind::ClientIdle => 408,
+            ErrorKind::Trace => 405,
+            ErrorKind::TooManyForwardedFor => 463,
+            ErrorKind::NonCompliant(_) | ErrorKind::ClientBody(_) => 400,
+            ErrorKind::ClientClosed => 460,
+            ErrorKind::NoTargets | ErrorKind::NoWeight => 503,
+            ErrorKind::ConnectRefused | ErrorKind::TargetClosed | ErrorKind::BadResponse(_) => 502,
+            ErrorKind::ConnectTimeout | ErrorKind::ResponseTimeout => 504,
+            ErrorKind::TransformFailed => 500,
+        }
+    }
+
+    pub(crate) fn side(&self) -> Side {
+        match &self.kind {
+            ErrorKind::BadHead(_)
+            | ErrorKind::HeaderTimeout
+            | ErrorKind::Trace
+            | ErrorKind::TooManyForwardedFor
+            | ErrorKind::NonCompliant(_)
+            | ErrorKind::ClientBody(_)
+            | ErrorKind::ClientIdle
+            | ErrorKind::ClientClosed => Side::Client,
+            ErrorKind::ConnectRefused
+            | ErrorKind::ConnectTimeout
+            | ErrorKind::TargetClosed
+            | ErrorKind::BadResponse(_)
+            | ErrorKind::ResponseTimeout => Side::Target,
+            ErrorKind::NoTargets | ErrorKind::NoWeight | ErrorKind::TransformFailed => Side::Internal,
+        }
+    }
+
+    /// The access log's `error_reason`.
+    pub(crate) fn reason(&self) -> &'static str {
+        match &self.kind {
+            ErrorKind::BadHead(h) => h.reason,
+            ErrorKind::HeaderTimeout => "RequestHeaderTimeout",
+            ErrorKind::Trace => "TraceNotSupported",
+            ErrorKind::TooManyForwardedFor => "TooManyXForwardedFor",
+            ErrorKind::NonCompliant(r) => r,
+            ErrorKind::ClientBody(r) => r,
+            ErrorKind::ClientIdle => "ClientIdleTimeout",
+            ErrorKind::ClientClosed => "ClientClosedConnection",
+            ErrorKind::NoTargets => "NoRegisteredTargets",
+            ErrorKind::NoWeight => "AllTargetGroupWeightsZero",
+            ErrorKind::ConnectRefused => "TargetConnectionError",
+            ErrorKind::ConnectTimeout => "TargetConnectTimeout",
+            ErrorKind::TargetClosed => "TargetClosedConnection",
+            ErrorKind::BadResponse(r) => r,
+            ErrorKind::ResponseTimeout => "TargetResponseTimeout",
+            ErrorKind::TransformFailed => "TransformFailed",
+        }
+    }
+
+    /// Whether the client connection must close after the answer: after a framing error or
+    /// a broken request body nobody knows where the next request starts.
+    pub(crate) fn closes_client(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::BadHead(_)
+                | ErrorKind::HeaderTimeout
+                | ErrorKind::ClientBody(_)
+                | ErrorKind::ClientIdle
+                | ErrorKind::ClientClosed
+                | ErrorKind::NonCompliant(_)
+        )
+    }
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.reason(), self.status())?;
+        if let Some(e) = &self.io {
+            write!(f, ": {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ProxyError {}

@@ -1,0 +1,544 @@
+//! The forward action, in order: pick the target group (weights, group stickiness) ->
+//! apply the rule's transforms -> build the target's request head -> pick a target ->
+//! reuse or open a connection -> send head and body while watching for the response ->
+//! relay the response -> give the connection back to the pool when it is clean.
+//!
+//! Safe retry: a request is sent again (once to another target after a refused connect;
+//! up to a few times on a fresh connection when a pooled one turns out closed) only when
+//! no byte of it reached a target that could have acted on it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use hostalb_config::Transform;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::sleep;
+
+use crate::body::{BodyError, BodyTransfer, flush};
+use crate::cookies::{self, CookieKind};
+use crate::errors::{ErrorKind, ProxyError};
+use crate::headers::{self, Forwarding, ToClient};
+use crate::http1::request::RequestHead;
+use crate::http1::response::{self, ResponseHead};
+use crate::http1::{BodyKind, FieldKind, Version};
+use crate::metrics::inc;
+use crate::rules::{Forward, Match};
+use crate::session::{ClientConn, Next, Record, answer_error, keep_alive_allowed};
+use crate::shared::Shared;
+use crate::snapshot::{ListenerRt, Snapshot};
+use crate::target::Target;
+use crate::target_group::GroupRt;
+use crate::{clock, rng, upstream};
+
+/// The group stickiness cookie.
+const GROUP_COOKIE: &str = "AWSALBTG";
+/// Pipelined bytes read from the client while waiting for a response, at most.
+const MAX_READ_AHEAD: usize = 80 * 1024;
+/// Fresh-connection retries after pooled connections turned out closed.
+const STALE_RETRIES: usize = 3;
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn forward<R, W>(
+    shared: &Shared,
+    snap: &Snapshot,
+    listener: &ListenerRt,
+    c: &mut ClientConn<R, W>,
+    head: &RequestHead,
+    fwd: &Forward,
+    m: &Match<'_>,
+    rec: &mut Record,
+) -> Next
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    // Pick the target group.
+    let (group, set_cookie) = match pick_group(shared, snap, head, fwd) {
+        Ok(g) => g,
+        Err(e) => return answer_error(shared, listener, c, Some(head), &e, rec).await,
+    };
+    rec.group = Some(group.state.name.clone());
+
+    // Apply the rule's transforms.
+    let rewritten = match apply_transforms(m.transforms, head) {
+        Ok(r) => r,
+        Err(e) => return answer_error(shared, listener, c, Some(head), &e, rec).await,
+    };
+
+    // The request head for the target, built once and replayed on a retry. A small body
+    // already read goes in the same write (and keeps the request replayable).
+    let mut out = BytesMut::with_capacity(head.buf.len() + 256);
+    let forwarding = Forwarding {
+        listener: &listener.cfg,
+        peer_ip: c.peer_ip,
+        peer_port: c.peer.port(),
+        local: c.local,
+        tls: c.tls,
+        path_override: rewritten.path.as_deref(),
+        host_override: rewritten.host.as_deref(),
+        body: head.body,
+        upgrade: head.upgrade.is_some(),
+    };
+    headers::write_request_head(&mut out, head, &forwarding);
+    let mut body = BodyTransfer::new(head.body, head.body);
+    if !head.expect_continue {
+        if let Err(e) = body.step_buffered(&mut c.rbuf, &mut out) {
+            return answer_error(shared, listener, c, Some(head), &client_body_error(e), rec).await;
+        }
+    }
+    let replayable = body.is_done();
+
+    // Pick a target and exchange, retrying only what is safe to retry.
+    let idle = listener.cfg.idle_timeout;
+    let is_head = head.is_method(b"HEAD");
+    let mut avoid: Option<SocketAddr> = None;
+    let mut refused_retried = false;
+    let mut stale_retries = 0;
+    let mut continue_sent = false;
+    let (inflight, mut stream, resp, body_sent, sent_at) = loop {
+        let Some(target) = group.pick(avoid) else {
+            let e = ProxyError::new(ErrorKind::NoTargets);
+            return answer_error(shared, listener, c, Some(head), &e, rec).await;
+        };
+        if group.fail_open {
+            inc(&group.state.metrics.unhealthy_routing_requests);
+        }
+        let inflight = target.begin();
+        rec.target = Some(target.addr);
+        let (mut stream, reused) = match target.pool.take(idle) {
+            Some(s) => (s, true),
+            None => match upstream::connect(target.addr).await {
+                Ok(s) => (s, false),
+                Err(e) => {
+                    count_connection_error(group, target);
+                    if e.retry_safe && !refused_retried && group.routable.len() > 1 {
+                        refused_retried = true;
+                        avoid = Some(target.addr);
+                        continue;
+                    }
+                    return answer_error(shared, listener, c, Some(head), &e, rec).await;
+                }
+            },
+        };
+        if head.expect_continue && !continue_sent {
+            // ALB answers `100 Continue` itself once the request is routed.
+            c.wbuf.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if flush(&mut c.wr, &mut c.wbuf, idle).await.is_err() {
+                return Next::Close;
+            }
+            continue_sent = true;
+        }
+        let sent_at = Instant::now();
+        match exchange(c, &mut stream, &out, &mut body, is_head, idle).await {
+            Ok((resp, body_sent)) => break (inflight, stream, resp, body_sent, sent_at),
+            Err(failed) => {
+                let retry = failed.nothing_reached_target
+                    || (reused
+                        && replayable
+                        && failed.closed_without_answer
+                        && stale_retries < STALE_RETRIES);
+                if retry && failed.err.side() == crate::errors::Side::Target {
+                    stale_retries += 1;
+                    if stale_retries <= STALE_RETRIES {
+                        continue;
+                    }
+                }
+                if failed.err.side() == crate::errors::Side::Target {
+                    count_connection_error(group, target);
+                }
+                return answer_error(shared, listener, c, Some(head), &failed.err, rec).await;
+            }
+        }
+    };
+    let target = inflight.target().clone();
+    inc(&shared.metrics.request_count);
+    inc(&group.state.metrics.request_count);
+    group.state.metrics.count_target_status(resp.status);
+    group
+        .state
+        .metrics
+        .response_time_us
+        .fetch_add(sent_at.elapsed().as_micros() as u64, Relaxed);
+    inc(&group.state.metrics.responses);
+    rec.target_status = Some(resp.status);
+    rec.status = resp.status;
+
+    // A WebSocket upgrade: the connection becomes a tunnel to this target.
+    if resp.status == 101 {
+        if head.upgrade.is_none() {
+            let e = ProxyError::new(ErrorKind::BadResponse("UnexpectedUpgrade"));
+            return answer_error(shared, listener, c, Some(head), &e, rec).await;
+        }
+        let to = ToClient {
+            version: head.version,
+            body: BodyKind::Empty,
+            close: false,
+            upgrade: true,
+        };
+        headers::write_response_head(&mut c.wbuf, &resp, &to, &set_cookie);
+        let leftover = c.upbuf.split();
+        c.wbuf.put_slice(&leftover);
+        if flush(&mut c.wr, &mut c.wbuf, idle).await.is_err() {
+            return Next::Close;
+        }
+        tunnel(c, stream, idle).await;
+        drop(inflight);
+        return Next::Close;
+    }
+
+    // Relay the response.
+    let to_body = match (resp.body, head.version) {
+        (BodyKind::Chunked | BodyKind::UntilClose, Version::Http11) => BodyKind::Chunked,
+        (BodyKind::Chunked | BodyKind::UntilClose, Version::Http10) => BodyKind::UntilClose,
+        (other, _) => other,
+    };
+    let close =
+        !keep_alive_allowed(shared, listener, c, head) || !body_sent || to_body == BodyKind::UntilClose;
+    let to = ToClient {
+        version: head.version,
+        body: to_body,
+        close,
+        upgrade: false,
+    };
+    headers::write_response_head(&mut c.wbuf, &resp, &to, &set_cookie);
+    let mut relay = BodyTransfer::new(resp.body, to_body);
+    let relayed = relay
+        .run(&mut stream, &mut c.upbuf, &mut c.wr, &mut c.wbuf, idle)
+        .await;
+    let clean = relayed.is_ok() && relay.is_done() && body_sent && c.upbuf.is_empty();
+    c.upbuf.clear();
+    if let Err(e) = relayed {
+        // The status line is out: all that can be done is to cut the client connection so
+        // that it sees a truncated body, never a complete-looking one.
+        rec.error = Some(match e {
+            BodyError::ReceiverIo | BodyError::ReceiverIdle => "ClientClosedDuringResponse",
+            _ => "TargetClosedDuringResponse",
+        });
+        return Next::Close;
+    }
+    if clean && resp.keep_alive {
+        target.pool.put(stream);
+    }
+    drop(inflight);
+    if close { Next::Close } else { Next::KeepAlive }
+}
+
+/// Why an exchange failed, and whether sending again is safe.
+struct Failed {
+    err: ProxyError,
+    /// Nothing was written to the target at all.
+    nothing_reached_target: bool,
+    /// The target closed without sending a byte of response (a pooled connection it had
+    /// already given up on).
+    closed_without_answer: bool,
+}
+
+impl Failed {
+    fn new(err: ProxyError) -> Failed {
+        Failed {
+            err,
+            nothing_reached_target: false,
+            closed_without_answer: false,
+        }
+    }
+}
+
+/// Sends the request (head, then the rest of the body) and reads the response head.
+/// Returns the head and whether the request body was sent completely (a target may
+/// answer early, before reading it all).
+async fn exchange<R, W>(
+    c: &mut ClientConn<R, W>,
+    stream: &mut TcpStream,
+    head_bytes: &[u8],
+    body: &mut BodyTransfer,
+    is_head: bool,
+    idle: Duration,
+) -> Result<(ResponseHead, bool), Failed>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    c.upbuf.clear();
+    // The head, and any body that came with it, in as few writes as possible. A failure
+    // on the very first write means the target got nothing.
+    let mut written = 0;
+    while written < head_bytes.len() {
+        match tokio::time::timeout(idle, stream.write(&head_bytes[written..])).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => {
+                let mut f = Failed::new(ProxyError::new(ErrorKind::TargetClosed));
+                f.nothing_reached_target = written == 0;
+                return Err(f);
+            }
+            Ok(Ok(n)) => written += n,
+        }
+    }
+    let (mut ur, mut uw) = stream.split();
+    let received_any = AtomicBool::new(false);
+    let recv = read_response_head(&mut ur, &mut c.upbuf, is_head, &received_any);
+    tokio::pin!(recv);
+
+    // The rest of the body, while watching for an early response.
+    let mut body_sent = body.is_done();
+    if !body_sent {
+        let mut scratch = BytesMut::new();
+        let send = body.run(&mut c.rd, &mut c.rbuf, &mut uw, &mut scratch, idle);
+        tokio::pin!(send);
+        tokio::select! {
+            biased;
+            r = &mut recv => {
+                return r.map(|h| (h, false)).map_err(|e| closed(e, received_any.load(Relaxed)));
+            }
+            s = &mut send => match s {
+                Ok(()) => body_sent = true,
+                Err(e @ (BodyError::ReceiverIo | BodyError::ReceiverIdle)) => {
+                    let kind = if matches!(e, BodyError::ReceiverIdle) { ErrorKind::ResponseTimeout } else { ErrorKind::TargetClosed };
+                    return Err(Failed::new(ProxyError::new(kind)));
+                }
+                Err(e) => return Err(Failed::new(client_body_error(e))),
+            },
+        }
+    }
+
+    // The response head, noticing a client that goes away meanwhile (ALB's 460) and
+    // keeping what it pipelines.
+    let deadline = sleep(idle);
+    tokio::pin!(deadline);
+    loop {
+        c.rbuf.reserve(1024);
+        tokio::select! {
+            biased;
+            r = &mut recv => {
+                return r.map(|h| (h, body_sent)).map_err(|e| closed(e, received_any.load(Relaxed)));
+            }
+            _ = &mut deadline => return Err(Failed::new(ProxyError::new(ErrorKind::ResponseTimeout))),
+            n = c.rd.read_buf(&mut c.rbuf), if c.rbuf.len() < MAX_READ_AHEAD => match n {
+                Ok(0) | Err(_) => return Err(Failed::new(ProxyError::new(ErrorKind::ClientClosed))),
+                Ok(_) => {}
+            },
+        }
+    }
+}
+
+fn closed(err: ProxyError, received_any: bool) -> Failed {
+    let closed_without_answer = matches!(err.kind, ErrorKind::TargetClosed) && !received_any;
+    Failed {
+        err,
+        nothing_reached_target: false,
+        closed_without_answer,
+    }
+}
+
+/// Reads one final response head (interim 1xx responses other than 101 are dropped:
+/// hostalb answered `100 Continue` itself).
+async fn read_response_head<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    is_head: bool,
+    received_any: &AtomicBool,
+) -> Result<ResponseHead, ProxyError> {
+    loop {
+        while !buf.is_empty() {
+            match response::parse(buf, is_head) {
+                Ok(Some(h)) if h.is_informational() && h.status != 101 => continue,
+                Ok(Some(h)) => return Ok(h),
+                Ok(None) => break,
+                Err(response::BadResponse(reason)) => {
+                    return Err(ProxyError::new(ErrorKind::BadResponse(reason)));
+                }
+            }
+        }
+        buf.reserve(8192);
+        match rd.read_buf(buf).await {
+            Ok(0) => return Err(ProxyError::new(ErrorKind::TargetClosed)),
+            Err(e) => return Err(ProxyError::io(ErrorKind::TargetClosed, e)),
+            Ok(_) => received_any.store(true, Relaxed),
+        }
+    }
+}
+
+fn client_body_error(e: BodyError) -> ProxyError {
+    match e {
+        BodyError::Malformed(reason) => ProxyError::new(ErrorKind::ClientBody(reason)),
+        BodyError::SenderIdle => ProxyError::new(ErrorKind::ClientIdle),
+        // ALB: "client closed before sending full body" is a 400 in the log; nobody is
+        // left to receive it.
+        BodyError::SenderClosed | BodyError::SenderIo => ProxyError::new(ErrorKind::ClientClosed),
+        BodyError::ReceiverIo | BodyError::ReceiverIdle => ProxyError::new(ErrorKind::TargetClosed),
+    }
+}
+
+fn count_connection_error(group: &GroupRt, target: &Target) {
+    inc(&target.connection_errors);
+    inc(&group.state.metrics.target_connection_errors);
+}
+
+/// Chooses the target group of a forward: the one the group-stickiness cookie names when
+/// it is valid and still in the action with a weight, else by weight. Returns the group
+/// and the `Set-Cookie` lines to add to the response.
+fn pick_group<'s>(
+    shared: &Shared,
+    snap: &'s Snapshot,
+    head: &RequestHead,
+    fwd: &Forward,
+) -> Result<(&'s Arc<GroupRt>, Vec<u8>), ProxyError> {
+    let now = clock::unix_seconds();
+    let mut chosen = None;
+    if fwd.stickiness.is_some() {
+        if let Some(value) = cookies::find(head.values_of(FieldKind::Cookie), GROUP_COOKIE.as_bytes()) {
+            let sticky = shared
+                .cookie_key
+                .open(CookieKind::TargetGroup, value)
+                .and_then(|p| <[u8; 16]>::try_from(p.as_slice()).ok())
+                .and_then(|p| {
+                    let hash = u64::from_le_bytes(p[..8].try_into().ok()?);
+                    let expires = u64::from_le_bytes(p[8..].try_into().ok()?);
+                    (expires > now).then_some(hash)
+                })
+                .and_then(|hash| {
+                    fwd.groups
+                        .iter()
+                        .position(|g| g.name_hash == hash && g.weight > 0)
+                });
+            if sticky.is_none() {
+                inc(&shared.metrics.non_sticky_requests);
+            }
+            chosen = sticky;
+        }
+    }
+    let chosen = match chosen {
+        Some(i) => i,
+        None if fwd.groups.len() == 1 && fwd.groups[0].weight > 0 => 0,
+        None if fwd.total_weight == 0 => return Err(ProxyError::new(ErrorKind::NoWeight)),
+        None => {
+            let mut r = rng::below(fwd.total_weight);
+            let mut index = 0;
+            for (i, g) in fwd.groups.iter().enumerate() {
+                if r < u64::from(g.weight) {
+                    index = i;
+                    break;
+                }
+                r -= u64::from(g.weight);
+            }
+            index
+        }
+    };
+    let weighted = &fwd.groups[chosen];
+    let group = snap
+        .groups
+        .get(weighted.index)
+        .ok_or_else(|| ProxyError::new(ErrorKind::NoTargets))?;
+    let mut set_cookie = Vec::new();
+    if let Some(duration) = fwd.stickiness {
+        let mut payload = [0u8; 16];
+        payload[..8].copy_from_slice(&weighted.name_hash.to_le_bytes());
+        payload[8..].copy_from_slice(&(now + duration.as_secs().max(1)).to_le_bytes());
+        let sealed = shared.cookie_key.seal(CookieKind::TargetGroup, &payload);
+        let mut buf = BytesMut::new();
+        cookies::write_set_cookie(&mut buf, GROUP_COOKIE, &sealed);
+        set_cookie = buf.to_vec();
+    }
+    Ok((group, set_cookie))
+}
+
+/// A rule's transforms applied to the request.
+#[derive(Debug, Default)]
+struct Rewritten {
+    /// New request target (path and the original query).
+    path: Option<Vec<u8>>,
+    host: Option<Vec<u8>>,
+}
+
+/// Applies url-rewrite and host-header-rewrite: the first rewrite whose regex matches is
+/// used; no match leaves the request unchanged; a result that is not a usable path or
+/// host is ALB's 500.
+fn apply_transforms(transforms: &[Transform], head: &RequestHead) -> Result<Rewritten, ProxyError> {
+    let mut out = Rewritten::default();
+    for t in transforms {
+        match t {
+            Transform::UrlRewrite(rewrites) => {
+                let path = head.path();
+                if let Some(new) = rewrites
+                    .iter()
+                    .find_map(|r| r.regex.replace_first(path, &r.replace))
+                {
+                    if new.first() != Some(&b'/') || !new.iter().all(|b| (0x21..0x7f).contains(b)) {
+                        return Err(ProxyError::new(ErrorKind::TransformFailed));
+                    }
+                    let mut target = new;
+                    if let Some(q) = head.query() {
+                        target.push(b'?');
+                        target.extend_from_slice(q);
+                    }
+                    out.path = Some(target);
+                }
+            }
+            Transform::HostHeaderRewrite(rewrites) => {
+                let host =
+                    crate::rules::host_without_port(head.host().unwrap_or_default()).to_ascii_lowercase();
+                if let Some(new) = rewrites
+                    .iter()
+                    .find_map(|r| r.regex.replace_first(&host, &r.replace))
+                {
+                    if new.is_empty()
+                        || !new
+                            .iter()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(b))
+                    {
+                        return Err(ProxyError::new(ErrorKind::TransformFailed));
+                    }
+                    out.host = Some(new);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Copies bytes both ways between the client and the target after a `101 Switching
+/// Protocols`, until either side closes or nothing moves for the idle timeout.
+async fn tunnel<R, W>(c: &mut ClientConn<R, W>, mut stream: TcpStream, idle: Duration)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if !c.rbuf.is_empty() && stream.write_all(&c.rbuf).await.is_err() {
+        return;
+    }
+    c.rbuf.clear();
+    let (mut ur, mut uw) = stream.split();
+    let mut from_client = vec![0u8; 16 * 1024];
+    let mut from_target = vec![0u8; 16 * 1024];
+    let (mut client_open, mut target_open) = (true, true);
+    while client_open || target_open {
+        tokio::select! {
+            r = c.rd.read(&mut from_client), if client_open => match r {
+                Ok(0) | Err(_) => {
+                    client_open = false;
+                    let _ = uw.shutdown().await;
+                }
+                Ok(n) => {
+                    if uw.write_all(&from_client[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            r = ur.read(&mut from_target), if target_open => match r {
+                Ok(0) | Err(_) => {
+                    target_open = false;
+                    let _ = c.wr.shutdown().await;
+                }
+                Ok(n) => {
+                    if c.wr.write_all(&from_target[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            _ = sleep(idle) => return,
+        }
+    }
+}

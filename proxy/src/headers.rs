@@ -1,0 +1,461 @@
+//! Re-serialising heads across the proxy, with ALB's header rules (alb-spec §5).
+//!
+//! Towards the target: hop-by-hop fields dropped (and those the client's `Connection`
+//! names), `Expect` removed (hostalb answers `100 Continue` itself), one framing field of
+//! hostalb's choosing, and `X-Forwarded-For` (append / preserve / remove, optional client
+//! port), `X-Forwarded-Proto`, `X-Forwarded-Port`, `X-Amzn-Trace-Id` and `Host` as ALB
+//! writes them. Field lines are copied from the client's head bytes as spans: no field is
+//! parsed into a map or allocated on its own.
+//!
+//! Towards the client: hop-by-hop fields dropped and hostalb's own framing and connection
+//! fields written, plus stickiness cookies.
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::{BufMut, BytesMut};
+use hostalb_config::{Listener, XffMode};
+
+use crate::http1::request::RequestHead;
+use crate::http1::response::ResponseHead;
+use crate::http1::{BodyKind, FieldKind, Version};
+use crate::respond::{put_decimal, put_status, reason_phrase};
+use crate::trace_id;
+
+/// What the request head for the target depends on besides the client's head.
+#[derive(Debug)]
+pub(crate) struct Forwarding<'a> {
+    pub(crate) listener: &'a Listener,
+    /// The client's address (IPv4-mapped addresses already unmapped).
+    pub(crate) peer_ip: IpAddr,
+    pub(crate) peer_port: u16,
+    /// The address the client connected to.
+    pub(crate) local: SocketAddr,
+    pub(crate) tls: bool,
+    /// A url-rewrite transform's new path (with query), if one applied.
+    pub(crate) path_override: Option<&'a [u8]>,
+    /// A host-header-rewrite transform's new host, if one applied.
+    pub(crate) host_override: Option<&'a [u8]>,
+    /// The framing the body will be sent with.
+    pub(crate) body: BodyKind,
+    /// Forward the WebSocket upgrade (`Connection: Upgrade` + `Upgrade`).
+    pub(crate) upgrade: bool,
+}
+
+/// Writes the request head the target receives; returns the span of the
+/// `X-Amzn-Trace-Id` value written (for the access log).
+pub(crate) fn write_request_head(
+    out: &mut BytesMut,
+    head: &RequestHead,
+    f: &Forwarding<'_>,
+) -> std::ops::Range<usize> {
+    let buf = &head.buf[..];
+    out.put_slice(head.method());
+    out.put_u8(b' ');
+    match f.path_override {
+        Some(p) => out.put_slice(p),
+        None => {
+            out.put_slice(head.path());
+            if let Some(q) = head.query() {
+                out.put_u8(b'?');
+                out.put_slice(q);
+            }
+        }
+    }
+    out.put_slice(b" HTTP/1.1\r\n");
+
+    write_host(out, head, f);
+
+    let drop_invalid = f.listener.drop_invalid_header_fields;
+    let mut trace_in: Option<&[u8]> = None;
+    for field in &head.fields {
+        if field.connection_listed {
+            continue;
+        }
+        match field.kind {
+            FieldKind::Host | FieldKind::Expect | FieldKind::XForwardedProto | FieldKind::XForwardedPort => {
+                continue;
+            }
+            FieldKind::XAmznTraceId => {
+                if trace_in.is_none() {
+                    trace_in = Some(field.value.get(buf));
+                }
+                continue;
+            }
+            FieldKind::XForwardedFor => match f.listener.xff_mode {
+                // Append folds every client field into one list, written after the loop.
+                XffMode::Remove | XffMode::Append => continue,
+                XffMode::Preserve => {}
+            },
+            kind if kind.is_hop_by_hop() => continue,
+            _ => {}
+        }
+        let name = field.name.get(buf);
+        if drop_invalid && !name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-') {
+            continue;
+        }
+        out.put_slice(name);
+        out.put_slice(b": ");
+        out.put_slice(field.value.get(buf));
+        out.put_slice(b"\r\n");
+    }
+    if f.listener.xff_mode == XffMode::Append {
+        out.put_slice(b"X-Forwarded-For: ");
+        for value in head.values_of(FieldKind::XForwardedFor) {
+            let value = crate::http1::trim_ows(value);
+            if !value.is_empty() {
+                out.put_slice(value);
+                out.put_slice(b", ");
+            }
+        }
+        put_client_address(out, f.peer_ip, f.listener.xff_client_port.then_some(f.peer_port));
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(if f.tls {
+        b"X-Forwarded-Proto: https\r\n"
+    } else {
+        b"X-Forwarded-Proto: http\r\n"
+    });
+    out.put_slice(b"X-Forwarded-Port: ");
+    put_decimal(out, u64::from(f.local.port()));
+    out.put_slice(b"\r\nX-Amzn-Trace-Id: ");
+    let trace_start = out.len();
+    trace_id::write_value(out, trace_in);
+    let trace = trace_start..out.len();
+    out.put_slice(b"\r\n");
+    match f.body {
+        BodyKind::Length(n) => {
+            out.put_slice(b"Content-Length: ");
+            put_decimal(out, n);
+            out.put_slice(b"\r\n");
+        }
+        BodyKind::Chunked => out.put_slice(b"Transfer-Encoding: chunked\r\n"),
+        BodyKind::Empty | BodyKind::UntilClose => {}
+    }
+    if f.upgrade {
+        if let Some(u) = head.upgrade {
+            out.put_slice(b"Connection: Upgrade\r\nUpgrade: ");
+            out.put_slice(u.get(buf));
+            out.put_slice(b"\r\n");
+        }
+    }
+    out.put_slice(b"\r\n");
+    trace
+}
+
+/// `Host` as ALB forwards it: lower-cased; on listener ports 80 and 443 any port removed;
+/// on other ports the listener port appended when absent. With `preserve_host_header`
+/// the client's value goes through untouched. An HTTP/1.0 request without Host gets the
+/// address the client connected to.
+fn write_host(out: &mut BytesMut, head: &RequestHead, f: &Forwarding<'_>) {
+    out.put_slice(b"Host: ");
+    if let Some(h) = f.host_override {
+        out.put_slice(h);
+        out.put_slice(b"\r\n");
+        return;
+    }
+    let Some(host) = head.host() else {
+        put_socket_addr(out, f.local);
+        out.put_slice(b"\r\n");
+        return;
+    };
+    if f.listener.preserve_host_header {
+        out.put_slice(host);
+        out.put_slice(b"\r\n");
+        return;
+    }
+    let name = crate::rules::host_without_port(host);
+    let start = out.len();
+    out.put_slice(name);
+    out[start..].make_ascii_lowercase();
+    let port = f.local.port();
+    if port != 80 && port != 443 {
+        if name.len() < host.len() {
+            out.put_slice(&host[name.len()..]);
+        } else {
+            out.put_u8(b':');
+            put_decimal(out, u64::from(port));
+        }
+    }
+    out.put_slice(b"\r\n");
+}
+
+fn put_client_address(out: &mut BytesMut, ip: IpAddr, port: Option<u16>) {
+    use std::io::Write;
+    let mut w = out.writer();
+    let _ = match (ip, port) {
+        (IpAddr::V6(v6), Some(p)) => write!(w, "[{v6}]:{p}"),
+        (ip, Some(p)) => write!(w, "{ip}:{p}"),
+        (ip, None) => write!(w, "{ip}"),
+    };
+}
+
+fn put_socket_addr(out: &mut BytesMut, addr: SocketAddr) {
+    use std::io::Write;
+    let _ = write!(out.writer(), "{addr}");
+}
+
+/// How the response travels to the client.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ToClient {
+    pub(crate) version: Version,
+    /// The framing hostalb sends the body with.
+    pub(crate) body: BodyKind,
+    /// hostalb closes the client connection after this response.
+    pub(crate) close: bool,
+    /// Keep `Upgrade`/`Connection` (a 101 to a WebSocket upgrade).
+    pub(crate) upgrade: bool,
+}
+
+/// Writes the response head the client receives. `extra` is appended as is (stickiness
+/// `Set-Cookie` lines).
+pub(crate) fn write_response_head(out: &mut BytesMut, resp: &ResponseHead, to: &ToClient, extra: &[u8]) {
+    let buf = &resp.buf[..];
+    out.put_slice(b"HTTP/1.1 ");
+    put_status(out, resp.status);
+    out.put_u8(b' ');
+    let reason = resp.reason();
+    if reason.is_empty() {
+        out.put_slice(reason_phrase(resp.status).as_bytes());
+    } else {
+        out.put_slice(reason);
+    }
+    out.put_slice(b"\r\n");
+    // A HEAD or 304 response announces the length of the body it does not carry: keep it.
+    let keep_length =
+        resp.body == BodyKind::Empty && resp.status != 204 && !(100..200).contains(&resp.status);
+    for field in &resp.fields {
+        if field.connection_listed {
+            continue;
+        }
+        match field.kind {
+            FieldKind::ContentLength if keep_length => {}
+            FieldKind::Upgrade if to.upgrade => {}
+            FieldKind::Connection if to.upgrade => {}
+            kind if kind.is_hop_by_hop() => continue,
+            _ => {}
+        }
+        out.put_slice(field.name.get(buf));
+        out.put_slice(b": ");
+        out.put_slice(field.value.get(buf));
+        out.put_slice(b"\r\n");
+    }
+    out.put_slice(extra);
+    match to.body {
+        BodyKind::Length(n) if !keep_length => {
+            out.put_slice(b"Content-Length: ");
+            put_decimal(out, n);
+            out.put_slice(b"\r\n");
+        }
+        BodyKind::Chunked => out.put_slice(b"Transfer-Encoding: chunked\r\n"),
+        _ => {}
+    }
+    if !to.upgrade {
+        if to.close {
+            out.put_slice(b"Connection: close\r\n");
+        } else if to.version == Version::Http10 {
+            out.put_slice(b"Connection: keep-alive\r\n");
+        }
+    }
+    out.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::{request, response};
+    use hostalb_config as cfg;
+
+    fn listener(extra: &str) -> Listener {
+        let text = format!("[[listener]]\nname = \"web\"\naddress = \"127.0.0.1:8080\"\n{extra}\n");
+        match cfg::parse(&text, cfg::Format::Toml, "t") {
+            Ok(l) => l.config.listeners[0].clone(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn forwarded(raw: &str, listener: &Listener, local: &str) -> String {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        let head = request::parse(&mut buf)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("parse {raw}"));
+        let f = Forwarding {
+            listener,
+            peer_ip: "10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            peer_port: 5555,
+            local: local.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            tls: false,
+            path_override: None,
+            host_override: None,
+            body: head.body,
+            upgrade: false,
+        };
+        let mut out = BytesMut::new();
+        write_request_head(&mut out, &head, &f);
+        String::from_utf8(out.to_vec()).unwrap_or_default()
+    }
+
+    fn header<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter_map(|l| l.split_once(": "))
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    #[test]
+    fn alb_headers_are_added_and_hop_by_hop_dropped() {
+        let l = listener("");
+        let out = forwarded(
+            "POST /p?q=1 HTTP/1.1\r\nHost: API.Example.com\r\nConnection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nExpect: 100-continue\r\nX-Forwarded-Proto: https\r\nX-Keep: yes\r\nContent-Length: 3\r\n\r\n",
+            &l,
+            "127.0.0.1:8080",
+        );
+        assert!(
+            out.starts_with("POST /p?q=1 HTTP/1.1\r\nHost: api.example.com:8080\r\n"),
+            "{out}"
+        );
+        for gone in ["X-Drop", "Keep-Alive", "TE", "Expect", "Connection"] {
+            assert!(header(&out, gone).is_empty(), "{gone} in {out}");
+        }
+        assert_eq!(header(&out, "X-Keep"), vec!["yes"]);
+        assert_eq!(header(&out, "X-Forwarded-For"), vec!["10.1.2.3"]);
+        assert_eq!(header(&out, "X-Forwarded-Proto"), vec!["http"]);
+        assert_eq!(header(&out, "X-Forwarded-Port"), vec!["8080"]);
+        assert_eq!(header(&out, "Content-Length"), vec!["3"]);
+        assert_eq!(header(&out, "X-Amzn-Trace-Id").len(), 1);
+        assert!(out.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn xff_modes() {
+        let raw = "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\n\r\n";
+        let out = forwarded(raw, &listener(""), "127.0.0.1:8080");
+        assert_eq!(
+            header(&out, "X-Forwarded-For"),
+            vec!["1.1.1.1, 2.2.2.2, 3.3.3.3, 10.1.2.3"]
+        );
+        let out = forwarded(raw, &listener("xff_client_port = true"), "127.0.0.1:8080");
+        assert_eq!(
+            header(&out, "X-Forwarded-For"),
+            vec!["1.1.1.1, 2.2.2.2, 3.3.3.3, 10.1.2.3:5555"]
+        );
+        let out = forwarded(raw, &listener("xff_mode = \"preserve\""), "127.0.0.1:8080");
+        assert_eq!(
+            header(&out, "X-Forwarded-For"),
+            vec!["1.1.1.1", "2.2.2.2, 3.3.3.3"]
+        );
+        let out = forwarded(raw, &listener("xff_mode = \"remove\""), "127.0.0.1:8080");
+        assert!(header(&out, "X-Forwarded-For").is_empty());
+        let out = forwarded(
+            "GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            &listener("xff_mode = \"preserve\""),
+            "127.0.0.1:8080",
+        );
+        assert!(
+            header(&out, "X-Forwarded-For").is_empty(),
+            "preserve keeps absent absent"
+        );
+    }
+
+    #[test]
+    fn host_rules_by_listener_port() {
+        let l = listener("");
+        let host_of = |raw: &str, local: &str| header(&forwarded(raw, &l, local), "Host").concat();
+        assert_eq!(
+            host_of("GET / HTTP/1.1\r\nHost: A.Example:80\r\n\r\n", "127.0.0.1:80"),
+            "a.example"
+        );
+        assert_eq!(
+            host_of("GET / HTTP/1.1\r\nHost: a.example:8443\r\n\r\n", "127.0.0.1:443"),
+            "a.example"
+        );
+        assert_eq!(
+            host_of("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n", "127.0.0.1:8080"),
+            "a.example:8080"
+        );
+        assert_eq!(
+            host_of("GET / HTTP/1.1\r\nHost: a.example:9\r\n\r\n", "127.0.0.1:8080"),
+            "a.example:9"
+        );
+        assert_eq!(
+            host_of(
+                "GET http://B.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n",
+                "127.0.0.1:80"
+            ),
+            "b.example"
+        );
+        assert_eq!(
+            host_of("GET / HTTP/1.0\r\n\r\n", "127.0.0.1:8080"),
+            "127.0.0.1:8080"
+        );
+        let keep = listener("preserve_host_header = true");
+        assert_eq!(
+            header(
+                &forwarded(
+                    "GET / HTTP/1.1\r\nHost: A.Example:80\r\n\r\n",
+                    &keep,
+                    "127.0.0.1:80"
+                ),
+                "Host"
+            )
+            .concat(),
+            "A.Example:80"
+        );
+    }
+
+    #[test]
+    fn chunked_body_is_reframed_and_invalid_names_optionally_dropped() {
+        let out = forwarded(
+            "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nX_Under: 1\r\n\r\n",
+            &listener(""),
+            "127.0.0.1:8080",
+        );
+        assert_eq!(header(&out, "Transfer-Encoding"), vec!["chunked"]);
+        assert_eq!(header(&out, "X_Under"), vec!["1"]);
+        let out = forwarded(
+            "GET / HTTP/1.1\r\nHost: h\r\nX_Under: 1\r\n\r\n",
+            &listener("drop_invalid_header_fields = true"),
+            "127.0.0.1:8080",
+        );
+        assert!(header(&out, "X_Under").is_empty());
+    }
+
+    #[test]
+    fn response_head_reframes() {
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-App: 1\r\n\r\n"[..]);
+        let resp = response::parse(&mut buf, false)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("parse"));
+        let mut out = BytesMut::new();
+        let to = ToClient {
+            version: Version::Http11,
+            body: BodyKind::Length(5),
+            close: true,
+            upgrade: false,
+        };
+        write_response_head(&mut out, &resp, &to, b"Set-Cookie: a=b\r\n");
+        assert_eq!(
+            &out[..],
+            &b"HTTP/1.1 200 OK\r\nX-App: 1\r\nSet-Cookie: a=b\r\nContent-Length: 5\r\nConnection: close\r\n\r\n"[..]
+        );
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\n"[..]);
+        let resp = response::parse(&mut buf, true)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("parse"));
+        let mut out = BytesMut::new();
+        let to = ToClient {
+            version: Version::Http10,
+            body: BodyKind::Empty,
+            close: false,
+            upgrade: false,
+        };
+        write_response_head(&mut out, &resp, &to, b"");
+        assert_eq!(
+            &out[..],
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 42\r\nConnection: keep-alive\r\n\r\n"[..]
+        );
+    }
+}

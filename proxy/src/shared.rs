@@ -1,0 +1,92 @@
+//! State every connection task shares: the published snapshot, counters, the cookie key
+//! and the drain signal.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+use tokio::sync::{Notify, watch};
+
+use crate::cookies::CookieKey;
+use crate::metrics::Metrics;
+use crate::snapshot::Snapshot;
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The one root of everything a request reads. Swapped whole by the control loop;
+    /// each request loads it once.
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    pub(crate) metrics: Metrics,
+    pub(crate) cookie_key: CookieKey,
+    /// Set once at shutdown. An atomic for the per-response check, and a watch channel so
+    /// that idle connections waiting for a request wake up and close.
+    draining: AtomicBool,
+    drain_tx: watch::Sender<bool>,
+    /// Open client connections, so shutdown can wait for the last one.
+    open: AtomicUsize,
+    all_closed: Notify,
+}
+
+impl Shared {
+    pub(crate) fn new(snapshot: Snapshot) -> Arc<Shared> {
+        let (drain_tx, _) = watch::channel(false);
+        Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            metrics: Metrics::default(),
+            cookie_key: CookieKey::random(),
+            draining: AtomicBool::new(false),
+            drain_tx,
+            open: AtomicUsize::new(0),
+            all_closed: Notify::new(),
+        })
+    }
+
+    #[inline]
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.drain_tx.subscribe()
+    }
+
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.drain_tx.send_replace(true);
+    }
+
+    pub(crate) fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Counts a client connection as open until the guard drops.
+    pub(crate) fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        self.metrics.active_connections.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::inc(&self.metrics.new_connections);
+        ConnectionGuard(self.clone())
+    }
+
+    /// Waits until no client connection is open.
+    pub(crate) async fn all_connections_closed(&self) {
+        loop {
+            let notified = self.all_closed.notified();
+            if self.open_connections() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct ConnectionGuard(Arc<Shared>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.metrics.active_connections.fetch_sub(1, Ordering::Relaxed);
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.all_closed.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Target groups as the request path sees them: the targets that take new requests, and
+//! the pick among them.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use hostalb_config as cfg;
+
+use crate::metrics::GroupMetrics;
+use crate::rng;
+use crate::target::Target;
+
+/// What survives reloads for a group of a given name: its counters and its round-robin
+/// position.
+#[derive(Debug)]
+pub(crate) struct GroupState {
+    pub(crate) name: Arc<str>,
+    cursor: AtomicUsize,
+    pub(crate) metrics: GroupMetrics,
+}
+
+impl GroupState {
+    pub(crate) fn new(name: &str) -> Arc<GroupState> {
+        Arc::new(GroupState {
+            name: Arc::from(name),
+            // Start each group at a different position so that groups sharing targets do
+            // not all send their first request to the same one.
+            cursor: AtomicUsize::new(rng::below(1 << 16) as usize),
+            metrics: GroupMetrics::default(),
+        })
+    }
+}
+
+/// One target group inside a snapshot.
+#[derive(Debug)]
+pub(crate) struct GroupRt {
+    pub(crate) cfg: Arc<cfg::TargetGroup>,
+    pub(crate) state: Arc<GroupState>,
+    /// Every registered target that is not draining.
+    pub(crate) registered: Box<[Arc<Target>]>,
+    /// The targets new requests go to: the healthy ones, or every registered one when
+    /// none is healthy (ALB fails open).
+    pub(crate) routable: Box<[Arc<Target>]>,
+    /// No target is healthy and requests are spread over all of them.
+    pub(crate) fail_open: bool,
+}
+
+impl GroupRt {
+    pub(crate) fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    /// Picks a target for a new request by the group's algorithm, avoiding `avoid` when
+    /// another target exists (a retry after a refused connection).
+    pub(crate) fn pick(&self, avoid: Option<SocketAddr>) -> Option<&Arc<Target>> {
+        let targets = &self.routable[..];
+        let n = targets.len();
+        if n == 0 {
+            return None;
+        }
+        let usable = |t: &Arc<Target>| n == 1 || Some(t.addr) != avoid;
+        match self.cfg.algorithm {
+            cfg::Algorithm::RoundRobin => {
+                let start = self.state.cursor.fetch_add(1, Relaxed);
+                (0..n).map(|i| &targets[(start + i) % n]).find(|t| usable(t))
+            }
+            cfg::Algorithm::WeightedRandom => {
+                let start = rng::below(n as u64) as usize;
+                (0..n).map(|i| &targets[(start + i) % n]).find(|t| usable(t))
+            }
+            cfg::Algorithm::LeastOutstandingRequests => {
+                // Ties go round robin, so equal targets share the load.
+                let start = self.state.cursor.fetch_add(1, Relaxed);
+                (0..n)
+                    .map(|i| &targets[(start + i) % n])
+                    .filter(|t| usable(t))
+                    .min_by_key(|t| t.in_flight.load(Relaxed))
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! `hostalb`: command-line wiring only. The work is done by hostalb-config (what a user
+//! writes), hostalb-proxy (the data plane and its control loop) and, for `demo`, the
+//! local backends in `demo.rs`.
+
+// The command line prints its results for people and scripts to read.
+#![allow(clippy::print_stdout)]
+
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hostalb_config::Severity;
+use hostalb_proxy::{ConfigSource, Event, Exit, Proxy};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hostalb",
+    version,
+    about = "An Application Load Balancer for one host: Docker discovery, ALB listener rules, health checks."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve: listeners, admin API and (with Docker) discovery. Without --config the
+    /// embedded default is used.
+    Run {
+        /// Configuration file (TOML, or JSON by its .json extension).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Worker threads of the runtime (default: one per core).
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
+    },
+    /// Validate a configuration file: print every problem; exit 1 when any is an error.
+    Check {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// A self-contained showcase without Docker: three local backends, two target
+    /// groups, weighted and fixed-response rules. Runs until Ctrl-C.
+    Demo {
+        /// Port of the demo listener (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Port of the admin API (0 picks a free one).
+        #[arg(long, default_value_t = 9901)]
+        admin_port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Check { config } => check(config),
+        Command::Run { config, workers } => {
+            let source = match config {
+                Some(path) => ConfigSource::File(path),
+                None => ConfigSource::Embedded,
+            };
+            with_runtime(workers, run(source))
+        }
+        Command::Demo { port, admin_port } => with_runtime(None, demo::run(port, admin_port)),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn with_runtime(workers: Option<usize>, main: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("hostalb-worker");
+    if let Some(n) = workers {
+        builder.worker_threads(n.max(1));
+    }
+    match builder.build() {
+        Ok(rt) => rt.block_on(main),
+        Err(e) => {
+            eprintln!("hostalb: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `hostalb check`: every problem on stdout, a summary line, exit 0 or 1.
+fn check(path: PathBuf) -> ExitCode {
+    let origin = path.display().to_string();
+    let (problems, valid) = match hostalb_config::load(&path) {
+        Ok(loaded) => (loaded.warnings, true),
+        Err(e) => (e.problems(), false),
+    };
+    for p in &problems {
+        println!("{origin}: {p}");
+    }
+    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let warnings = problems.len() - errors;
+    if valid {
+        println!("{origin}: valid ({warnings} warning(s))");
+        ExitCode::SUCCESS
+    } else {
+        println!("{origin}: invalid: {errors} error(s), {warnings} warning(s)");
+        ExitCode::FAILURE
+    }
+}
+
+/// `hostalb run`: serve until a signal ends it. Prints the bound addresses on stdout
+/// (`listening admin ADDR`, `listening listener NAME ADDR`, then `ready`).
+async fn run(source: ConfigSource) -> ExitCode {
+    let loaded = match source.load() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("hostalb: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let grace = drain_grace(&loaded.config);
+    let proxy = match Proxy::start(loaded, source).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("hostalb: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    announce(&proxy);
+    serve(proxy, grace).await
+}
+
+/// Prints where hostalb listens, now and after reloads that bind new listeners.
+pub(crate) fn announce(proxy: &Proxy) {
+    let mut events = proxy.subscribe();
+    println!("listening admin {}", proxy.admin_address());
+    for (name, address) in proxy.listeners() {
+        println!("listening listener {name} {address}");
+    }
+    println!("ready");
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(Event::ListenerBound { name, address }) => println!("listening listener {name} {address}"),
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// Runs until a signal; maps how it ended to the exit code.
+pub(crate) async fn serve(proxy: Proxy, grace: std::time::Duration) -> ExitCode {
+    match hostalb_proxy::supervise(proxy, grace).await {
+        Ok(Exit::Drained) => ExitCode::SUCCESS,
+        Ok(Exit::GraceExpired) => ExitCode::from(1),
+        Ok(Exit::Immediate) => ExitCode::from(130),
+        Err(e) => {
+            eprintln!("hostalb: cannot install signal handlers: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// In-flight requests get as long as the longest listener idle timeout to finish: a
+/// request silent for longer would be cut by that timeout anyway.
+fn drain_grace(config: &hostalb_config::Config) -> std::time::Duration {
+    config
+        .listeners
+        .iter()
+        .map(|l| l.idle_timeout)
+        .max()
+        .unwrap_or(hostalb_config::defaults::IDLE_TIMEOUT)
+}
