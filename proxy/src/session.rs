@@ -447,9 +447,15 @@ pub(crate) fn redirect_location(
     port: u16,
     head: &RequestHead,
 ) -> Vec<u8> {
-    let protocol = match (r.protocol, listener) {
-        (RedirectProtocol::Http, _) | (RedirectProtocol::Keep, ListenerProtocol::Http) => "http",
-        (RedirectProtocol::Https, _) | (RedirectProtocol::Keep, ListenerProtocol::Https) => "https",
+    // `#{protocol}` is the request's protocol; the Location's scheme is the redirect's.
+    let request_protocol = match listener {
+        ListenerProtocol::Http => "http",
+        ListenerProtocol::Https => "https",
+    };
+    let protocol = match r.protocol {
+        RedirectProtocol::Keep => request_protocol,
+        RedirectProtocol::Http => "http",
+        RedirectProtocol::Https => "https",
     };
     let host_value = head.host().unwrap_or_default();
     let mut host = rules::host_without_port(host_value).to_vec();
@@ -459,7 +465,7 @@ pub(crate) fn redirect_location(
         host: &host,
         path: path.strip_prefix(b"/").unwrap_or(path),
         port,
-        protocol,
+        protocol: request_protocol,
         query: head.query().unwrap_or_default(),
     };
     let mut out = Vec::with_capacity(64 + path.len());
@@ -574,6 +580,15 @@ mod tests {
         assert_eq!(
             location(a, "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n", 80),
             "https://example.com:443/"
+        );
+    }
+
+    #[test]
+    fn protocol_keyword_is_the_request_protocol() {
+        let a = r##"{ type = "redirect", protocol = "HTTPS", port = "443", query = "was=#{protocol}", status_code = "HTTP_301" }"##;
+        assert_eq!(
+            location(a, "GET /p HTTP/1.1\r\nHost: h.example\r\n\r\n", 80),
+            "https://h.example:443/p?was=http"
         );
     }
 
