@@ -65,9 +65,11 @@ fn bench_rules(c: &mut Criterion) {
                 peer,
             };
             assert_eq!(t.evaluate(&view).priority, Some(index as u32 + 1));
-            group.bench_with_input(BenchmarkId::new(format!("rules_{n}_host_path_{shape}"), n), &view, |b, v| {
-                b.iter(|| black_box(t.evaluate(black_box(v)).priority))
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("rules_{n}_host_path_{shape}"), n),
+                &view,
+                |b, v| b.iter(|| black_box(t.evaluate(black_box(v)).priority)),
+            );
         }
         let miss_path = "/nothing/here".to_owned();
         let view = RequestView {
@@ -79,9 +81,11 @@ fn bench_rules(c: &mut Criterion) {
             peer,
         };
         assert_eq!(t.evaluate(&view).priority, None);
-        group.bench_with_input(BenchmarkId::new(format!("rules_{n}_host_path_no_match"), n), &view, |b, v| {
-            b.iter(|| black_box(t.evaluate(black_box(v)).priority))
-        });
+        group.bench_with_input(
+            BenchmarkId::new(format!("rules_{n}_host_path_no_match"), n),
+            &view,
+            |b, v| b.iter(|| black_box(t.evaluate(black_box(v)).priority)),
+        );
     }
     group.finish();
 }

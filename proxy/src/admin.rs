@@ -20,8 +20,10 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::control::Proxy;
+use crate::health::{Reason, State};
 use crate::metrics::{Exposition, get};
 use crate::snapshot::Snapshot;
+use crate::target::Target;
 use crate::target_group::GroupRt;
 
 /// The load balancer's name in ARNs and metric dimensions.
@@ -95,7 +97,11 @@ async fn route(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Bytes>> {
         (&Method::GET, "/api/target-groups") => json_response(StatusCode::OK, describe_target_groups(&snap)),
         (&Method::GET, "/api/target-health") => {
             match param("target_group").and_then(|n| snap.group_named(&n).cloned()) {
-                Some(g) => json_response(StatusCode::OK, describe_target_health(&snap, &g)),
+                Some(g) => {
+                    let only: Option<Vec<std::net::SocketAddr>> =
+                        param("targets").map(|list| list.split(',').filter_map(|t| t.parse().ok()).collect());
+                    json_response(StatusCode::OK, describe_target_health(&g, only.as_deref()))
+                }
                 None => error_json(
                     StatusCode::NOT_FOUND,
                     "TargetGroupNotFound",
@@ -459,34 +465,81 @@ fn attributes(c: &cfg::TargetGroup) -> Vec<Value> {
         .collect()
 }
 
-fn describe_target_health(snap: &Snapshot, g: &GroupRt) -> Value {
-    let in_use = snap.config.target_group_in_use(g.name());
-    let descriptions: Vec<Value> = g
-        .registered
-        .iter()
-        .map(|t| {
-            let health = if !in_use {
-                json!({ "State": "unused", "Reason": "Target.NotInUse", "Description": "Target group is not configured to receive traffic from the load balancer" })
-            } else if !g.cfg.health_check.enabled {
-                json!({ "State": "unavailable", "Reason": "Target.HealthCheckDisabled", "Description": "Health checks disabled" })
-            } else {
-                json!({ "State": "healthy" })
-            };
-            let port = match g.cfg.health_check.port {
-                HealthCheckPort::TrafficPort => t.addr.port(),
-                HealthCheckPort::Port(p) => p,
-            };
-            let mut target = json!({ "Id": t.addr.ip().to_string(), "Port": t.addr.port() });
-            if let Some(id) = &t.origin.container_id {
+/// A target's state and reason as DescribeTargetHealth reports them.
+pub(crate) fn target_health(
+    g: &GroupRt,
+    t: &Target,
+    draining: bool,
+) -> (State, Option<Reason>, Option<String>) {
+    if draining {
+        return (State::Draining, Some(Reason::DeregistrationInProgress), None);
+    }
+    if !g.in_use {
+        return (State::Unused, Some(Reason::NotInUse), None);
+    }
+    if !g.cfg.health_check.enabled {
+        return (State::Unavailable, Some(Reason::HealthCheckDisabled), None);
+    }
+    let tracker = t.tracker();
+    if tracker.state == State::Healthy && t.docker_unhealthy.load(Relaxed) {
+        return (
+            State::Unhealthy,
+            Some(Reason::FailedHealthChecks),
+            Some("Docker HEALTHCHECK reports the container unhealthy".into()),
+        );
+    }
+    (tracker.state, tracker.reason, None)
+}
+
+/// DescribeTargetHealth: every registered and draining target, or only `only` (where an
+/// address that is not registered is reported `unused` / `Target.NotRegistered`).
+fn describe_target_health(g: &GroupRt, only: Option<&[std::net::SocketAddr]>) -> Value {
+    let health_port = |addr: std::net::SocketAddr| match g.cfg.health_check.port {
+        HealthCheckPort::TrafficPort => addr.port(),
+        HealthCheckPort::Port(p) => p,
+    };
+    let describe = |addr: std::net::SocketAddr,
+                    origin: Option<&crate::target::TargetOrigin>,
+                    health: (State, Option<Reason>, Option<String>)| {
+        let (state, reason, description) = health;
+        let mut th = json!({ "State": state.as_str() });
+        if let Some(r) = reason {
+            th["Reason"] = json!(r.code());
+            th["Description"] = json!(description.unwrap_or_else(|| r.description()));
+        }
+        let mut target = json!({ "Id": addr.ip().to_string(), "Port": addr.port() });
+        if let Some(o) = origin {
+            if let Some(id) = &o.container_id {
                 target["ContainerId"] = json!(id);
             }
-            if let Some(name) = &t.origin.container_name {
+            if let Some(name) = &o.container_name {
                 target["ContainerName"] = json!(name);
             }
-            json!({ "Target": target, "HealthCheckPort": port.to_string(), "TargetHealth": health })
-        })
-        .collect();
-    json!({ "TargetHealthDescriptions": descriptions })
+        }
+        json!({ "Target": target, "HealthCheckPort": health_port(addr).to_string(), "TargetHealth": th })
+    };
+    let wanted = |addr: std::net::SocketAddr| only.is_none_or(|list| list.contains(&addr));
+    let mut out: Vec<Value> = Vec::new();
+    for (list, draining) in [(&g.registered, false), (&g.draining, true)] {
+        for t in list.iter().filter(|t| wanted(t.addr)) {
+            out.push(describe(t.addr, Some(&t.origin), target_health(g, t, draining)));
+        }
+    }
+    for addr in only.unwrap_or_default() {
+        let known = g
+            .registered
+            .iter()
+            .chain(g.draining.iter())
+            .any(|t| t.addr == *addr);
+        if !known {
+            out.push(describe(
+                *addr,
+                None,
+                (State::Unused, Some(Reason::NotRegistered), None),
+            ));
+        }
+    }
+    json!({ "TargetHealthDescriptions": out })
 }
 
 fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
@@ -632,12 +685,16 @@ fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
             &labels,
             per_target,
         );
-        let healthy = g.routable.len() as f64;
-        let (healthy, unhealthy) = if g.fail_open {
-            (0.0, g.registered.len() as f64)
-        } else {
-            (healthy, g.registered.len() as f64 - healthy)
-        };
+        let healthy = g
+            .registered
+            .iter()
+            .filter(|t| matches!(target_health(g, t, false).0, State::Healthy | State::Unavailable))
+            .count() as f64;
+        let unhealthy = g
+            .registered
+            .iter()
+            .filter(|t| target_health(g, t, false).0 == State::Unhealthy)
+            .count() as f64;
         e.sample("HealthyHostCount", "gauge", "Healthy targets", &labels, healthy);
         e.sample(
             "UnHealthyHostCount",

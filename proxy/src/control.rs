@@ -12,16 +12,19 @@ use std::time::Duration;
 
 use hostalb_config::{self as cfg, ConfigError, Loaded, Problem};
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::{Mutex, broadcast, mpsc, watch};
+use tokio::time::Instant;
 
+use crate::health::{self, Reason, State as Health};
 use crate::listener;
 use crate::metrics::inc;
-use crate::rules::RuleTable;
+use crate::rules::{RuleTable, name_hash};
 use crate::shared::Shared;
 use crate::snapshot::{ListenerId, ListenerRt, Snapshot};
 use crate::target::{Target, TargetOrigin};
 use crate::target_group::{GroupRt, GroupState};
 use crate::tls::{self, TlsError};
+use crate::upstream::TlsConnector;
 
 /// How often idle upstream connections are checked and expired.
 const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -48,6 +51,9 @@ impl ConfigSource {
 pub struct Registration {
     pub address: SocketAddr,
     pub origin: TargetOrigin,
+    /// The container's Docker HEALTHCHECK reports unhealthy (used by target groups with
+    /// `use_docker_health = true`, as an extra signal next to hostalb's own checks).
+    pub docker_unhealthy: bool,
 }
 
 /// What the control plane did, for whoever prints or records it.
@@ -95,11 +101,32 @@ pub(crate) struct Inner {
 struct State {
     config: Arc<cfg::Config>,
     listeners: BTreeMap<String, Bound>,
+    /// Listeners compiled for `config` (rebuilt only when the configuration changes).
+    compiled: Box<[Arc<ListenerRt>]>,
     groups: HashMap<String, GroupEntry>,
+    /// Targets of target groups that a reload removed, still draining.
+    orphans: Vec<Draining>,
     /// Registrations from discovery, by target group name.
     discovered: BTreeMap<String, Vec<Registration>>,
     next_listener_id: ListenerId,
     generation: u64,
+    /// Health checkers report state changes here; the control loop republishes.
+    events: mpsc::UnboundedSender<ControlEvent>,
+    /// TLS for HTTPS health checks.
+    tls: Option<TlsConnector>,
+}
+
+/// What wakes the control loop.
+#[derive(Debug)]
+enum ControlEvent {
+    /// A target's health state changed.
+    Health {
+        group: Arc<str>,
+        addr: SocketAddr,
+        to: Health,
+    },
+    /// Draining targets were added: recompute the next deadline.
+    Draining,
 }
 
 #[derive(Debug)]
@@ -112,11 +139,38 @@ struct Bound {
     stop: watch::Sender<bool>,
 }
 
-/// A target group's lasting state: counters and its targets by address.
+/// A target group's lasting state: counters, its targets by address, the targets still
+/// draining, and the health-check settings its checkers run with.
 #[derive(Debug)]
 struct GroupEntry {
     state: Arc<GroupState>,
-    targets: BTreeMap<SocketAddr, Arc<Target>>,
+    targets: BTreeMap<SocketAddr, Registered>,
+    draining: Vec<Draining>,
+    checks: Option<cfg::HealthCheck>,
+}
+
+/// A registered target and its health checker (stopped when this is dropped).
+#[derive(Debug)]
+struct Registered {
+    target: Arc<Target>,
+    checker: Option<Checker>,
+}
+
+/// A deregistered target finishing its in-flight requests until `until`, then cut.
+#[derive(Debug)]
+struct Draining {
+    target: Arc<Target>,
+    until: Instant,
+}
+
+/// A running health-check task; aborted on drop.
+#[derive(Debug)]
+struct Checker(tokio::task::JoinHandle<()>);
+
+impl Drop for Checker {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Sockets to start accepting on, and listeners to stop, after a rebind.
@@ -141,16 +195,25 @@ impl Proxy {
             source,
         })?;
         let admin = admin_socket.local_addr().unwrap_or(admin_address);
+        let (events, events_rx) = mpsc::unbounded_channel();
         let mut state = State {
             config: config.clone(),
             listeners: BTreeMap::new(),
+            compiled: Box::new([]),
             groups: HashMap::new(),
+            orphans: Vec::new(),
             discovered: BTreeMap::new(),
             next_listener_id: 1,
             generation: 0,
+            events,
+            tls: TlsConnector::new()
+                .map_err(|e| tracing::warn!(error = %e, "no TLS for HTTPS health checks"))
+                .ok(),
         };
         let (pending, closing) = state.rebind(&config)?;
         debug_assert!(closing.is_empty());
+        state.sync_groups();
+        state.compile_listeners();
         let snapshot = state.build_snapshot();
         let shared = Shared::new(snapshot);
         let (events, _) = broadcast::channel(64);
@@ -165,6 +228,7 @@ impl Proxy {
         proxy.start_accepting(pending);
         tokio::spawn(crate::admin::serve(proxy.clone(), admin_socket));
         tokio::spawn(sweep_pools(Arc::downgrade(&proxy.inner)));
+        tokio::spawn(control_loop(Arc::downgrade(&proxy.inner), events_rx));
         Ok(proxy)
     }
 
@@ -225,6 +289,8 @@ impl Proxy {
         let config = Arc::new(loaded.config);
         let (pending, closing) = state.rebind(&config)?;
         state.config = config;
+        state.sync_groups();
+        state.compile_listeners();
         let snapshot = state.build_snapshot();
         let generation = snapshot.generation;
         self.inner.shared.snapshot.store(Arc::new(snapshot));
@@ -263,6 +329,7 @@ impl Proxy {
             return;
         }
         state.discovered = registrations;
+        state.sync_groups();
         let snapshot = state.build_snapshot();
         self.inner.shared.snapshot.store(Arc::new(snapshot));
     }
@@ -373,65 +440,165 @@ impl State {
         Ok((pending, closing))
     }
 
-    /// Builds the snapshot for the current configuration and registrations, reusing the
-    /// target state of every target that stays.
-    fn build_snapshot(&mut self) -> Snapshot {
-        self.generation += 1;
+    /// Reconciles every target group with the configuration and the registrations:
+    /// targets that stay keep their state; new ones start `initial` with a checker; gone
+    /// ones start draining for the group's deregistration delay.
+    fn sync_groups(&mut self) {
         let config = self.config.clone();
-        let mut groups = Vec::with_capacity(config.target_groups.len());
+        let now = Instant::now();
         let mut kept: HashMap<String, GroupEntry> = HashMap::new();
+        let mut woke = false;
         for tg in &config.target_groups {
             let mut entry = self.groups.remove(&tg.name).unwrap_or_else(|| GroupEntry {
                 state: GroupState::new(&tg.name),
                 targets: BTreeMap::new(),
+                draining: Vec::new(),
+                checks: None,
             });
+            // Health checks run for groups that receive traffic; ALB reports the targets
+            // of a group no rule forwards to as `unused` and does not check them.
+            let checks = (tg.health_check.enabled && config.target_group_in_use(&tg.name))
+                .then(|| tg.health_check.clone());
+            let restart_checkers = checks != entry.checks;
             let mut wanted: Vec<Registration> = tg
                 .targets
                 .iter()
                 .map(|a| Registration {
                     address: *a,
                     origin: TargetOrigin::default(),
+                    docker_unhealthy: false,
                 })
                 .collect();
-            if let Some(found) = self.discovered.get(&tg.name) {
-                for r in found {
-                    if !wanted.iter().any(|w| w.address == r.address) {
-                        wanted.push(r.clone());
-                    }
+            for r in self.discovered.get(&tg.name).into_iter().flatten() {
+                if !wanted.iter().any(|w| w.address == r.address) {
+                    wanted.push(r.clone());
                 }
             }
             let mut targets = BTreeMap::new();
             for r in wanted {
-                let target = match entry.targets.remove(&r.address) {
-                    Some(t) if t.origin == r.origin => t,
-                    _ => Target::new(r.address, r.origin),
+                let mut reg = match entry.targets.remove(&r.address) {
+                    Some(reg) if reg.target.origin == r.origin => reg,
+                    other => {
+                        if let Some(old) = other {
+                            self.drain(&mut entry.draining, old, tg.deregistration_delay, now);
+                        }
+                        // A target registered again while draining starts over as new.
+                        let revived = entry.draining.iter().position(|d| {
+                            d.target.addr == r.address && d.target.origin == r.origin && !d.target.is_cut()
+                        });
+                        let target = match revived {
+                            Some(i) => {
+                                let d = entry.draining.swap_remove(i);
+                                if let Ok(mut t) = d.target.health.lock() {
+                                    *t = health::Tracker::default();
+                                }
+                                d.target
+                            }
+                            None => Target::new(r.address, r.origin.clone()),
+                        };
+                        Registered {
+                            target,
+                            checker: None,
+                        }
+                    }
                 };
-                targets.insert(r.address, target);
+                reg.target.docker_unhealthy.store(
+                    r.docker_unhealthy && tg.use_docker_health,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                if restart_checkers || reg.checker.is_none() {
+                    reg.checker = checks
+                        .as_ref()
+                        .map(|hc| self.spawn_checker(&entry.state.name, &reg.target, hc));
+                }
+                targets.insert(r.address, reg);
             }
-            // Targets no longer registered: their idle connections close now; requests in
-            // flight on them finish (they hold their own reference).
             for (_, gone) in std::mem::take(&mut entry.targets) {
-                gone.pool.clear();
+                self.drain(&mut entry.draining, gone, tg.deregistration_delay, now);
+                woke = true;
             }
             entry.targets = targets;
-            let registered: Box<[Arc<Target>]> = entry.targets.values().cloned().collect();
-            groups.push(Arc::new(GroupRt {
-                cfg: Arc::new(tg.clone()),
-                state: entry.state.clone(),
-                routable: registered.clone(),
-                registered,
-                fail_open: false,
-            }));
+            entry.checks = checks;
             kept.insert(tg.name.clone(), entry);
         }
-        for (_, removed) in self.groups.drain() {
-            for t in removed.targets.values() {
-                t.pool.clear();
+        // Target groups a reload removed: their targets drain with the group's delay.
+        for (name, removed) in self.groups.drain() {
+            let delay = config
+                .target_group(&name)
+                .map(|t| t.deregistration_delay)
+                .unwrap_or(cfg::defaults::DEREGISTRATION_DELAY);
+            let mut orphans = removed.draining;
+            for (_, reg) in removed.targets {
+                mark_draining(&reg.target);
+                reg.target.pool.clear();
+                orphans.push(Draining {
+                    target: reg.target,
+                    until: now + delay,
+                });
             }
+            self.orphans.extend(orphans);
+            woke = true;
         }
         self.groups = kept;
-        let index = |name: &str| groups.iter().position(|g: &Arc<GroupRt>| g.name() == name);
-        let listeners = config
+        if woke {
+            let _ = self.events.send(ControlEvent::Draining);
+        }
+    }
+
+    /// Moves a registration to draining: no new requests, idle connections closed, the
+    /// requests in flight finish until `delay` has passed.
+    fn drain(&self, draining: &mut Vec<Draining>, reg: Registered, delay: Duration, now: Instant) {
+        drop(reg.checker);
+        mark_draining(&reg.target);
+        reg.target.pool.clear();
+        reg.target.end_slow_start();
+        if delay.is_zero() {
+            reg.target.cut();
+            return;
+        }
+        draining.push(Draining {
+            target: reg.target,
+            until: now + delay,
+        });
+    }
+
+    fn spawn_checker(&self, group: &Arc<str>, target: &Arc<Target>, hc: &cfg::HealthCheck) -> Checker {
+        let task = run_checker(
+            group.clone(),
+            target.clone(),
+            hc.clone(),
+            self.tls.clone(),
+            self.events.clone(),
+        );
+        Checker(tokio::spawn(task))
+    }
+
+    /// Cuts draining targets whose delay has run out; returns the next deadline.
+    fn expire_draining(&mut self, now: Instant) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut sweep = |list: &mut Vec<Draining>| {
+            list.retain(|d| {
+                if d.until <= now {
+                    d.target.cut();
+                    false
+                } else {
+                    next = Some(next.map_or(d.until, |n| n.min(d.until)));
+                    true
+                }
+            });
+        };
+        for entry in self.groups.values_mut() {
+            sweep(&mut entry.draining);
+        }
+        sweep(&mut self.orphans);
+        next
+    }
+
+    /// Compiles every listener's rules against the current target group order.
+    fn compile_listeners(&mut self) {
+        let config = self.config.clone();
+        let index = |name: &str| config.target_groups.iter().position(|g| g.name == name);
+        self.compiled = config
             .listeners
             .iter()
             .filter_map(|l| {
@@ -445,12 +612,175 @@ impl State {
                 }))
             })
             .collect();
+    }
+
+    /// Builds the snapshot: compiled listeners and, per group, the targets that take new
+    /// requests. Healthy targets only; when none is healthy, every registered one (ALB
+    /// fails open). With health checks disabled every registered target is routable.
+    fn build_snapshot(&mut self) -> Snapshot {
+        self.generation += 1;
+        let config = self.config.clone();
+        let mut groups = Vec::with_capacity(config.target_groups.len());
+        for tg in &config.target_groups {
+            let Some(entry) = self.groups.get(&tg.name) else {
+                continue;
+            };
+            let registered: Box<[Arc<Target>]> = entry.targets.values().map(|r| r.target.clone()).collect();
+            let (routable, fail_open) = if entry.checks.is_none() {
+                (registered.clone(), false)
+            } else {
+                let healthy: Box<[Arc<Target>]> = registered
+                    .iter()
+                    .filter(|t| {
+                        t.health_state() == Health::Healthy
+                            && !t.docker_unhealthy.load(std::sync::atomic::Ordering::Relaxed)
+                    })
+                    .cloned()
+                    .collect();
+                if healthy.is_empty() {
+                    (registered.clone(), !registered.is_empty())
+                } else {
+                    (healthy, false)
+                }
+            };
+            groups.push(Arc::new(GroupRt {
+                cfg: Arc::new(tg.clone()),
+                state: entry.state.clone(),
+                routable,
+                registered,
+                fail_open,
+                draining: entry.draining.iter().map(|d| d.target.clone()).collect(),
+                in_use: config.target_group_in_use(&tg.name),
+                name_hash: name_hash(&tg.name),
+            }));
+        }
         Snapshot {
             generation: self.generation,
             config,
-            listeners,
+            listeners: self.compiled.clone(),
             groups: groups.into_boxed_slice(),
         }
+    }
+
+    /// A target became healthy or left healthy: slow start begins when it joins other
+    /// healthy targets that are past their own slow start (never for the first targets of
+    /// an empty group, never with least outstanding requests), and ends when it fails.
+    fn on_health_change(&mut self, group: &str, addr: SocketAddr, to: Health) {
+        let Some(entry) = self.groups.get(group) else {
+            return;
+        };
+        let Some(reg) = entry.targets.get(&addr) else {
+            return;
+        };
+        let Some(tg) = self.config.target_group(group) else {
+            return;
+        };
+        if to != Health::Healthy
+            || tg.slow_start.is_zero()
+            || tg.algorithm == cfg::Algorithm::LeastOutstandingRequests
+        {
+            reg.target.end_slow_start();
+            return;
+        }
+        let others_serving = entry.targets.values().any(|o| {
+            o.target.addr != addr
+                && o.target.health_state() == Health::Healthy
+                && !o.target.in_slow_start(tg.slow_start)
+        });
+        if others_serving {
+            reg.target.start_slow_start();
+        } else {
+            reg.target.end_slow_start();
+        }
+    }
+}
+
+fn mark_draining(target: &Target) {
+    if let Ok(mut t) = target.health.lock() {
+        t.state = Health::Draining;
+        t.reason = Some(Reason::DeregistrationInProgress);
+    }
+}
+
+/// Probes one target for as long as it is registered: at once, then after a random
+/// phase, then every interval (measured from probe start, whatever the response time).
+async fn run_checker(
+    group: Arc<str>,
+    target: Arc<Target>,
+    hc: cfg::HealthCheck,
+    tls: Option<TlsConnector>,
+    events: mpsc::UnboundedSender<ControlEvent>,
+) {
+    if let Ok(mut t) = target.health.lock() {
+        t.checking();
+    }
+    let probe_addr = health::probe_address(target.addr, &hc);
+    let mut next = Instant::now();
+    let mut first = true;
+    loop {
+        let started = Instant::now();
+        let outcome = health::probe(probe_addr, &hc, tls.as_ref()).await;
+        let change = target.health.lock().ok().and_then(|mut t| {
+            let before = t.state;
+            t.record(&outcome, hc.healthy_threshold, hc.unhealthy_threshold)
+                .then(|| (before, t.state, t.reason.clone()))
+        });
+        if let Some((from, to, reason)) = change {
+            tracing::info!(
+                target_group = %group,
+                target = %target.addr,
+                from = from.as_str(),
+                to = to.as_str(),
+                reason = reason.as_ref().map(Reason::code).unwrap_or(""),
+                "target health changed"
+            );
+            if events
+                .send(ControlEvent::Health {
+                    group: group.clone(),
+                    addr: target.addr,
+                    to,
+                })
+                .is_err()
+            {
+                return;
+            }
+        }
+        next = if first {
+            started + health::phase(hc.interval)
+        } else {
+            next.max(started) + hc.interval
+        };
+        first = false;
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+/// Applies what checkers and timers report: republishes the snapshot when a target's
+/// health changed, and cuts draining targets whose delay ran out.
+async fn control_loop(inner: std::sync::Weak<Inner>, mut events: mpsc::UnboundedReceiver<ControlEvent>) {
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => match e {
+                Some(e) => Some(e),
+                None => return,
+            },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))) => None,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        let mut state = inner.state.lock().await;
+        if let Some(ControlEvent::Health { group, addr, to }) = &event {
+            state.on_health_change(group, *addr, *to);
+        }
+        // Coalesce a burst of changes into one snapshot.
+        while let Ok(more) = events.try_recv() {
+            if let ControlEvent::Health { group, addr, to } = &more {
+                state.on_health_change(group, *addr, *to);
+            }
+        }
+        deadline = state.expire_draining(Instant::now());
+        let snapshot = state.build_snapshot();
+        inner.shared.snapshot.store(Arc::new(snapshot));
     }
 }
 

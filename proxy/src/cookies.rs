@@ -20,6 +20,8 @@ const COOKIE_LIFETIME_SECONDS: u64 = 7 * 86_400;
 #[repr(u8)]
 pub(crate) enum CookieKind {
     TargetGroup = 1,
+    Target = 2,
+    AppTarget = 3,
 }
 
 pub(crate) struct CookieKey(hmac::Key);
@@ -105,10 +107,16 @@ pub(crate) fn find<'a>(cookie_fields: impl Iterator<Item = &'a [u8]>, name: &[u8
     None
 }
 
-/// Appends `Set-Cookie` fields for `name` and its `CORS` twin, as ALB sets them.
-pub(crate) fn write_set_cookie(out: &mut BytesMut, name: &str, value: &str) {
+/// Appends `Set-Cookie` fields for `name`, and with `cors` its `CORS` twin, as ALB sets
+/// them.
+pub(crate) fn write_set_cookie(out: &mut BytesMut, name: &str, value: &str, cors: bool) {
     let expires = clock::format_http_date(clock::unix_seconds() + COOKIE_LIFETIME_SECONDS);
-    for (suffix, extra) in [("", &b""[..]), ("CORS", &b"; SameSite=None; Secure"[..])] {
+    let variants: &[(&str, &[u8])] = if cors {
+        &[("", b""), ("CORS", b"; SameSite=None; Secure")]
+    } else {
+        &[("", b"")]
+    };
+    for (suffix, extra) in variants {
         out.put_slice(b"Set-Cookie: ");
         out.put_slice(name.as_bytes());
         out.put_slice(suffix.as_bytes());
@@ -122,6 +130,37 @@ pub(crate) fn write_set_cookie(out: &mut BytesMut, name: &str, value: &str) {
     }
 }
 
+/// What a target stickiness cookie says: this group's target at this address, until.
+pub(crate) fn target_payload(group: u64, addr: std::net::SocketAddr, expires: u64) -> [u8; 34] {
+    let mut p = [0u8; 34];
+    p[..8].copy_from_slice(&group.to_le_bytes());
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        std::net::IpAddr::V6(v6) => v6,
+    };
+    p[8..24].copy_from_slice(&ip.octets());
+    p[24..26].copy_from_slice(&addr.port().to_le_bytes());
+    p[26..].copy_from_slice(&expires.to_le_bytes());
+    p
+}
+
+/// Reads a payload written by [`target_payload`]: (group, address, expiry).
+pub(crate) fn read_target_payload(p: &[u8]) -> Option<(u64, std::net::SocketAddr, u64)> {
+    if p.len() != 34 {
+        return None;
+    }
+    let group = u64::from_le_bytes(p[..8].try_into().ok()?);
+    let octets: [u8; 16] = p[8..24].try_into().ok()?;
+    let v6 = std::net::Ipv6Addr::from(octets);
+    let ip = v6
+        .to_ipv4_mapped()
+        .map(std::net::IpAddr::V4)
+        .unwrap_or(std::net::IpAddr::V6(v6));
+    let port = u16::from_le_bytes(p[24..26].try_into().ok()?);
+    let expires = u64::from_le_bytes(p[26..].try_into().ok()?);
+    Some((group, std::net::SocketAddr::new(ip, port), expires))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +172,11 @@ mod tests {
         assert_eq!(
             key.open(CookieKind::TargetGroup, v.as_bytes()),
             Some(b"payload-bytes".to_vec())
+        );
+        assert_eq!(
+            key.open(CookieKind::Target, v.as_bytes()),
+            None,
+            "a cookie of another kind"
         );
     }
 
@@ -159,6 +203,16 @@ mod tests {
     }
 
     #[test]
+    fn target_payload_round_trips() {
+        for addr in ["10.1.2.3:8080", "[::1]:443"] {
+            let addr: std::net::SocketAddr = addr.parse().unwrap();
+            let p = target_payload(42, addr, 1_700_000_000);
+            assert_eq!(read_target_payload(&p), Some((42, addr, 1_700_000_000)));
+        }
+        assert_eq!(read_target_payload(&[0u8; 10]), None);
+    }
+
+    #[test]
     fn finds_cookie_by_exact_name() {
         let fields = [&b"a=1; AWSALBTGCORS=x"[..], b"AWSALBTG=y; b=2"];
         assert_eq!(find(fields.iter().copied(), b"AWSALBTG"), Some(&b"y"[..]));
@@ -169,7 +223,7 @@ mod tests {
     #[test]
     fn set_cookie_has_cors_twin() {
         let mut out = BytesMut::new();
-        write_set_cookie(&mut out, "AWSALBTG", "abc");
+        write_set_cookie(&mut out, "AWSALBTG", "abc", true);
         let text = String::from_utf8(out.to_vec()).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2);

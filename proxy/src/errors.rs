@@ -48,6 +48,8 @@ pub(crate) enum ErrorKind {
     ResponseTimeout,
     /// A rule transform matched but its result was unusable (500).
     TransformFailed,
+    /// The target's deregistration delay ran out with the request in flight (502).
+    Deregistered,
 }
 
 #[derive(Debug)]
@@ -90,7 +92,10 @@ impl ProxyError {
             ErrorKind::NonCompliant(_) | ErrorKind::ClientBody(_) => 400,
             ErrorKind::ClientClosed => 460,
             ErrorKind::NoTargets | ErrorKind::NoWeight => 503,
-            ErrorKind::ConnectRefused | ErrorKind::TargetClosed | ErrorKind::BadResponse(_) => 502,
+            ErrorKind::ConnectRefused
+            | ErrorKind::TargetClosed
+            | ErrorKind::BadResponse(_)
+            | ErrorKind::Deregistered => 502,
             ErrorKind::ConnectTimeout | ErrorKind::ResponseTimeout => 504,
             ErrorKind::TransformFailed => 500,
         }
@@ -110,7 +115,8 @@ impl ProxyError {
             | ErrorKind::ConnectTimeout
             | ErrorKind::TargetClosed
             | ErrorKind::BadResponse(_)
-            | ErrorKind::ResponseTimeout => Side::Target,
+            | ErrorKind::ResponseTimeout
+            | ErrorKind::Deregistered => Side::Target,
             ErrorKind::NoTargets | ErrorKind::NoWeight | ErrorKind::TransformFailed => Side::Internal,
         }
     }
@@ -134,6 +140,7 @@ impl ProxyError {
             ErrorKind::BadResponse(r) => r,
             ErrorKind::ResponseTimeout => "TargetResponseTimeout",
             ErrorKind::TransformFailed => "TransformFailed",
+            ErrorKind::Deregistered => "DeregistrationDelayExpired",
         }
     }
 

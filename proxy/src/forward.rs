@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use hostalb_config::Transform;
+use hostalb_config::{Stickiness, Transform};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::sleep;
@@ -37,6 +37,11 @@ use crate::{clock, rng, upstream};
 
 /// The group stickiness cookie.
 const GROUP_COOKIE: &str = "AWSALBTG";
+/// The target stickiness cookie of lb_cookie groups (the same name for every group).
+const TARGET_COOKIE: &str = "AWSALB";
+/// The target stickiness cookie of app_cookie groups (ALB shards it as -0..-3 past 4 K;
+/// hostalb's value is far smaller, so -0 is all there is).
+const APP_COOKIE: &str = "AWSALBAPP-0";
 /// Pipelined bytes read from the client while waiting for a response, at most.
 const MAX_READ_AHEAD: usize = 80 * 1024;
 /// Fresh-connection retries after pooled connections turned out closed.
@@ -100,11 +105,18 @@ where
     let mut refused_retried = false;
     let mut stale_retries = 0;
     let mut continue_sent = false;
+    // Target stickiness: a valid cookie naming a target that still takes requests.
+    let mut sticky = sticky_target(shared, group, head);
     let (inflight, mut stream, resp, body_sent, sent_at) = loop {
-        let Some(target) = group.pick(avoid) else {
+        let picked = match sticky.take() {
+            Some(t) => Some(t),
+            None => group.pick(avoid).cloned(),
+        };
+        let Some(target) = picked else {
             let e = ProxyError::new(ErrorKind::NoTargets);
             return answer_error(shared, listener, c, Some(head), &e, rec).await;
         };
+        let target = &target;
         if group.fail_open {
             inc(&group.state.metrics.unhealthy_routing_requests);
         }
@@ -134,7 +146,11 @@ where
             continue_sent = true;
         }
         let sent_at = Instant::now();
-        match exchange(c, &mut stream, &out, &mut body, is_head, idle).await {
+        let exchanged = tokio::select! {
+            r = exchange(c, &mut stream, &out, &mut body, is_head, idle) => r,
+            _ = target.cut_signal() => Err(Failed::new(ProxyError::new(ErrorKind::Deregistered))),
+        };
+        match exchanged {
             Ok((resp, body_sent)) => break (inflight, stream, resp, body_sent, sent_at),
             Err(failed) => {
                 let retry = failed.nothing_reached_target
@@ -156,6 +172,8 @@ where
         }
     };
     let target = inflight.target().clone();
+    let mut set_cookie = set_cookie;
+    write_target_cookies(shared, group, &target, head, &resp, &mut set_cookie);
     inc(&shared.metrics.request_count);
     inc(&group.state.metrics.request_count);
     group.state.metrics.count_target_status(resp.status);
@@ -207,9 +225,11 @@ where
     };
     headers::write_response_head(&mut c.wbuf, &resp, &to, &set_cookie);
     let mut relay = BodyTransfer::new(resp.body, to_body);
-    let relayed = relay
-        .run(&mut stream, &mut c.upbuf, &mut c.wr, &mut c.wbuf, idle)
-        .await;
+    let relayed = tokio::select! {
+        r = relay.run(&mut stream, &mut c.upbuf, &mut c.wr, &mut c.wbuf, idle) => r,
+        // The deregistration delay ran out mid-body: the client sees a truncated body.
+        _ = target.cut_signal() => Err(BodyError::SenderClosed),
+    };
     let clean = relayed.is_ok() && relay.is_done() && body_sent && c.upbuf.is_empty();
     c.upbuf.clear();
     if let Err(e) = relayed {
@@ -439,10 +459,69 @@ fn pick_group<'s>(
         payload[8..].copy_from_slice(&(now + duration.as_secs().max(1)).to_le_bytes());
         let sealed = shared.cookie_key.seal(CookieKind::TargetGroup, &payload);
         let mut buf = BytesMut::new();
-        cookies::write_set_cookie(&mut buf, GROUP_COOKIE, &sealed);
+        cookies::write_set_cookie(&mut buf, GROUP_COOKIE, &sealed, true);
         set_cookie = buf.to_vec();
     }
     Ok((group, set_cookie))
+}
+
+/// The target a valid stickiness cookie names, when it still takes new requests (is in
+/// the routable set). A cookie that does not open, has expired or names a target that is
+/// unhealthy or gone gets a normal pick (counted as `NonStickyRequestCount`).
+fn sticky_target(shared: &Shared, group: &GroupRt, head: &RequestHead) -> Option<Arc<Target>> {
+    let (name, kind): (&[u8], CookieKind) = match &group.cfg.stickiness {
+        None => return None,
+        Some(Stickiness::LbCookie { .. }) => (TARGET_COOKIE.as_bytes(), CookieKind::Target),
+        Some(Stickiness::AppCookie { .. }) => (APP_COOKIE.as_bytes(), CookieKind::AppTarget),
+    };
+    let value = cookies::find(head.values_of(FieldKind::Cookie), name)?;
+    let found = shared
+        .cookie_key
+        .open(kind, value)
+        .and_then(|p| cookies::read_target_payload(&p))
+        .filter(|(g, _, expires)| *g == group.name_hash && *expires > clock::unix_seconds())
+        .and_then(|(_, addr, _)| group.routable_at(addr).cloned());
+    if found.is_none() {
+        inc(&shared.metrics.non_sticky_requests);
+    }
+    found
+}
+
+/// Appends the target stickiness cookie: `AWSALB` (and `AWSALBCORS`) on every response of
+/// an lb_cookie group, renewing its period; `AWSALBAPP-0` for an app_cookie group once
+/// the application has set its own cookie (and on every later sticky request).
+fn write_target_cookies(
+    shared: &Shared,
+    group: &GroupRt,
+    target: &Target,
+    head: &RequestHead,
+    resp: &ResponseHead,
+    out: &mut Vec<u8>,
+) {
+    let (name, kind, duration, cors) = match &group.cfg.stickiness {
+        None => return,
+        Some(Stickiness::LbCookie { duration }) => (TARGET_COOKIE, CookieKind::Target, *duration, true),
+        Some(Stickiness::AppCookie {
+            cookie_name,
+            duration,
+        }) => {
+            let prefix = format!("{cookie_name}=");
+            let app_set = resp.fields.iter().any(|f| {
+                f.kind == FieldKind::SetCookie && f.value.get(&resp.buf).starts_with(prefix.as_bytes())
+            });
+            let had = cookies::find(head.values_of(FieldKind::Cookie), APP_COOKIE.as_bytes()).is_some();
+            if !app_set && !had {
+                return;
+            }
+            (APP_COOKIE, CookieKind::AppTarget, *duration, false)
+        }
+    };
+    let expires = clock::unix_seconds() + duration.as_secs().max(1);
+    let payload = cookies::target_payload(group.name_hash, target.addr, expires);
+    let sealed = shared.cookie_key.seal(kind, &payload);
+    let mut buf = BytesMut::new();
+    cookies::write_set_cookie(&mut buf, name, &sealed, cors);
+    out.extend_from_slice(&buf);
 }
 
 /// A rule's transforms applied to the request.

@@ -26,6 +26,7 @@ mod cookies;
 mod errors;
 mod forward;
 mod headers;
+mod health;
 mod http1;
 mod listener;
 mod metrics;

@@ -32,6 +32,12 @@ pub(crate) fn below(n: u64) -> u64 {
     ((u128::from(next_u64()) * u128::from(n)) >> 64) as u64
 }
 
+/// A uniform value in `[0, 1)`.
+#[inline]
+pub(crate) fn unit() -> f64 {
+    (next_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

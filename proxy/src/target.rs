@@ -1,10 +1,14 @@
 //! A target: one address:port registered in one target group, with the state that must
-//! survive configuration reloads (its keep-alive pool, in-flight count and counters).
+//! survive configuration reloads (its keep-alive pool, in-flight count, health, counters).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
+use crate::health::{State, Tracker};
 use crate::metrics::inc;
 use crate::upstream::Pool;
 
@@ -25,6 +29,27 @@ pub(crate) struct Target {
     pub(crate) in_flight: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) connection_errors: AtomicU64,
+    /// Health-check state, written by the target's checker and the control plane; never
+    /// read on the request path.
+    pub(crate) health: Mutex<Tracker>,
+    /// When slow start began (microseconds since [`epoch`]); 0 when not in slow start.
+    slow_start_from: AtomicU64,
+    /// Set when the deregistration delay ran out: requests still in flight are cut.
+    cut: AtomicBool,
+    cut_notify: Notify,
+    /// The registration's Docker HEALTHCHECK says unhealthy (`use_docker_health`).
+    pub(crate) docker_unhealthy: AtomicBool,
+}
+
+/// A fixed instant for timestamps kept in atomics.
+pub(crate) fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn micros_since_epoch() -> u64 {
+    // Never 0, so that 0 can mean "not set".
+    (epoch().elapsed().as_micros() as u64).max(1)
 }
 
 impl Target {
@@ -36,6 +61,11 @@ impl Target {
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             connection_errors: AtomicU64::new(0),
+            health: Mutex::new(Tracker::default()),
+            slow_start_from: AtomicU64::new(0),
+            cut: AtomicBool::new(false),
+            cut_notify: Notify::new(),
+            docker_unhealthy: AtomicBool::new(false),
         })
     }
 
@@ -44,6 +74,62 @@ impl Target {
         self.in_flight.fetch_add(1, Relaxed);
         inc(&self.requests);
         InFlight(self.clone())
+    }
+
+    /// The health state (control plane and admin API).
+    pub(crate) fn health_state(&self) -> State {
+        self.health.lock().map(|t| t.state).unwrap_or(State::Initial)
+    }
+
+    pub(crate) fn tracker(&self) -> Tracker {
+        self.health.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn start_slow_start(&self) {
+        self.slow_start_from.store(micros_since_epoch(), Relaxed);
+    }
+
+    pub(crate) fn end_slow_start(&self) {
+        self.slow_start_from.store(0, Relaxed);
+    }
+
+    /// Whether the target is still ramping up within `duration`.
+    pub(crate) fn in_slow_start(&self, duration: Duration) -> bool {
+        self.slow_start_weight(duration) < 1.0
+    }
+
+    /// Share of a full target this one takes now: ramps linearly from near 0 to 1 over
+    /// `duration` after slow start began.
+    #[inline]
+    pub(crate) fn slow_start_weight(&self, duration: Duration) -> f64 {
+        let from = self.slow_start_from.load(Relaxed);
+        if from == 0 || duration.is_zero() {
+            return 1.0;
+        }
+        let elapsed = micros_since_epoch().saturating_sub(from) as f64;
+        (elapsed / duration.as_micros() as f64).clamp(0.0, 1.0)
+    }
+
+    /// Cuts the requests still in flight (the deregistration delay ran out).
+    pub(crate) fn cut(&self) {
+        self.cut.store(true, Relaxed);
+        self.cut_notify.notify_waiters();
+        self.pool.clear();
+    }
+
+    pub(crate) fn is_cut(&self) -> bool {
+        self.cut.load(Relaxed)
+    }
+
+    /// Completes when the target is cut.
+    pub(crate) async fn cut_signal(&self) {
+        loop {
+            let notified = self.cut_notify.notified();
+            if self.is_cut() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 

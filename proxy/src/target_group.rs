@@ -44,6 +44,12 @@ pub(crate) struct GroupRt {
     pub(crate) routable: Box<[Arc<Target>]>,
     /// No target is healthy and requests are spread over all of them.
     pub(crate) fail_open: bool,
+    /// Deregistered targets still draining (reported until their delay ends).
+    pub(crate) draining: Box<[Arc<Target>]>,
+    /// Some rule or default action forwards to this group.
+    pub(crate) in_use: bool,
+    /// Stable identity sealed into target stickiness cookies.
+    pub(crate) name_hash: u64,
 }
 
 impl GroupRt {
@@ -51,8 +57,15 @@ impl GroupRt {
         &self.state.name
     }
 
+    /// The routable target at `addr` (a stickiness cookie's target), if it still is one.
+    pub(crate) fn routable_at(&self, addr: SocketAddr) -> Option<&Arc<Target>> {
+        self.routable.iter().find(|t| t.addr == addr)
+    }
+
     /// Picks a target for a new request by the group's algorithm, avoiding `avoid` when
-    /// another target exists (a retry after a refused connection).
+    /// another target exists (a retry after a refused connection). Targets in slow start
+    /// are taken with a probability equal to their current share, so their load ramps up
+    /// linearly without any shared counter.
     pub(crate) fn pick(&self, avoid: Option<SocketAddr>) -> Option<&Arc<Target>> {
         let targets = &self.routable[..];
         let n = targets.len();
@@ -60,23 +73,31 @@ impl GroupRt {
             return None;
         }
         let usable = |t: &Arc<Target>| n == 1 || Some(t.addr) != avoid;
-        match self.cfg.algorithm {
-            cfg::Algorithm::RoundRobin => {
-                let start = self.state.cursor.fetch_add(1, Relaxed);
-                (0..n).map(|i| &targets[(start + i) % n]).find(|t| usable(t))
-            }
-            cfg::Algorithm::WeightedRandom => {
-                let start = rng::below(n as u64) as usize;
-                (0..n).map(|i| &targets[(start + i) % n]).find(|t| usable(t))
-            }
+        let ramp = self.cfg.slow_start;
+        let start = match self.cfg.algorithm {
             cfg::Algorithm::LeastOutstandingRequests => {
                 // Ties go round robin, so equal targets share the load.
                 let start = self.state.cursor.fetch_add(1, Relaxed);
-                (0..n)
+                return (0..n)
                     .map(|i| &targets[(start + i) % n])
                     .filter(|t| usable(t))
-                    .min_by_key(|t| t.in_flight.load(Relaxed))
+                    .min_by_key(|t| t.in_flight.load(Relaxed));
             }
+            cfg::Algorithm::RoundRobin => self.state.cursor.fetch_add(1, Relaxed),
+            cfg::Algorithm::WeightedRandom => rng::below(n as u64) as usize,
+        };
+        let mut fallback = None;
+        for i in 0..n {
+            let t = &targets[(start + i) % n];
+            if !usable(t) {
+                continue;
+            }
+            let weight = t.slow_start_weight(ramp);
+            if weight >= 1.0 || rng::unit() < weight {
+                return Some(t);
+            }
+            fallback.get_or_insert(t);
         }
+        fallback
     }
 }

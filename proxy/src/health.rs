@@ -1,0 +1,413 @@
+//! Active health checks as ALB runs them, and the target states they drive
+//! (alb-spec §3, DescribeTargetHealth).
+//!
+//! A probe is what ALB sends: `GET <path>` with `User-Agent: ELB-HealthChecker/2.0` and
+//! `Host: <target ip>[:<port> unless the default]`, the connection closed after each
+//! probe. A new target is probed at once; later probes follow every interval, each target
+//! at its own random phase so that many targets never fire in lockstep.
+//!
+//! States: a registered target is `initial` until its first probe passes (one pass is
+//! enough, as ALB documents), then `healthy`; `unhealthy_threshold` consecutive failures
+//! make it `unhealthy`, and only `healthy_threshold` consecutive passes bring it back.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hostalb_config::{HealthCheck, HealthCheckPort, TargetGroupProtocol};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The longest probe response head read; anything longer fails the check.
+const MAX_PROBE_HEAD: usize = 32 * 1024;
+
+/// A target's state as DescribeTargetHealth reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Initial,
+    Healthy,
+    Unhealthy,
+    Draining,
+    Unused,
+    Unavailable,
+}
+
+impl State {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            State::Initial => "initial",
+            State::Healthy => "healthy",
+            State::Unhealthy => "unhealthy",
+            State::Draining => "draining",
+            State::Unused => "unused",
+            State::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Why a target is in its state (`TargetHealth.Reason` and `Description`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reason {
+    RegistrationInProgress,
+    InitialHealthChecking,
+    ResponseCodeMismatch(u16),
+    Timeout,
+    FailedHealthChecks,
+    DeregistrationInProgress,
+    NotRegistered,
+    NotInUse,
+    HealthCheckDisabled,
+}
+
+impl Reason {
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            Reason::RegistrationInProgress => "Elb.RegistrationInProgress",
+            Reason::InitialHealthChecking => "Elb.InitialHealthChecking",
+            Reason::ResponseCodeMismatch(_) => "Target.ResponseCodeMismatch",
+            Reason::Timeout => "Target.Timeout",
+            Reason::FailedHealthChecks => "Target.FailedHealthChecks",
+            Reason::DeregistrationInProgress => "Target.DeregistrationInProgress",
+            Reason::NotRegistered => "Target.NotRegistered",
+            Reason::NotInUse => "Target.NotInUse",
+            Reason::HealthCheckDisabled => "Target.HealthCheckDisabled",
+        }
+    }
+
+    pub(crate) fn description(&self) -> String {
+        match self {
+            Reason::RegistrationInProgress => "Target registration is in progress".into(),
+            Reason::InitialHealthChecking => "Initial health checks in progress".into(),
+            Reason::ResponseCodeMismatch(code) => format!("Health checks failed with these codes: [{code}]"),
+            Reason::Timeout => "Request timed out".into(),
+            Reason::FailedHealthChecks => "Health checks failed".into(),
+            Reason::DeregistrationInProgress => "Target deregistration is in progress".into(),
+            Reason::NotRegistered => "Target is not registered to the target group".into(),
+            Reason::NotInUse => {
+                "Target group is not configured to receive traffic from the load balancer".into()
+            }
+            Reason::HealthCheckDisabled => "Health checks disabled".into(),
+        }
+    }
+}
+
+/// The outcome of one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Probe {
+    Pass,
+    CodeMismatch(u16),
+    Timeout,
+    /// Connection refused or reset, or a reply that is not HTTP.
+    Failed,
+}
+
+/// Threshold counting for one target (initial / healthy / unhealthy).
+#[derive(Debug, Clone)]
+pub(crate) struct Tracker {
+    pub(crate) state: State,
+    pub(crate) reason: Option<Reason>,
+    passes: u32,
+    failures: u32,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker {
+            state: State::Initial,
+            reason: Some(Reason::RegistrationInProgress),
+            passes: 0,
+            failures: 0,
+        }
+    }
+}
+
+impl Tracker {
+    /// Marks the start of health checking (`Elb.InitialHealthChecking`).
+    pub(crate) fn checking(&mut self) {
+        if self.state == State::Initial {
+            self.reason = Some(Reason::InitialHealthChecking);
+        }
+    }
+
+    /// Records a probe; returns whether the state changed.
+    pub(crate) fn record(&mut self, probe: &Probe, healthy_threshold: u32, unhealthy_threshold: u32) -> bool {
+        let before = self.state;
+        if *probe == Probe::Pass {
+            self.failures = 0;
+            self.passes = self.passes.saturating_add(1);
+            let needed = if self.state == State::Initial {
+                1
+            } else {
+                healthy_threshold
+            };
+            if self.state == State::Healthy || self.passes >= needed {
+                self.state = State::Healthy;
+                self.reason = None;
+            }
+        } else {
+            self.passes = 0;
+            self.failures = self.failures.saturating_add(1);
+            if self.state == State::Unhealthy || self.failures >= unhealthy_threshold {
+                self.state = State::Unhealthy;
+                self.reason = Some(match probe {
+                    Probe::CodeMismatch(code) => Reason::ResponseCodeMismatch(*code),
+                    Probe::Timeout => Reason::Timeout,
+                    _ => Reason::FailedHealthChecks,
+                });
+            } else if self.state == State::Initial {
+                self.reason = Some(Reason::InitialHealthChecking);
+            }
+        }
+        self.state != before
+    }
+}
+
+/// The address a probe goes to: the target's IP and the health-check port.
+pub(crate) fn probe_address(target: SocketAddr, hc: &HealthCheck) -> SocketAddr {
+    match hc.port {
+        HealthCheckPort::TrafficPort => target,
+        HealthCheckPort::Port(p) => SocketAddr::new(target.ip(), p),
+    }
+}
+
+/// The probe request ALB sends.
+pub(crate) fn probe_request(addr: SocketAddr, hc: &HealthCheck) -> Vec<u8> {
+    let default_port = match hc.protocol {
+        TargetGroupProtocol::Http => 80,
+        TargetGroupProtocol::Https => 443,
+    };
+    let host = match (addr.ip(), addr.port() == default_port) {
+        (IpAddr::V6(ip), true) => format!("[{ip}]"),
+        (IpAddr::V6(ip), false) => format!("[{ip}]:{}", addr.port()),
+        (ip, true) => ip.to_string(),
+        (ip, false) => format!("{ip}:{}", addr.port()),
+    };
+    format!(
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ELB-HealthChecker/2.0\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        hc.path
+    )
+    .into_bytes()
+}
+
+/// Sends one probe within the check's timeout.
+pub(crate) async fn probe(
+    addr: SocketAddr,
+    hc: &HealthCheck,
+    tls: Option<&crate::upstream::TlsConnector>,
+) -> Probe {
+    let attempt = async {
+        let stream = TcpStream::connect(addr).await.map_err(|_| Probe::Failed)?;
+        let _ = stream.set_nodelay(true);
+        match (hc.protocol, tls) {
+            (TargetGroupProtocol::Https, Some(connector)) => {
+                let tls_stream = connector.connect(addr, stream).await.map_err(|_| Probe::Failed)?;
+                exchange(tls_stream, addr, hc).await
+            }
+            _ => exchange(stream, addr, hc).await,
+        }
+    };
+    match tokio::time::timeout(hc.timeout, attempt).await {
+        Err(_) => Probe::Timeout,
+        Ok(Err(p)) | Ok(Ok(p)) => p,
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    addr: SocketAddr,
+    hc: &HealthCheck,
+) -> Result<Probe, Probe> {
+    stream
+        .write_all(&probe_request(addr, hc))
+        .await
+        .map_err(|_| Probe::Failed)?;
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                let code = resp.code.unwrap_or(0);
+                return Ok(if hc.matcher.matches(code) {
+                    Probe::Pass
+                } else {
+                    Probe::CodeMismatch(code)
+                });
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_PROBE_HEAD => {}
+            _ => return Err(Probe::Failed),
+        }
+        buf.reserve(1024);
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return Err(Probe::Failed),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The random phase before a target's second probe, spreading targets over the interval.
+pub(crate) fn phase(interval: Duration) -> Duration {
+    let micros = interval.as_micros().min(u128::from(u64::MAX)) as u64;
+    Duration::from_micros(crate::rng::below(micros.max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hostalb_config::CodeMatcher;
+    use tokio::net::TcpListener;
+
+    fn hc(path: &str, matcher: &str, timeout_ms: u64) -> HealthCheck {
+        let ranges = matcher
+            .split(',')
+            .map(|p| match p.split_once('-') {
+                Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+                None => (p.parse().unwrap(), p.parse().unwrap()),
+            })
+            .collect();
+        HealthCheck {
+            enabled: true,
+            protocol: TargetGroupProtocol::Http,
+            path: path.into(),
+            port: HealthCheckPort::TrafficPort,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(timeout_ms),
+            healthy_threshold: 3,
+            unhealthy_threshold: 2,
+            matcher: CodeMatcher {
+                source: matcher.into(),
+                ranges,
+            },
+        }
+    }
+
+    /// A one-shot server answering `reply` and returning the request it received.
+    async fn server(reply: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.ends_with(b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                req.extend_from_slice(&buf[..n]);
+            }
+            if !reply.is_empty() {
+                s.write_all(reply).await.unwrap();
+            } else {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            req
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn probe_sends_what_alb_sends_and_passes_on_a_matching_code() {
+        let (addr, task) = server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+        assert_eq!(
+            probe(addr, &hc("/health?deep=1", "200", 1000), None).await,
+            Probe::Pass
+        );
+        let req = String::from_utf8(task.await.unwrap()).unwrap();
+        assert!(req.starts_with("GET /health?deep=1 HTTP/1.1\r\n"), "{req}");
+        assert!(
+            req.contains(&format!("\r\nHost: 127.0.0.1:{}\r\n", addr.port())),
+            "{req}"
+        );
+        assert!(req.contains("\r\nUser-Agent: ELB-HealthChecker/2.0\r\n"), "{req}");
+        assert!(req.contains("\r\nConnection: close\r\n"), "{req}");
+    }
+
+    #[tokio::test]
+    async fn probe_outcomes() {
+        let (addr, _t) = server(b"HTTP/1.1 503 Busy\r\n\r\n").await;
+        assert_eq!(
+            probe(addr, &hc("/", "200-299", 1000), None).await,
+            Probe::CodeMismatch(503)
+        );
+        let (addr, _t) = server(b"HTTP/1.1 202 Accepted\r\n\r\n").await;
+        assert_eq!(probe(addr, &hc("/", "200,202", 1000), None).await, Probe::Pass);
+        let (addr, _t) = server(b"").await;
+        assert_eq!(probe(addr, &hc("/", "200", 100), None).await, Probe::Timeout);
+        let (addr, _t) = server(b"garbage\r\n\r\n").await;
+        assert_eq!(probe(addr, &hc("/", "200", 1000), None).await, Probe::Failed);
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert_eq!(probe(closed, &hc("/", "200", 1000), None).await, Probe::Failed);
+    }
+
+    #[test]
+    fn host_leaves_out_the_default_port() {
+        let check = hc("/", "200", 1000);
+        let req = String::from_utf8(probe_request("10.0.0.1:80".parse().unwrap(), &check)).unwrap();
+        assert!(req.contains("\r\nHost: 10.0.0.1\r\n"));
+        let req = String::from_utf8(probe_request("[::1]:8080".parse().unwrap(), &check)).unwrap();
+        assert!(req.contains("\r\nHost: [::1]:8080\r\n"));
+    }
+
+    #[test]
+    fn one_pass_admits_a_new_target_then_thresholds_govern() {
+        let mut t = Tracker::default();
+        assert_eq!(
+            (t.state, t.reason.clone()),
+            (State::Initial, Some(Reason::RegistrationInProgress))
+        );
+        t.checking();
+        assert_eq!(t.reason, Some(Reason::InitialHealthChecking));
+        assert!(t.record(&Probe::Pass, 3, 2), "one pass: initial -> healthy");
+        assert_eq!((t.state, t.reason.clone()), (State::Healthy, None));
+        assert!(!t.record(&Probe::Timeout, 3, 2), "one failure is not enough");
+        assert!(t.record(&Probe::CodeMismatch(500), 3, 2));
+        assert_eq!(
+            (t.state, t.reason.clone()),
+            (State::Unhealthy, Some(Reason::ResponseCodeMismatch(500)))
+        );
+        assert_eq!(
+            t.reason.as_ref().map(Reason::description).unwrap_or_default(),
+            "Health checks failed with these codes: [500]"
+        );
+        assert!(!t.record(&Probe::Pass, 3, 2));
+        assert!(!t.record(&Probe::Pass, 3, 2));
+        assert!(!t.record(&Probe::Failed, 3, 2), "a failure resets the passes");
+        assert_eq!(t.reason, Some(Reason::FailedHealthChecks));
+        assert!(!t.record(&Probe::Pass, 3, 2));
+        assert!(!t.record(&Probe::Pass, 3, 2));
+        assert!(
+            t.record(&Probe::Pass, 3, 2),
+            "healthy_threshold passes bring it back"
+        );
+        assert_eq!(t.state, State::Healthy);
+    }
+
+    #[test]
+    fn initial_becomes_unhealthy_after_the_threshold() {
+        let mut t = Tracker::default();
+        assert!(!t.record(&Probe::Timeout, 5, 3));
+        assert!(!t.record(&Probe::Timeout, 5, 3));
+        assert_eq!(t.state, State::Initial);
+        assert!(t.record(&Probe::Timeout, 5, 3));
+        assert_eq!(
+            (t.state, t.reason.clone()),
+            (State::Unhealthy, Some(Reason::Timeout))
+        );
+    }
+
+    #[test]
+    fn phases_spread_over_the_interval() {
+        let interval = Duration::from_secs(10);
+        let phases: Vec<Duration> = (0..100).map(|_| phase(interval)).collect();
+        assert!(phases.iter().all(|p| *p < interval));
+        assert!(
+            phases.iter().any(|p| *p < Duration::from_secs(3))
+                && phases.iter().any(|p| *p > Duration::from_secs(7))
+        );
+    }
+}
