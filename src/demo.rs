@@ -49,35 +49,39 @@ pub(crate) async fn run(port: u16, admin_port: u16) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let admin = proxy.admin_address();
-    crate::announce(&proxy);
-    println!();
-    println!("hostalb demo: three backends stand in for tasks on random host ports:");
-    for (name, addr) in &tasks {
+
+    let tour = || {
+        println!();
+        println!("hostalb demo: three backends stand in for tasks on random host ports:");
+        for (name, addr) in &tasks {
+            println!(
+                "  {name:8} {addr}   (target group {})",
+                name.split('-').next().unwrap_or(name)
+            );
+        }
+        println!();
+        println!("Try:");
         println!(
-            "  {name:8} {addr}   (target group {})",
-            name.split('-').next().unwrap_or(name)
+            "  curl http://{web}/api/hello                          # weighted forward: blue 80 %, green 20 % (AWSALBTG stickiness)"
         );
-    }
-    println!();
-    println!("Try:");
-    println!(
-        "  curl http://{web}/api/hello                          # weighted forward: blue 80 %, green 20 % (AWSALBTG stickiness)"
-    );
-    println!("  curl -H 'Host: green.localhost' http://{web}/      # host-header rule: always green");
-    println!("  curl -H 'X-Canary: yes' http://{web}/api/x         # http-header rule: green");
-    println!(
-        "  curl -i http://{web}/old/page                      # redirect 301 to /new/old/page (#{{path}} keeps the path)"
-    );
-    println!("  curl -i http://{web}/health                        # fixed-response 200");
-    println!("  curl -i http://{web}/nothing                       # default action: fixed-response 404");
-    println!("  curl -i -X TRACE http://{web}/                      # 405, as ALB answers TRACE");
-    println!("  curl http://{admin}/api/rules?listener=demo         # the rules, as ELBv2 DescribeRules");
-    println!("  curl http://{admin}/api/target-groups              # target groups and attributes");
-    println!("  curl http://{admin}/metrics                        # ALB metric names, Prometheus format");
-    println!("  open http://{admin}/                               # dashboard");
-    println!();
-    println!("Ctrl-C stops.");
-    crate::serve(proxy, std::time::Duration::from_secs(5)).await
+        println!("  curl -H 'Host: green.localhost' http://{web}/      # host-header rule: always green");
+        println!("  curl -H 'X-Canary: yes' http://{web}/api/x         # http-header rule: green");
+        println!(
+            "  curl -i http://{web}/old/page                      # redirect 301 to /new/old/page (#{{path}} keeps the path)"
+        );
+        println!("  curl -i http://{web}/health                        # fixed-response 200");
+        println!("  curl -i http://{web}/nothing                       # default action: fixed-response 404");
+        println!("  curl -i -X TRACE http://{web}/                      # 405, as ALB answers TRACE");
+        println!("  curl http://{admin}/api/rules?listener=demo         # the rules, as ELBv2 DescribeRules");
+        println!("  curl http://{admin}/api/target-groups              # target groups and attributes");
+        println!(
+            "  curl http://{admin}/metrics                        # ALB metric names, Prometheus format"
+        );
+        println!("  open http://{admin}/                               # dashboard");
+        println!();
+        println!("Ctrl-C stops.");
+    };
+    crate::serve_then(proxy, std::time::Duration::from_secs(5), tour).await
 }
 
 fn demo_config(port: u16, admin_port: u16, tasks: &[(&str, SocketAddr)]) -> String {

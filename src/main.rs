@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hostalb_config::Severity;
-use hostalb_proxy::{ConfigSource, Event, Exit, Proxy};
+use hostalb_proxy::{ConfigSource, Event, Exit, Proxy, Supervisor};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,6 +76,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -133,7 +134,6 @@ async fn run(source: ConfigSource) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    announce(&proxy);
     serve(proxy, grace).await
 }
 
@@ -157,16 +157,31 @@ pub(crate) fn announce(proxy: &Proxy) {
     });
 }
 
-/// Runs until a signal; maps how it ended to the exit code.
+/// Installs the signal handlers, announces readiness, and runs until a signal; maps how
+/// it ended to the exit code.
 pub(crate) async fn serve(proxy: Proxy, grace: std::time::Duration) -> ExitCode {
-    match hostalb_proxy::supervise(proxy, grace).await {
-        Ok(Exit::Drained) => ExitCode::SUCCESS,
-        Ok(Exit::GraceExpired) => ExitCode::from(1),
-        Ok(Exit::Immediate) => ExitCode::from(130),
+    serve_then(proxy, grace, || {}).await
+}
+
+/// [`serve`], calling `after_ready` once readiness has been announced.
+pub(crate) async fn serve_then(
+    proxy: Proxy,
+    grace: std::time::Duration,
+    after_ready: impl FnOnce(),
+) -> ExitCode {
+    let supervisor = match Supervisor::install(proxy.clone(), grace) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("hostalb: cannot install signal handlers: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    announce(&proxy);
+    after_ready();
+    match supervisor.run().await {
+        Exit::Drained => ExitCode::SUCCESS,
+        Exit::GraceExpired => ExitCode::from(1),
+        Exit::Immediate => ExitCode::from(130),
     }
 }
 

@@ -633,7 +633,7 @@ fn bad_numbers_and_counts() {
         &format!("{ACTION}.status_code"),
         "`HTTP_200` is not a redirect status",
     );
-    let all = problems("strict_alb = \"yes\"\n");
+    let all = problems("strict_alb = \"yes\"\n[[listener]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\n");
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(all[0].path, "strict_alb");
     assert!(all[0].message.contains("expected a boolean"), "{}", all[0]);
@@ -839,6 +839,17 @@ fn forward_shapes_that_make_no_sense() {
 }
 
 #[test]
+fn a_configuration_without_listeners_is_refused() {
+    for text in ["", "[admin]\naddress = \"127.0.0.1:9901\"\n", "listener = []\n"] {
+        let p = assert_error(text, "listener", "no [[listener]]");
+        assert!(p.fix.contains("[[listener]]"), "{p}");
+    }
+    // A malformed `listener` key is reported as such, not also as missing.
+    let all = problems("[listener]\nname = \"web\"\naddress = \"127.0.0.1:8080\"\n");
+    assert_eq!(all.len(), 1, "{all:?}");
+}
+
+#[test]
 fn document_shapes() {
     let all = match hostalb_config::parse("[1, 2]", hostalb_config::Format::Json, "x.json") {
         Err(ConfigError::Invalid { problems, .. }) => problems,
@@ -930,6 +941,8 @@ timeout_seconds = 6
         ("admin.address", Severity::Error),
         ("listener[0].rule[0].action.target_group", Severity::Error),
         ("listener[0].rule[1].conditions[0].values[0]", Severity::Error),
+        // The duplicate priority is reported although rule 0 has another problem.
+        ("listener[0].rule[1].priority", Severity::Error),
         ("listener[0].rule[2].conditions[0].values[0]", Severity::Warning),
         ("listener[0].rule[2].action.colour", Severity::Error),
         ("listener[1].name", Severity::Error),
@@ -937,17 +950,17 @@ timeout_seconds = 6
     ];
     expected.sort();
     assert_eq!(found, expected, "{problems:#?}");
-    assert_eq!(problems.len(), 7);
+    assert_eq!(problems.len(), 8);
 
     // The rendered error counts the errors (not the warning) and shows each fix.
     let text = e.to_string();
-    assert!(text.starts_with("test.toml: 6 error(s):"), "{text}");
+    assert!(text.starts_with("test.toml: 7 error(s):"), "{text}");
     assert!(
         text.contains("warning (ALB limit): listener[0].rule[2].conditions[0].values[0]"),
         "{text}"
     );
     assert!(text.contains("error: admin.address:"), "{text}");
-    assert_eq!(text.matches("\n  fix: ").count(), 7, "{text}");
+    assert_eq!(text.matches("\n  fix: ").count(), 8, "{text}");
 }
 
 #[test]

@@ -364,6 +364,17 @@ fn action_json(a: &Action) -> Value {
     }
 }
 
+/// Seconds as ELBv2 writes them (integers); fractions, which only hostalb allows, stay
+/// fractions.
+fn seconds_json(d: std::time::Duration) -> Value {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        json!(d.as_secs())
+    } else {
+        json!(s)
+    }
+}
+
 fn describe_target_groups(snap: &Snapshot) -> Value {
     let groups: Vec<Value> = snap.groups.iter().map(|g| target_group_json(snap, g)).collect();
     json!({ "TargetGroups": groups })
@@ -396,8 +407,8 @@ fn target_group_json(snap: &Snapshot, g: &GroupRt) -> Value {
         "HealthCheckProtocol": hc.protocol.as_str(),
         "HealthCheckPort": match hc.port { HealthCheckPort::TrafficPort => "traffic-port".to_owned(), HealthCheckPort::Port(p) => p.to_string() },
         "HealthCheckEnabled": hc.enabled,
-        "HealthCheckIntervalSeconds": hc.interval.as_secs_f64(),
-        "HealthCheckTimeoutSeconds": hc.timeout.as_secs_f64(),
+        "HealthCheckIntervalSeconds": seconds_json(hc.interval),
+        "HealthCheckTimeoutSeconds": seconds_json(hc.timeout),
         "HealthyThresholdCount": hc.healthy_threshold,
         "UnhealthyThresholdCount": hc.unhealthy_threshold,
         "HealthCheckPath": hc.path,

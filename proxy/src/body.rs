@@ -75,6 +75,8 @@ pub(crate) struct BodyTransfer {
     remaining: u64,
     decoder: ChunkedDecoder,
     done: bool,
+    /// Some output was written to the receiver.
+    flushed: bool,
 }
 
 impl BodyTransfer {
@@ -90,11 +92,17 @@ impl BodyTransfer {
             },
             decoder: ChunkedDecoder::default(),
             done: from.is_empty(),
+            flushed: false,
         }
     }
 
     pub(crate) fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// Whether any output reached the receiver.
+    pub(crate) fn flushed(&self) -> bool {
+        self.flushed
     }
 
     /// Moves what `input` already holds into `out`, re-framed. Returns whether the body is
@@ -176,9 +184,11 @@ impl BodyTransfer {
         loop {
             self.step_buffered(input, out)?;
             if self.done {
+                self.flushed = true;
                 return flush(wr, out, idle).await;
             }
             if out.len() >= FLUSH_AT || !out.is_empty() && input.is_empty() {
+                self.flushed = true;
                 flush(wr, out, idle).await?;
             }
             match fill(rd, input, idle).await {
@@ -187,6 +197,7 @@ impl BodyTransfer {
                     // The end of a close-delimited body is its connection's end.
                     self.put_end(out, &[]);
                     self.done = true;
+                    self.flushed = true;
                     return flush(wr, out, idle).await;
                 }
                 Err(e) => return Err(e),

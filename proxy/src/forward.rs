@@ -121,6 +121,12 @@ where
             inc(&group.state.metrics.unhealthy_routing_requests);
         }
         let inflight = target.begin();
+        if rec.target.is_none() {
+            // ALB's RequestCount: requests for which a target was chosen (once per
+            // request, whatever happens next).
+            inc(&shared.metrics.request_count);
+            inc(&group.state.metrics.request_count);
+        }
         rec.target = Some(target.addr);
         let (mut stream, reused) = match target.pool.take(idle) {
             Some(s) => (s, true),
@@ -174,8 +180,6 @@ where
     let target = inflight.target().clone();
     let mut set_cookie = set_cookie;
     write_target_cookies(shared, group, &target, head, &resp, &mut set_cookie);
-    inc(&shared.metrics.request_count);
-    inc(&group.state.metrics.request_count);
     group.state.metrics.count_target_status(resp.status);
     group
         .state
@@ -233,10 +237,26 @@ where
     let clean = relayed.is_ok() && relay.is_done() && body_sent && c.upbuf.is_empty();
     c.upbuf.clear();
     if let Err(e) = relayed {
+        if !relay.flushed() {
+            // Nothing reached the client yet (the bad chunk came with the head): the
+            // client gets a clean 502 instead of a response cut short.
+            c.wbuf.clear();
+            let reason = match e {
+                BodyError::Malformed(r) => r,
+                _ => "TargetClosedDuringResponse",
+            };
+            let err = ProxyError::new(ErrorKind::BadResponse(reason));
+            let mut own = Record::default();
+            let next = answer_error(shared, listener, c, Some(head), &err, &mut own).await;
+            rec.status = own.status;
+            rec.error = own.error;
+            return next.min_close(body_sent);
+        }
         // The status line is out: all that can be done is to cut the client connection so
         // that it sees a truncated body, never a complete-looking one.
         rec.error = Some(match e {
             BodyError::ReceiverIo | BodyError::ReceiverIdle => "ClientClosedDuringResponse",
+            BodyError::Malformed(r) => r,
             _ => "TargetClosedDuringResponse",
         });
         return Next::Close;

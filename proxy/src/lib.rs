@@ -23,6 +23,7 @@ mod body;
 mod clock;
 mod control;
 mod cookies;
+mod counted;
 mod errors;
 mod forward;
 mod headers;
@@ -44,6 +45,6 @@ mod trace_id;
 mod upstream;
 
 pub use control::{ConfigSource, ControlError, Event, Proxy, Registration};
-pub use supervise::{Exit, supervise};
+pub use supervise::{Exit, Supervisor};
 pub use target::TargetOrigin;
 pub use tls::TlsError;

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio::time::sleep_until;
 
 use crate::body::{BodyTransfer, flush};
+use crate::counted::Counted;
 use crate::errors::{ErrorKind, ProxyError};
 use crate::forward;
 use crate::http1::BodyKind;
@@ -44,8 +45,8 @@ const MAX_REDIRECT_URL: usize = 8 * 1024;
 /// A client connection and its buffers.
 #[derive(Debug)]
 pub(crate) struct ClientConn<R, W> {
-    pub(crate) rd: R,
-    pub(crate) wr: W,
+    pub(crate) rd: Counted<R>,
+    pub(crate) wr: Counted<W>,
     /// Bytes read from the client and not consumed yet (pipelined requests, body).
     pub(crate) rbuf: BytesMut,
     /// Bytes to write to the client.
@@ -75,8 +76,8 @@ impl<R, W> ClientConn<R, W> {
             v4 => v4,
         };
         ClientConn {
-            rd,
-            wr,
+            rd: Counted::new(rd),
+            wr: Counted::new(wr),
             rbuf: BytesMut::with_capacity(4096),
             wbuf: BytesMut::with_capacity(4096),
             upbuf: BytesMut::new(),
@@ -95,6 +96,13 @@ impl<R, W> ClientConn<R, W> {
 pub(crate) enum Next {
     KeepAlive,
     Close,
+}
+
+impl Next {
+    /// `Close` unless `keep` holds (e.g. the request body was read whole).
+    pub(crate) fn min_close(self, keep: bool) -> Next {
+        if keep { self } else { Next::Close }
+    }
 }
 
 /// The request path's per-request facts, for counters and the log.
@@ -129,6 +137,11 @@ where
                 let mut rec = Record::default();
                 let _ = answer_error(&shared, &listener, &mut c, None, &e, &mut rec).await;
                 log_exchange(&c, None, &rec, Instant::now());
+                let processed = c.rd.take_count() + c.wr.take_count();
+                shared
+                    .metrics
+                    .processed_bytes
+                    .fetch_add(processed, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
         };
@@ -144,6 +157,11 @@ where
         let mut rec = Record::default();
         let next = handle(&shared, &snap, &listener, &mut c, &head, &mut rec).await;
         log_exchange(&c, Some(&head), &rec, started);
+        let processed = c.rd.take_count() + c.wr.take_count();
+        shared
+            .metrics
+            .processed_bytes
+            .fetch_add(processed, std::sync::atomic::Ordering::Relaxed);
         if next == Next::Close || shared.is_draining() {
             return;
         }

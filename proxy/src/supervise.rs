@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::control::{ConfigSource, Proxy};
@@ -25,55 +25,90 @@ pub enum Exit {
     Immediate,
 }
 
-/// Serves until a signal ends it. `grace` bounds the drain after SIGTERM.
-pub async fn supervise(proxy: Proxy, grace: Duration) -> std::io::Result<Exit> {
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let (changed_tx, mut changed) = mpsc::channel::<()>(16);
-    // The watcher lives as long as this function; dropping it stops watching.
-    let _watcher = match proxy.config_source() {
-        ConfigSource::File(path) => watch_file(path, changed_tx)
-            .map_err(|e| tracing::warn!(file = %path.display(), error = %e, "cannot watch the configuration file; SIGHUP and POST /api/reload still reload"))
-            .ok(),
-        ConfigSource::Embedded => None,
-    };
-    loop {
-        tokio::select! {
-            _ = hangup.recv() => {
-                tracing::info!("SIGHUP: reloading the configuration");
-                let _ = proxy.reload().await;
-            }
-            Some(()) = changed.recv() => {
-                tokio::time::sleep(DEBOUNCE).await;
-                while changed.try_recv().is_ok() {}
-                tracing::info!("configuration file changed: reloading");
-                let _ = proxy.reload().await;
-            }
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => {
-                tracing::info!("SIGINT: exiting at once");
-                return Ok(Exit::Immediate);
-            }
-        }
+/// Signal handlers and the file watcher, installed before hostalb announces that it is
+/// ready: a SIGHUP, SIGTERM or file change that follows `ready` is never missed.
+#[derive(Debug)]
+pub struct Supervisor {
+    proxy: Proxy,
+    grace: Duration,
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+    changed: mpsc::Receiver<()>,
+    /// Kept alive for as long as the supervisor runs; dropping it stops watching.
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl Supervisor {
+    /// Installs the handlers and the watcher. `grace` bounds the drain after SIGTERM.
+    pub fn install(proxy: Proxy, grace: Duration) -> std::io::Result<Supervisor> {
+        let hangup = signal(SignalKind::hangup())?;
+        let terminate = signal(SignalKind::terminate())?;
+        let interrupt = signal(SignalKind::interrupt())?;
+        let (changed_tx, changed) = mpsc::channel::<()>(16);
+        let watcher = match proxy.config_source() {
+            ConfigSource::File(path) => watch_file(path, changed_tx)
+                .map_err(|e| {
+                    tracing::warn!(
+                        file = %path.display(),
+                        error = %e,
+                        "cannot watch the configuration file; SIGHUP and POST /api/reload still reload"
+                    )
+                })
+                .ok(),
+            ConfigSource::Embedded => None,
+        };
+        Ok(Supervisor {
+            proxy,
+            grace,
+            hangup,
+            terminate,
+            interrupt,
+            changed,
+            _watcher: watcher,
+        })
     }
-    tracing::info!(
-        open_connections = proxy.open_connections(),
-        grace_seconds = grace.as_secs_f64(),
-        "SIGTERM: draining (a second SIGTERM or a SIGINT exits at once)"
-    );
-    tokio::select! {
-        drained = proxy.shutdown(grace) => {
-            if drained {
-                tracing::info!("drained: every connection finished");
-                Ok(Exit::Drained)
-            } else {
-                tracing::warn!(open_connections = proxy.open_connections(), "drain grace expired");
-                Ok(Exit::GraceExpired)
+
+    /// Serves until a signal ends it.
+    pub async fn run(mut self) -> Exit {
+        let proxy = self.proxy.clone();
+        loop {
+            tokio::select! {
+                _ = self.hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let _ = proxy.reload().await;
+                }
+                Some(()) = self.changed.recv() => {
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while self.changed.try_recv().is_ok() {}
+                    tracing::info!("configuration file changed: reloading");
+                    let _ = proxy.reload().await;
+                }
+                _ = self.terminate.recv() => break,
+                _ = self.interrupt.recv() => {
+                    tracing::info!("SIGINT: exiting at once");
+                    return Exit::Immediate;
+                }
             }
         }
-        _ = terminate.recv() => Ok(Exit::Immediate),
-        _ = interrupt.recv() => Ok(Exit::Immediate),
+        tracing::info!(
+            open_connections = proxy.open_connections(),
+            grace_seconds = self.grace.as_secs_f64(),
+            "SIGTERM: draining (a second SIGTERM or a SIGINT exits at once)"
+        );
+        tokio::select! {
+            drained = proxy.shutdown(self.grace) => {
+                if drained {
+                    tracing::info!("drained: every connection finished");
+                    Exit::Drained
+                } else {
+                    tracing::warn!(open_connections = proxy.open_connections(), "drain grace expired");
+                    Exit::GraceExpired
+                }
+            }
+            _ = self.terminate.recv() => Exit::Immediate,
+            _ = self.interrupt.recv() => Exit::Immediate,
+        }
     }
 }
 

@@ -232,6 +232,8 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
     let mut admin = RawAdmin::default();
     let mut docker = RawDocker::default();
     let mut listeners_raw: Vec<Value> = Vec::new();
+    // A malformed `listener` key is reported as such, not also as missing.
+    let mut listener_key_malformed = false;
     let mut groups_raw: BTreeMap<String, Value> = BTreeMap::new();
     for (key, value) in map {
         match key.as_str() {
@@ -240,16 +242,22 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
             "docker" => docker = cx.de(value, "docker").unwrap_or_default(),
             "listener" => match value {
                 Value::Array(items) => listeners_raw = items,
-                Value::Object(_) => cx.error(
-                    "listener",
-                    "`listener` must be a list of listeners",
-                    "write [[listener]] (two brackets) in TOML, or \"listener\": [ ... ] in JSON",
-                ),
-                _ => cx.error(
-                    "listener",
-                    "`listener` must be a list of listeners",
-                    "write [[listener]] tables",
-                ),
+                Value::Object(_) => {
+                    listener_key_malformed = true;
+                    cx.error(
+                        "listener",
+                        "`listener` must be a list of listeners",
+                        "write [[listener]] (two brackets) in TOML, or \"listener\": [ ... ] in JSON",
+                    )
+                }
+                _ => {
+                    listener_key_malformed = true;
+                    cx.error(
+                        "listener",
+                        "`listener` must be a list of listeners",
+                        "write [[listener]] tables",
+                    )
+                }
             },
             "target_group" => match value {
                 Value::Object(groups) => groups_raw = groups.into_iter().collect(),
@@ -279,6 +287,15 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
     let group_names: HashMap<&str, &TargetGroup> =
         target_groups.iter().map(|g| (g.name.as_str(), g)).collect();
 
+    if listeners_raw.is_empty() && !listener_key_malformed {
+        // Refused rather than served: a half-written file picked up by the watcher must
+        // not silently drop every listener.
+        cx.error(
+            "listener",
+            "no [[listener]]: hostalb would serve nothing",
+            "add a [[listener]] table with a name and an address (see examples/basic.toml)",
+        );
+    }
     let mut listeners = Vec::new();
     for (i, value) in listeners_raw.into_iter().enumerate() {
         if let Some(l) = validate_listener(cx, i, value, &group_names, &declared_groups) {
@@ -550,21 +567,35 @@ fn validate_listener(
     let mut priorities: HashMap<u32, usize> = HashMap::new();
     for (r, value) in raw.rule.into_iter().enumerate() {
         let rpath = format!("{path}.rule[{r}]");
+        // Duplicate priorities are checked on the raw value, so that a rule with another
+        // problem still takes part (every problem is reported at once).
+        let raw_priority = value
+            .get("priority")
+            .and_then(serde_json::Value::as_i64)
+            .and_then(|p| u32::try_from(p).ok());
+        let duplicate = match raw_priority {
+            Some(p) => match priorities.get(&p) {
+                Some(first) => {
+                    cx.error(
+                        &format!("{rpath}.priority"),
+                        format!("priority {p} is already used by {path}.rule[{first}] of listener `{name}`"),
+                        "give every rule of a listener its own priority",
+                    );
+                    true
+                }
+                None => {
+                    priorities.insert(p, r);
+                    false
+                }
+            },
+            None => false,
+        };
         let Some(rule) = validate_rule(cx, value, &rpath, &lx) else {
             continue;
         };
-        if let Some(first) = priorities.insert(rule.priority, r) {
-            cx.error(
-                &format!("{rpath}.priority"),
-                format!(
-                    "priority {} is already used by {path}.rule[{first}] of listener `{name}`",
-                    rule.priority
-                ),
-                "give every rule of a listener its own priority",
-            );
-            continue;
+        if !duplicate {
+            rules.push(rule);
         }
-        rules.push(rule);
     }
     rules.sort_by_key(|r| r.priority);
 

@@ -196,8 +196,15 @@ pub(crate) fn assert_error(text: &str, path: &str, fragment: &str) -> Problem {
     hit
 }
 
-/// Like [`assert_error`], and the error is the only problem reported.
+/// Like [`assert_error`], and the error is the only problem reported. A fragment without
+/// any listener gets a minimal one, so that "no listener" is not counted against it.
 pub(crate) fn assert_only_error(text: &str, path: &str, fragment: &str) -> Problem {
+    let text = if text.contains("listener") {
+        text.to_owned()
+    } else {
+        format!("{text}\n[[listener]]\nname = \"only\"\naddress = \"127.0.0.1:0\"\n")
+    };
+    let text = text.as_str();
     let hit = assert_error(text, path, fragment);
     let all = problems(&format!("strict_alb = false\n{text}"));
     assert_eq!(all.len(), 1, "expected one problem, got:\n{}", describe(&all));

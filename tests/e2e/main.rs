@@ -1,0 +1,15 @@
+//! End-to-end tests of the built `hostalb` binary against real loopback backends.
+//! One test binary; one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod actions;
+mod admin;
+mod cli;
+mod common;
+mod connections;
+mod errors;
+mod framing;
+mod headers;
+mod lifecycle;
+mod routing;
+mod smoke;
