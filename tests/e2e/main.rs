@@ -4,12 +4,15 @@
 
 mod actions;
 mod admin;
+mod balancing;
 mod cli;
 mod common;
 mod connections;
 mod errors;
 mod framing;
 mod headers;
+mod health;
 mod lifecycle;
 mod routing;
 mod smoke;
+mod stickiness;
