@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod demo;
+mod discovery;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -127,6 +128,8 @@ async fn run(source: ConfigSource) -> ExitCode {
         }
     };
     let grace = drain_grace(&loaded.config);
+    // Without a configuration file, container labels declare target groups and rules.
+    let label_groups = source == ConfigSource::Embedded;
     let proxy = match Proxy::start(loaded, source).await {
         Ok(p) => p,
         Err(e) => {
@@ -134,7 +137,10 @@ async fn run(source: ConfigSource) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    serve(proxy, grace).await
+    let discovery = discovery::start(&proxy, label_groups);
+    let code = serve(proxy, grace).await;
+    discovery.abort();
+    code
 }
 
 /// Prints where hostalb listens, now and after reloads that bind new listeners.

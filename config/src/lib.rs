@@ -9,6 +9,7 @@
 pub mod defaults;
 pub mod glob;
 pub mod model;
+mod overlay;
 mod problems;
 mod raw;
 mod validate;
@@ -17,6 +18,7 @@ use std::path::Path;
 
 pub use glob::{Case, Glob};
 pub use model::*;
+pub use overlay::{LabelGroup, Overlay};
 pub use problems::{ConfigError, Problem, Severity};
 
 /// hostalb's built-in configuration (`hostalb run` without `--config`).
@@ -48,21 +50,42 @@ pub struct Loaded {
 
 /// Reads and validates a configuration file.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    load_with_overlay(path, &Overlay::default())
+}
+
+/// Reads a configuration file and validates it with `overlay` merged in.
+pub fn load_with_overlay(path: &Path, overlay: &Overlay) -> Result<Loaded, ConfigError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         origin: origin.clone(),
         source,
     })?;
-    parse(&text, Format::from_path(path), &origin)
+    parse_with_overlay(&text, Format::from_path(path), &origin, overlay)
 }
 
 /// The embedded default configuration, validated.
 pub fn embedded_default() -> Result<Loaded, ConfigError> {
-    parse(EMBEDDED_DEFAULT, Format::Toml, "(embedded default)")
+    embedded_default_with_overlay(&Overlay::default())
+}
+
+/// The embedded default with target groups and rules from container labels.
+pub fn embedded_default_with_overlay(overlay: &Overlay) -> Result<Loaded, ConfigError> {
+    parse_with_overlay(EMBEDDED_DEFAULT, Format::Toml, "(embedded default)", overlay)
 }
 
 /// Validates configuration text. `origin` names it in messages (a file path).
 pub fn parse(text: &str, format: Format, origin: &str) -> Result<Loaded, ConfigError> {
+    parse_with_overlay(text, format, origin, &Overlay::default())
+}
+
+/// Validates configuration text with `overlay` merged in. Label groups that would make the
+/// configuration invalid are left out with a warning.
+pub fn parse_with_overlay(
+    text: &str,
+    format: Format,
+    origin: &str,
+    overlay: &Overlay,
+) -> Result<Loaded, ConfigError> {
     let doc: serde_json::Value = match format {
         Format::Toml => toml::from_str(text).map_err(|e| ConfigError::Syntax {
             origin: origin.to_owned(),
@@ -73,7 +96,15 @@ pub fn parse(text: &str, format: Format, origin: &str) -> Result<Loaded, ConfigE
             message: format!("JSON syntax: {e}"),
         })?,
     };
-    let (config, problems) = validate::validate(doc);
+    let mut doc = doc;
+    let mut notes = Vec::new();
+    if !overlay.is_empty() {
+        notes = overlay.merge(&mut doc, |candidate| {
+            validate::validate(candidate.clone()).0.is_some()
+        });
+    }
+    let (config, mut problems) = validate::validate(doc);
+    problems.extend(notes);
     match config {
         Some(config) => Ok(Loaded {
             config,

@@ -53,6 +53,9 @@ pub struct Admin {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Docker {
+    /// Discovery runs: the configuration has a `[docker]` table or a target group with a
+    /// `[docker]` selector.
+    pub enabled: bool,
     /// `unix:///path`, `tcp://host:port` or `http://host:port`; `None` = `DOCKER_HOST`,
     /// else the local socket.
     pub endpoint: Option<String>,

@@ -74,6 +74,15 @@ async fn route(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Bytes>> {
             r
         }
         (&Method::GET, "/api/listeners") => json_response(StatusCode::OK, describe_listeners(&snap)),
+        (&Method::GET, "/api/discovery") => {
+            let report = proxy
+                .inner
+                .discovery
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_default();
+            json_response(StatusCode::OK, serde_json::to_value(report).unwrap_or_default())
+        }
         (&Method::GET, "/api/rules") => {
             let name = param("listener");
             let listener = match &name {

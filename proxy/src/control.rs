@@ -39,11 +39,41 @@ pub enum ConfigSource {
 
 impl ConfigSource {
     pub fn load(&self) -> Result<Loaded, ConfigError> {
+        self.load_with(&cfg::Overlay::default())
+    }
+
+    /// Loads with the target groups and rules container labels add.
+    pub fn load_with(&self, overlay: &cfg::Overlay) -> Result<Loaded, ConfigError> {
         match self {
-            ConfigSource::File(path) => cfg::load(path),
-            ConfigSource::Embedded => cfg::embedded_default(),
+            ConfigSource::File(path) => cfg::load_with_overlay(path, overlay),
+            ConfigSource::Embedded => cfg::embedded_default_with_overlay(overlay),
         }
     }
+}
+
+/// What discovery reports, shown by `GET /api/discovery`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DiscoveryReport {
+    pub enabled: bool,
+    pub endpoint: String,
+    pub connected: bool,
+    pub containers: usize,
+    pub last_error: Option<String>,
+    pub syncs: u64,
+    pub connects: u64,
+    pub events: u64,
+    /// Selected containers that could not be registered, and why.
+    pub not_registered: Vec<NotRegistered>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NotRegistered {
+    pub container_id: String,
+    pub container_name: String,
+    pub target_group: String,
+    pub reason: String,
 }
 
 /// One registration of a target in a target group (from Docker discovery).
@@ -95,6 +125,9 @@ pub(crate) struct Inner {
     source: ConfigSource,
     admin: SocketAddr,
     events: broadcast::Sender<Event>,
+    /// Target groups and rules from container labels, merged on every (re)load.
+    overlay: std::sync::Mutex<cfg::Overlay>,
+    pub(crate) discovery: std::sync::Mutex<DiscoveryReport>,
 }
 
 #[derive(Debug)]
@@ -223,6 +256,8 @@ impl Proxy {
             source,
             admin,
             events,
+            overlay: std::sync::Mutex::new(cfg::Overlay::default()),
+            discovery: std::sync::Mutex::new(DiscoveryReport::default()),
         });
         let proxy = Proxy { inner };
         proxy.start_accepting(pending);
@@ -268,7 +303,8 @@ impl Proxy {
     /// Re-reads the configuration source and applies it. A configuration with errors is
     /// logged with every problem and counted; the running one keeps serving.
     pub async fn reload(&self) -> Result<u64, ControlError> {
-        let result = match self.inner.source.load() {
+        let overlay = self.inner.overlay.lock().map(|o| o.clone()).unwrap_or_default();
+        let result = match self.inner.source.load_with(&overlay) {
             Ok(loaded) => self.apply(loaded).await,
             Err(e) => Err(ControlError::from(e)),
         };
@@ -332,6 +368,33 @@ impl Proxy {
         state.sync_groups();
         let snapshot = state.build_snapshot();
         self.inner.shared.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Sets the target groups and rules container labels declare, and reloads when they
+    /// changed.
+    pub async fn set_overlay(&self, overlay: cfg::Overlay) -> Result<(), ControlError> {
+        {
+            let Ok(mut current) = self.inner.overlay.lock() else {
+                return Ok(());
+            };
+            if *current == overlay {
+                return Ok(());
+            }
+            *current = overlay;
+        }
+        self.reload().await.map(|_| ())
+    }
+
+    /// The configuration being served.
+    pub fn config(&self) -> Arc<cfg::Config> {
+        self.inner.shared.snapshot.load().config.clone()
+    }
+
+    /// Records what discovery reports (for the admin API).
+    pub fn set_discovery_report(&self, report: DiscoveryReport) {
+        if let Ok(mut r) = self.inner.discovery.lock() {
+            *r = report;
+        }
     }
 
     /// Graceful shutdown: stop accepting, let in-flight requests finish (answered with

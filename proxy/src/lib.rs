@@ -44,7 +44,7 @@ mod tls;
 mod trace_id;
 mod upstream;
 
-pub use control::{ConfigSource, ControlError, Event, Proxy, Registration};
+pub use control::{ConfigSource, ControlError, DiscoveryReport, Event, NotRegistered, Proxy, Registration};
 pub use supervise::{Exit, Supervisor};
 pub use target::TargetOrigin;
 pub use tls::TlsError;

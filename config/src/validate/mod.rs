@@ -231,6 +231,7 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
     let mut strict_alb = false;
     let mut admin = RawAdmin::default();
     let mut docker = RawDocker::default();
+    let mut docker_table = false;
     let mut listeners_raw: Vec<Value> = Vec::new();
     // A malformed `listener` key is reported as such, not also as missing.
     let mut listener_key_malformed = false;
@@ -239,7 +240,10 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
         match key.as_str() {
             "strict_alb" => strict_alb = cx.de(value, "strict_alb").unwrap_or(false),
             "admin" => admin = cx.de(value, "admin").unwrap_or_default(),
-            "docker" => docker = cx.de(value, "docker").unwrap_or_default(),
+            "docker" => {
+                docker_table = true;
+                docker = cx.de(value, "docker").unwrap_or_default();
+            }
             "listener" => match value {
                 Value::Array(items) => listeners_raw = items,
                 Value::Object(_) => {
@@ -286,6 +290,8 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
         .collect();
     let group_names: HashMap<&str, &TargetGroup> =
         target_groups.iter().map(|g| (g.name.as_str(), g)).collect();
+    let mut docker = docker;
+    docker.enabled = docker_table || target_groups.iter().any(|g| g.docker.is_some());
 
     if listeners_raw.is_empty() && !listener_key_malformed {
         // Refused rather than served: a half-written file picked up by the watcher must
@@ -360,6 +366,7 @@ fn validate_docker(cx: &mut Ctx, raw: RawDocker) -> Docker {
         cx.error("docker.resync_seconds", "must be more than 0", "use e.g. 30");
     }
     Docker {
+        enabled: false,
         endpoint: raw.endpoint,
         host_address,
         resync,
