@@ -537,6 +537,11 @@ impl State {
                     wanted.push(r.clone());
                 }
             }
+            // Whether the group already serves from a healthy, fully ramped target: only
+            // targets registered now, into such a group, start slowly.
+            let serving = entry.targets.values().any(|o| {
+                o.target.health_state() == Health::Healthy && !o.target.in_slow_start(tg.slow_start)
+            });
             let mut targets = BTreeMap::new();
             for r in wanted {
                 let mut reg = match entry.targets.remove(&r.address) {
@@ -556,9 +561,15 @@ impl State {
                                     *t = health::Tracker::default();
                                 }
                                 d.target
+                                    .admitted
+                                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                                d.target
                             }
                             None => Target::new(r.address, r.origin.clone()),
                         };
+                        target
+                            .slow_start_eligible
+                            .store(serving, std::sync::atomic::Ordering::Relaxed);
                         Registered {
                             target,
                             checker: None,
@@ -745,12 +756,25 @@ impl State {
             reg.target.end_slow_start();
             return;
         }
-        let others_serving = entry.targets.values().any(|o| {
-            o.target.addr != addr
-                && o.target.health_state() == Health::Healthy
-                && !o.target.in_slow_start(tg.slow_start)
-        });
-        if others_serving {
+        let first_admission = !reg
+            .target
+            .admitted
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        let ramp = if first_admission {
+            // Decided at registration: the first batch into an empty group does not
+            // ramp, whatever order their first passes are handled in.
+            reg.target
+                .slow_start_eligible
+                .load(std::sync::atomic::Ordering::Relaxed)
+        } else {
+            // Back from unhealthy: ramps again when others are serving.
+            entry.targets.values().any(|o| {
+                o.target.addr != addr
+                    && o.target.health_state() == Health::Healthy
+                    && !o.target.in_slow_start(tg.slow_start)
+            })
+        };
+        if ramp {
             reg.target.start_slow_start();
         } else {
             reg.target.end_slow_start();

@@ -39,6 +39,11 @@ pub(crate) struct Target {
     cut_notify: Notify,
     /// The registration's Docker HEALTHCHECK says unhealthy (`use_docker_health`).
     pub(crate) docker_unhealthy: AtomicBool,
+    /// Registered while its group already had a healthy target past slow start: its
+    /// first admission ramps up. The first targets of an empty group never do (ALB).
+    pub(crate) slow_start_eligible: AtomicBool,
+    /// Has been healthy at least once since it was registered.
+    pub(crate) admitted: AtomicBool,
 }
 
 /// A fixed instant for timestamps kept in atomics.
@@ -66,6 +71,8 @@ impl Target {
             cut: AtomicBool::new(false),
             cut_notify: Notify::new(),
             docker_unhealthy: AtomicBool::new(false),
+            slow_start_eligible: AtomicBool::new(false),
+            admitted: AtomicBool::new(false),
         })
     }
 
