@@ -8,6 +8,7 @@ mod balancing;
 mod cli;
 mod common;
 mod connections;
+mod docker;
 mod errors;
 mod framing;
 mod headers;
