@@ -126,6 +126,11 @@ impl HttpResponse {
         serde_json::from_slice(&self.body).ok()
     }
 
+    /// The body as the answer of the backend in the Docker test image, if it is one.
+    pub fn container_reply(&self) -> Option<crate::docker::ContainerReply> {
+        crate::docker::ContainerReply::from_body(&self.body)
+    }
+
     /// The `x-backend` header: which backend answered.
     pub fn backend(&self) -> Option<&str> {
         self.header("x-backend")

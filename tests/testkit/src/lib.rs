@@ -16,7 +16,9 @@
 //!   [`run_check`] runs `hostalb check`;
 //! - [`Client`], [`Conn`], [`RawConn`], [`raw_exchange`], [`parse_responses`]: clients, from
 //!   pooled keep-alive HTTP down to raw bytes;
-//! - [`eventually`], [`LoadGen`]: waiting for a condition, and steady background load.
+//! - [`eventually`], [`LoadGen`]: waiting for a condition, and steady background load;
+//! - [`docker`]: containers on a real Docker engine ([`docker::TestContainer`]), for
+//!   discovery; the binary `hostalb-testbackend` is what runs inside them.
 //!
 //! ```no_run
 //! # async fn demo(binary: &std::path::Path) {
@@ -51,6 +53,7 @@
 
 mod backend;
 mod client;
+pub mod docker;
 mod hostalb;
 mod load;
 mod patience;

@@ -51,6 +51,11 @@ impl ParsedResponse {
         serde_json::from_slice(&self.body).ok()
     }
 
+    /// The body as the answer of the backend in the Docker test image, if it is one.
+    pub fn container_reply(&self) -> Option<crate::docker::ContainerReply> {
+        crate::docker::ContainerReply::from_body(&self.body)
+    }
+
     /// Whether the response asks to close the connection (`Connection: close`).
     pub fn closes(&self) -> bool {
         self.header_all("connection")
