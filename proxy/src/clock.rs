@@ -1,8 +1,20 @@
-//! Wall-clock values the request path needs, computed at most once per second per thread
-//! instead of formatting an HTTP date on every response.
+//! Time on the request path without reading a clock per request.
+//!
+//! Wall-clock seconds (trace ids, `Date`, cookie expiry) and coarse monotonic
+//! milliseconds (idle ages, connection lifetimes) are refreshed by one ticker task every
+//! [`TICK`]; a request reads an atomic. The HTTP date is formatted at most once per
+//! second per thread. Response times, which need precision, still read the clock.
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How stale the coarse values may be.
+pub(crate) const TICK: Duration = Duration::from_millis(50);
+
+static UNIX_SECONDS: AtomicU64 = AtomicU64::new(0);
+static MONOTONIC_MS: AtomicU64 = AtomicU64::new(0);
 
 struct Cached {
     second: u64,
@@ -13,12 +25,47 @@ thread_local! {
     static CACHE: RefCell<Cached> = const { RefCell::new(Cached { second: u64::MAX, date: [b' '; 29] }) };
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn unix_seconds() -> u64 {
+fn read_unix_seconds() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// A fixed instant for timestamps kept in atomics.
+pub(crate) fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn read_monotonic_ms() -> u64 {
+    // Never 0, so that 0 can mean "not set yet".
+    (epoch().elapsed().as_millis() as u64).max(1)
+}
+
+/// Seconds since the Unix epoch (at most [`TICK`] stale once the ticker runs).
+pub(crate) fn unix_seconds() -> u64 {
+    match UNIX_SECONDS.load(Relaxed) {
+        0 => read_unix_seconds(),
+        s => s,
+    }
+}
+
+/// Milliseconds since [`epoch`] (at most [`TICK`] stale once the ticker runs).
+pub(crate) fn coarse_ms() -> u64 {
+    match MONOTONIC_MS.load(Relaxed) {
+        0 => read_monotonic_ms(),
+        ms => ms,
+    }
+}
+
+/// Keeps the coarse clocks current, for as long as the runtime runs.
+pub(crate) async fn tick() {
+    loop {
+        UNIX_SECONDS.store(read_unix_seconds(), Relaxed);
+        MONOTONIC_MS.store(read_monotonic_ms(), Relaxed);
+        tokio::time::sleep(TICK).await;
+    }
 }
 
 /// Calls `f` with the current IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).

@@ -264,6 +264,7 @@ impl Proxy {
         tokio::spawn(crate::admin::serve(proxy.clone(), admin_socket));
         tokio::spawn(sweep_pools(Arc::downgrade(&proxy.inner)));
         tokio::spawn(control_loop(Arc::downgrade(&proxy.inner), events_rx));
+        tokio::spawn(crate::clock::tick());
         Ok(proxy)
     }
 

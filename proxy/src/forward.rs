@@ -77,13 +77,13 @@ where
 
     // The request head for the target, built once and replayed on a retry. A small body
     // already read goes in the same write (and keeps the request replayable).
-    let mut out = BytesMut::with_capacity(head.buf.len() + 256);
+    let mut out = std::mem::take(&mut c.spare_out);
+    out.clear();
+    out.reserve(head.buf.len() + 256);
     let forwarding = Forwarding {
         listener: &listener.cfg,
-        peer_ip: c.peer_ip,
-        peer_port: c.peer.port(),
+        texts: &c.texts,
         local: c.local,
-        tls: c.tls,
         path_override: rewritten.path.as_deref(),
         host_override: rewritten.host.as_deref(),
         body: head.body,
@@ -265,6 +265,9 @@ where
         target.pool.put(stream);
     }
     drop(inflight);
+    // Hand the buffers back for the next request on this connection.
+    c.spare_response_fields = resp.fields;
+    c.spare_out = out;
     if close { Next::Close } else { Next::KeepAlive }
 }
 
@@ -319,7 +322,7 @@ where
     }
     let (mut ur, mut uw) = stream.split();
     let received_any = AtomicBool::new(false);
-    let recv = read_response_head(&mut ur, &mut c.upbuf, is_head, &received_any);
+    let recv = read_response_head(&mut ur, &mut c.upbuf, is_head, &received_any, &mut c.spare_response_fields);
     tokio::pin!(recv);
 
     // The rest of the body, while watching for an early response.
@@ -380,10 +383,11 @@ async fn read_response_head<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     is_head: bool,
     received_any: &AtomicBool,
+    spare: &mut Vec<crate::http1::fields::HeaderField>,
 ) -> Result<ResponseHead, ProxyError> {
     loop {
         while !buf.is_empty() {
-            match response::parse(buf, is_head) {
+            match response::parse_with(buf, is_head, spare) {
                 Ok(Some(h)) if h.is_informational() && h.status != 101 => continue,
                 Ok(Some(h)) => return Ok(h),
                 Ok(None) => break,

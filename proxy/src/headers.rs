@@ -25,12 +25,10 @@ use crate::trace_id;
 #[derive(Debug)]
 pub(crate) struct Forwarding<'a> {
     pub(crate) listener: &'a Listener,
-    /// The client's address (IPv4-mapped addresses already unmapped).
-    pub(crate) peer_ip: IpAddr,
-    pub(crate) peer_port: u16,
+    /// The connection's header texts, formatted once when it was accepted.
+    pub(crate) texts: &'a ConnTexts,
     /// The address the client connected to.
     pub(crate) local: SocketAddr,
-    pub(crate) tls: bool,
     /// A url-rewrite transform's new path (with query), if one applied.
     pub(crate) path_override: Option<&'a [u8]>,
     /// A host-header-rewrite transform's new host, if one applied.
@@ -66,58 +64,45 @@ pub(crate) fn write_request_head(
     write_host(out, head, f);
 
     let drop_invalid = f.listener.drop_invalid_header_fields;
-    let mut trace_in: Option<&[u8]> = None;
-    for field in &head.fields {
+    let trace_in = head.values_of(FieldKind::XAmznTraceId).next();
+    copy_kept_lines(out, buf, &head.fields, |field| {
         if field.connection_listed {
-            continue;
+            return false;
         }
         match field.kind {
-            FieldKind::Host | FieldKind::Expect | FieldKind::XForwardedProto | FieldKind::XForwardedPort => {
-                continue;
-            }
-            FieldKind::XAmznTraceId => {
-                if trace_in.is_none() {
-                    trace_in = Some(field.value.get(buf));
-                }
-                continue;
-            }
-            FieldKind::XForwardedFor => match f.listener.xff_mode {
-                // Append folds every client field into one list, written after the loop.
-                XffMode::Remove | XffMode::Append => continue,
-                XffMode::Preserve => {}
-            },
-            kind if kind.is_hop_by_hop() => continue,
-            _ => {}
+            FieldKind::Host
+            | FieldKind::Expect
+            | FieldKind::XForwardedProto
+            | FieldKind::XForwardedPort
+            | FieldKind::XAmznTraceId => false,
+            // Append folds every client field into one list, written below.
+            FieldKind::XForwardedFor => f.listener.xff_mode == XffMode::Preserve,
+            kind if kind.is_hop_by_hop() => false,
+            _ => !drop_invalid || field.name.get(buf).iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-'),
         }
-        let name = field.name.get(buf);
-        if drop_invalid && !name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-') {
-            continue;
-        }
-        out.put_slice(name);
-        out.put_slice(b": ");
-        out.put_slice(field.value.get(buf));
-        out.put_slice(b"\r\n");
-    }
+    });
     if f.listener.xff_mode == XffMode::Append {
-        out.put_slice(b"X-Forwarded-For: ");
-        for value in head.values_of(FieldKind::XForwardedFor) {
-            let value = crate::http1::trim_ows(value);
-            if !value.is_empty() {
+        let t = f.texts;
+        let mut client_values = head
+            .values_of(FieldKind::XForwardedFor)
+            .map(crate::http1::trim_ows)
+            .filter(|v| !v.is_empty())
+            .peekable();
+        if client_values.peek().is_none() {
+            // The common case: one precomputed line.
+            out.put_slice(if f.listener.xff_client_port { &t.xff_line_with_port } else { &t.xff_line });
+        } else {
+            out.put_slice(b"X-Forwarded-For: ");
+            for value in client_values {
                 out.put_slice(value);
                 out.put_slice(b", ");
             }
+            out.put_slice(if f.listener.xff_client_port { &t.peer_with_port } else { &t.peer });
+            out.put_slice(b"\r\n");
         }
-        put_client_address(out, f.peer_ip, f.listener.xff_client_port.then_some(f.peer_port));
-        out.put_slice(b"\r\n");
     }
-    out.put_slice(if f.tls {
-        b"X-Forwarded-Proto: https\r\n"
-    } else {
-        b"X-Forwarded-Proto: http\r\n"
-    });
-    out.put_slice(b"X-Forwarded-Port: ");
-    put_decimal(out, u64::from(f.local.port()));
-    out.put_slice(b"\r\nX-Amzn-Trace-Id: ");
+    // X-Forwarded-Proto, X-Forwarded-Port and the trace id's name: constant per connection.
+    out.put_slice(&f.texts.proto_port_trace);
     let trace_start = out.len();
     trace_id::write_value(out, trace_in);
     let trace = trace_start..out.len();
@@ -179,14 +164,66 @@ fn write_host(out: &mut BytesMut, head: &RequestHead, f: &Forwarding<'_>) {
     out.put_slice(b"\r\n");
 }
 
-fn put_client_address(out: &mut BytesMut, ip: IpAddr, port: Option<u16>) {
-    use std::io::Write;
-    let mut w = out.writer();
-    let _ = match (ip, port) {
-        (IpAddr::V6(v6), Some(p)) => write!(w, "[{v6}]:{p}"),
-        (ip, Some(p)) => write!(w, "{ip}:{p}"),
-        (ip, None) => write!(w, "{ip}"),
-    };
+/// Copies the field lines `keep` accepts, as received, one copy per run of adjacent kept
+/// lines. The lines were validated by the parser (token names, no CR/LF/NUL in values, no
+/// obs-fold, CRLF endings), so copying them is re-serialising, not byte-forwarding: the
+/// request line, hop-by-hop fields and framing are all hostalb's own. A field's line runs
+/// from its name to the next field's name; the last one ends where the head's final
+/// CRLF begins.
+fn copy_kept_lines(
+    out: &mut BytesMut,
+    buf: &[u8],
+    fields: &[crate::http1::fields::HeaderField],
+    mut keep: impl FnMut(&crate::http1::fields::HeaderField) -> bool,
+) {
+    let fields_end = buf.len().saturating_sub(2);
+    let mut run: Option<usize> = None;
+    for field in fields {
+        let line_start = field.name.start as usize;
+        if keep(field) {
+            run.get_or_insert(line_start);
+        } else if let Some(start) = run.take() {
+            out.put_slice(&buf[start..line_start]);
+        }
+    }
+    if let Some(start) = run {
+        out.put_slice(&buf[start..fields_end]);
+    }
+}
+
+/// Header texts that depend only on the connection, formatted once when it is accepted
+/// instead of on every request.
+#[derive(Debug)]
+pub(crate) struct ConnTexts {
+    /// The client address as X-Forwarded-For lists it: `ip`, and `ip:port` (`[ip]:port`).
+    pub(crate) peer: Box<[u8]>,
+    pub(crate) peer_with_port: Box<[u8]>,
+    /// `X-Forwarded-For: <peer>\r\n` for requests that carry none, with and without port.
+    pub(crate) xff_line: Box<[u8]>,
+    pub(crate) xff_line_with_port: Box<[u8]>,
+    /// `X-Forwarded-Proto: ..\r\nX-Forwarded-Port: ..\r\nX-Amzn-Trace-Id: `.
+    pub(crate) proto_port_trace: Box<[u8]>,
+}
+
+impl ConnTexts {
+    pub(crate) fn new(peer_ip: IpAddr, peer_port: u16, local_port: u16, tls: bool) -> ConnTexts {
+        let peer = peer_ip.to_string();
+        let peer_with_port = match peer_ip {
+            IpAddr::V6(v6) => format!("[{v6}]:{peer_port}"),
+            ip => format!("{ip}:{peer_port}"),
+        };
+        let proto = if tls { "https" } else { "http" };
+        let boxed = |s: String| s.into_bytes().into_boxed_slice();
+        ConnTexts {
+            xff_line: boxed(format!("X-Forwarded-For: {peer}\r\n")),
+            xff_line_with_port: boxed(format!("X-Forwarded-For: {peer_with_port}\r\n")),
+            proto_port_trace: boxed(format!(
+                "X-Forwarded-Proto: {proto}\r\nX-Forwarded-Port: {local_port}\r\nX-Amzn-Trace-Id: "
+            )),
+            peer: boxed(peer),
+            peer_with_port: boxed(peer_with_port),
+        }
+    }
 }
 
 fn put_socket_addr(out: &mut BytesMut, addr: SocketAddr) {
@@ -223,22 +260,16 @@ pub(crate) fn write_response_head(out: &mut BytesMut, resp: &ResponseHead, to: &
     // A HEAD or 304 response announces the length of the body it does not carry: keep it.
     let keep_length =
         resp.body == BodyKind::Empty && resp.status != 204 && !(100..200).contains(&resp.status);
-    for field in &resp.fields {
+    copy_kept_lines(out, buf, &resp.fields, |field| {
         if field.connection_listed {
-            continue;
+            return false;
         }
         match field.kind {
-            FieldKind::ContentLength if keep_length => {}
-            FieldKind::Upgrade if to.upgrade => {}
-            FieldKind::Connection if to.upgrade => {}
-            kind if kind.is_hop_by_hop() => continue,
-            _ => {}
+            FieldKind::ContentLength => keep_length,
+            FieldKind::Upgrade | FieldKind::Connection => to.upgrade,
+            kind => !kind.is_hop_by_hop(),
         }
-        out.put_slice(field.name.get(buf));
-        out.put_slice(b": ");
-        out.put_slice(field.value.get(buf));
-        out.put_slice(b"\r\n");
-    }
+    });
     out.put_slice(extra);
     match to.body {
         BodyKind::Length(n) if !keep_length => {
@@ -279,12 +310,12 @@ mod tests {
             .ok()
             .flatten()
             .unwrap_or_else(|| panic!("parse {raw}"));
+        let local: SocketAddr = local.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+        let texts = ConnTexts::new("10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])), 5555, local.port(), false);
         let f = Forwarding {
             listener,
-            peer_ip: "10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
-            peer_port: 5555,
-            local: local.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
-            tls: false,
+            texts: &texts,
+            local,
             path_override: None,
             host_override: None,
             body: head.body,

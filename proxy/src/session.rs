@@ -29,6 +29,7 @@ use crate::errors::{ErrorKind, ProxyError};
 use crate::forward;
 use crate::http1::BodyKind;
 use crate::http1::request::{self, RequestHead};
+use crate::http1::fields::HeaderField;
 use crate::metrics::inc;
 use crate::respond::{self, Own};
 use crate::rules::{self, Action, HeaderSource, RequestView};
@@ -53,12 +54,19 @@ pub(crate) struct ClientConn<R, W> {
     pub(crate) wbuf: BytesMut,
     /// Bytes read from the target of the current exchange.
     pub(crate) upbuf: BytesMut,
+    /// Buffers handed back after each exchange, so steady-state requests allocate
+    /// nothing: request and response header fields, and the target request head.
+    pub(crate) spare_fields: Vec<HeaderField>,
+    pub(crate) spare_response_fields: Vec<HeaderField>,
+    pub(crate) spare_out: BytesMut,
     pub(crate) peer: SocketAddr,
     /// The peer's IP with IPv4-mapped IPv6 unmapped (source-ip rules, X-Forwarded-For).
     pub(crate) peer_ip: IpAddr,
+    /// Header texts formatted once for this connection.
+    pub(crate) texts: crate::headers::ConnTexts,
     pub(crate) local: SocketAddr,
-    pub(crate) tls: bool,
-    pub(crate) opened: Instant,
+    /// When the connection was accepted ([`crate::clock::coarse_ms`]).
+    pub(crate) opened_ms: u64,
     pub(crate) listener: ListenerId,
 }
 
@@ -76,16 +84,19 @@ impl<R, W> ClientConn<R, W> {
             v4 => v4,
         };
         ClientConn {
+            texts: crate::headers::ConnTexts::new(peer_ip, peer.port(), local.port(), tls),
             rd: Counted::new(rd),
             wr: Counted::new(wr),
             rbuf: BytesMut::with_capacity(4096),
             wbuf: BytesMut::with_capacity(4096),
             upbuf: BytesMut::new(),
+            spare_fields: Vec::new(),
+            spare_response_fields: Vec::new(),
+            spare_out: BytesMut::new(),
             peer,
             peer_ip,
             local,
-            tls,
-            opened: Instant::now(),
+            opened_ms: crate::clock::coarse_ms(),
             listener,
         }
     }
@@ -136,7 +147,7 @@ where
             HeadRead::Refused(e) => {
                 let mut rec = Record::default();
                 let _ = answer_error(&shared, &listener, &mut c, None, &e, &mut rec).await;
-                log_exchange(&c, None, &rec, Instant::now());
+                log_exchange(&c, None, &rec, None);
                 let processed = c.rd.take_count() + c.wr.take_count();
                 shared
                     .metrics
@@ -145,7 +156,8 @@ where
                 return;
             }
         };
-        let started = Instant::now();
+        // Only the debug log needs the request's duration.
+        let started = tracing::enabled!(tracing::Level::DEBUG).then(Instant::now);
         // 3 (early). The freshest configuration, loaded once for this request.
         let snap = shared.snapshot.load_full();
         let Some(current) = snap.listener(c.listener) else {
@@ -157,6 +169,7 @@ where
         let mut rec = Record::default();
         let next = handle(&shared, &snap, &listener, &mut c, &head, &mut rec).await;
         log_exchange(&c, Some(&head), &rec, started);
+        c.spare_fields = head.fields;
         let processed = c.rd.take_count() + c.wr.take_count();
         shared
             .metrics
@@ -189,7 +202,7 @@ where
     let mut header_deadline: Option<tokio::time::Instant> = None;
     loop {
         if !c.rbuf.is_empty() {
-            match request::parse(&mut c.rbuf) {
+            match request::parse_with(&mut c.rbuf, &mut c.spare_fields) {
                 Ok(Some(head)) => return HeadRead::Head(head),
                 Ok(None) => {}
                 Err(e) => return HeadRead::Refused(ProxyError::new(ErrorKind::BadHead(e))),
@@ -298,7 +311,9 @@ pub(crate) fn keep_alive_allowed<R, W>(
     c: &ClientConn<R, W>,
     head: &RequestHead,
 ) -> bool {
-    head.keep_alive && !shared.is_draining() && c.opened.elapsed() < listener.cfg.client_keep_alive
+    head.keep_alive
+        && !shared.is_draining()
+        && crate::clock::coarse_ms().saturating_sub(c.opened_ms) < listener.cfg.client_keep_alive.as_millis() as u64
 }
 
 /// Writes an answer hostalb makes itself, dealing with an unread request body: a small
@@ -526,7 +541,7 @@ impl TemplateVars<'_> {
 }
 
 /// Phase 5: one debug event per request.
-fn log_exchange<R, W>(c: &ClientConn<R, W>, head: Option<&RequestHead>, rec: &Record, started: Instant) {
+fn log_exchange<R, W>(c: &ClientConn<R, W>, head: Option<&RequestHead>, rec: &Record, started: Option<Instant>) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
@@ -549,7 +564,7 @@ fn log_exchange<R, W>(c: &ClientConn<R, W>, head: Option<&RequestHead>, rec: &Re
         rule = ?rec.rule,
         action = rec.action,
         error = ?rec.error,
-        micros = started.elapsed().as_micros() as u64,
+        micros = started.map(|s| s.elapsed().as_micros() as u64).unwrap_or(0),
         "request"
     );
 }

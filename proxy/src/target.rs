@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -46,15 +46,9 @@ pub(crate) struct Target {
     pub(crate) admitted: AtomicBool,
 }
 
-/// A fixed instant for timestamps kept in atomics.
-pub(crate) fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
 fn micros_since_epoch() -> u64 {
     // Never 0, so that 0 can mean "not set".
-    (epoch().elapsed().as_micros() as u64).max(1)
+    (crate::clock::epoch().elapsed().as_micros() as u64).max(1)
 }
 
 impl Target {

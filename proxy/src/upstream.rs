@@ -8,7 +8,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use tokio::net::TcpStream;
@@ -23,7 +23,14 @@ const POOL_CAPACITY: usize = 256;
 
 struct Idle {
     stream: TcpStream,
-    since: Instant,
+    /// When it became idle ([`crate::clock::coarse_ms`]).
+    since_ms: u64,
+}
+
+impl Idle {
+    fn fresh(&self, max_idle: Duration) -> bool {
+        crate::clock::coarse_ms().saturating_sub(self.since_ms) <= max_idle.as_millis() as u64
+    }
 }
 
 /// Idle keep-alive connections to one target.
@@ -51,7 +58,7 @@ impl Pool {
         // Bounded: at most the queue's capacity of stale entries is discarded.
         for _ in 0..POOL_CAPACITY {
             let idle = self.idle.pop()?;
-            if idle.since.elapsed() <= max_idle && still_open(&idle.stream) {
+            if idle.fresh(max_idle) && still_open(&idle.stream) {
                 return Some(idle.stream);
             }
         }
@@ -63,7 +70,7 @@ impl Pool {
         // A full pool drops (closes) the connection.
         let _ = self.idle.push(Idle {
             stream,
-            since: Instant::now(),
+            since_ms: crate::clock::coarse_ms(),
         });
     }
 
@@ -76,7 +83,7 @@ impl Pool {
     pub(crate) fn sweep(&self, max_idle: Duration) {
         for _ in 0..self.idle.len() {
             let Some(idle) = self.idle.pop() else { break };
-            if idle.since.elapsed() <= max_idle && still_open(&idle.stream) {
+            if idle.fresh(max_idle) && still_open(&idle.stream) {
                 let _ = self.idle.push(idle);
             }
         }

@@ -36,7 +36,18 @@ impl ResponseHead {
 
 /// Parses one response head from the front of `buf`. `request_is_head` and the status
 /// decide whether a body follows (RFC 9112 §6.3).
+#[cfg(test)]
 pub(crate) fn parse(buf: &mut BytesMut, request_is_head: bool) -> Result<Option<ResponseHead>, BadResponse> {
+    parse_with(buf, request_is_head, &mut Vec::new())
+}
+
+/// Parses a response head, taking the field vector from `spare` (handed back by the
+/// connection after each exchange).
+pub(crate) fn parse_with(
+    buf: &mut BytesMut,
+    request_is_head: bool,
+    spare: &mut Vec<HeaderField>,
+) -> Result<Option<ResponseHead>, BadResponse> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
     let mut resp = httparse::Response::new(&mut raw);
     let len = match resp.parse(buf) {
@@ -72,7 +83,9 @@ pub(crate) fn parse(buf: &mut BytesMut, request_is_head: bool) -> Result<Option<
     } else {
         Version::Http10
     };
-    let mut fields = Vec::with_capacity(resp.headers.len());
+    let mut fields = std::mem::take(spare);
+    fields.clear();
+    fields.reserve(resp.headers.len());
     for h in resp.headers.iter() {
         fields.push(HeaderField {
             name: Span::of(bytes, h.name.as_bytes()),
