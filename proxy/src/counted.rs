@@ -19,6 +19,19 @@ impl<T> Counted<T> {
         Counted { inner, bytes: 0 }
     }
 
+    pub(crate) fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// Counts bytes moved past the inner stream's poll methods.
+    pub(crate) fn add_count(&mut self, n: usize) {
+        self.bytes += n as u64;
+    }
+
     /// Bytes moved since the last call.
     pub(crate) fn take_count(&mut self) -> u64 {
         std::mem::take(&mut self.bytes)

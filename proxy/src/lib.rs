@@ -20,6 +20,7 @@
 
 mod admin;
 mod body;
+mod buffers;
 mod clock;
 mod control;
 mod cookies;

@@ -72,7 +72,8 @@ async fn connection(shared: Arc<Shared>, id: ListenerId, mut stream: TcpStream, 
             let (rd, wr) = stream.split();
             session::serve(shared, ClientConn::new(rd, wr, peer, local, false, id)).await;
         }
-        Some(acceptor) => {
+        // Boxed: a plain connection's task need not make room for the TLS handshake.
+        Some(acceptor) => Box::pin(async move {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.0.accept(stream)).await {
                 Ok(Ok(tls_stream)) => {
                     let (rd, wr) = tokio::io::split(tls_stream);
@@ -80,6 +81,7 @@ async fn connection(shared: Arc<Shared>, id: ListenerId, mut stream: TcpStream, 
                 }
                 _ => inc(&shared.metrics.client_tls_negotiation_errors),
             }
-        }
+        })
+        .await,
     }
 }

@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio::time::sleep_until;
 
 use crate::body::{BodyTransfer, flush};
+use crate::buffers::BufferSet;
 use crate::counted::Counted;
 use crate::errors::{ErrorKind, ProxyError};
 use crate::forward;
@@ -71,6 +72,30 @@ pub(crate) struct ClientConn<R, W> {
 }
 
 impl<R, W> ClientConn<R, W> {
+    /// Hands the buffers to the thread's spare sets while the connection waits for its
+    /// next request ([`crate::buffers`]).
+    fn park_buffers(&mut self) {
+        crate::buffers::put(BufferSet {
+            rbuf: std::mem::take(&mut self.rbuf),
+            wbuf: std::mem::take(&mut self.wbuf),
+            upbuf: std::mem::take(&mut self.upbuf),
+            out: std::mem::take(&mut self.spare_out),
+            fields: std::mem::take(&mut self.spare_fields),
+            response_fields: std::mem::take(&mut self.spare_response_fields),
+        });
+    }
+
+    /// Takes a set of buffers for the request that is arriving.
+    fn unpark_buffers(&mut self) {
+        let set = crate::buffers::take();
+        self.rbuf = set.rbuf;
+        self.wbuf = set.wbuf;
+        self.upbuf = set.upbuf;
+        self.spare_out = set.out;
+        self.spare_fields = set.fields;
+        self.spare_response_fields = set.response_fields;
+    }
+
     pub(crate) fn new(
         rd: R,
         wr: W,
@@ -87,8 +112,8 @@ impl<R, W> ClientConn<R, W> {
             texts: crate::headers::ConnTexts::new(peer_ip, peer.port(), local.port(), tls),
             rd: Counted::new(rd),
             wr: Counted::new(wr),
-            rbuf: BytesMut::with_capacity(4096),
-            wbuf: BytesMut::with_capacity(4096),
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
             upbuf: BytesMut::new(),
             spare_fields: Vec::new(),
             spare_response_fields: Vec::new(),
@@ -128,10 +153,62 @@ pub(crate) struct Record {
     pub(crate) error: Option<&'static str>,
 }
 
+/// The client side of a connection, as [`read_head`] waits on it.
+pub(crate) trait ClientRead: AsyncRead + Unpin + Send {
+    /// Whether [`ClientRead::readable`] and [`ClientRead::try_read_buf`] work: the stream
+    /// can wait for bytes without a buffer, so an idle connection parks its buffers. A TLS
+    /// stream cannot (its records are decrypted into its own buffer as they are read).
+    const WAITS_WITHOUT_BUFFER: bool;
+
+    /// Resolves when bytes may be readable (possibly spuriously).
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send;
+
+    /// Reads what is there without waiting (`WouldBlock` when nothing is).
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize>;
+}
+
+impl ClientRead for tokio::net::tcp::ReadHalf<'_> {
+    const WAITS_WITHOUT_BUFFER: bool = true;
+
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+        tokio::net::tcp::ReadHalf::readable(self)
+    }
+
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        tokio::net::tcp::ReadHalf::try_read_buf(self, buf)
+    }
+}
+
+impl<T: AsyncRead + Send> ClientRead for tokio::io::ReadHalf<T> {
+    const WAITS_WITHOUT_BUFFER: bool = false;
+
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    fn try_read_buf(&mut self, _buf: &mut BytesMut) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::WouldBlock.into())
+    }
+}
+
+impl<T: ClientRead> ClientRead for Counted<T> {
+    const WAITS_WITHOUT_BUFFER: bool = T::WAITS_WITHOUT_BUFFER;
+
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+        self.get_ref().readable()
+    }
+
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        let n = self.get_mut().try_read_buf(buf)?;
+        self.add_count(n);
+        Ok(n)
+    }
+}
+
 /// Serves one client connection until it closes.
 pub(crate) async fn serve<R, W>(shared: Arc<Shared>, mut c: ClientConn<R, W>)
 where
-    R: AsyncRead + Unpin + Send,
+    R: ClientRead,
     W: tokio::io::AsyncWrite + Unpin + Send,
 {
     let _open = shared.connection_opened();
@@ -167,7 +244,9 @@ where
         };
         listener = current.clone();
         let mut rec = Record::default();
-        let next = handle(&shared, &snap, &listener, &mut c, &head, &mut rec).await;
+        // Boxed: the exchange's state (kilobytes, most of it the forward) lives only while
+        // a request is served, so an idle connection's task stays small.
+        let next = Box::pin(handle(&shared, &snap, &listener, &mut c, &head, &mut rec)).await;
         log_exchange(&c, Some(&head), &rec, started);
         c.spare_fields = head.fields;
         let processed = c.rd.take_count() + c.wr.take_count();
@@ -196,7 +275,7 @@ async fn read_head<R, W>(
     drain: &mut watch::Receiver<bool>,
 ) -> HeadRead
 where
-    R: AsyncRead + Unpin,
+    R: ClientRead,
 {
     let idle_deadline = tokio::time::Instant::now() + listener.cfg.idle_timeout;
     let mut header_deadline: Option<tokio::time::Instant> = None;
@@ -213,25 +292,69 @@ where
         if waiting_idle && *drain.borrow() {
             return HeadRead::Closed;
         }
-        c.rbuf.reserve(4096);
-        tokio::select! {
-            biased;
-            read = c.rd.read_buf(&mut c.rbuf) => match read {
-                Ok(0) | Err(_) => return HeadRead::Closed,
-                Ok(_) => {}
-            },
-            _ = sleep_until(header_deadline.unwrap_or(idle_deadline)) => {
-                return match header_deadline {
-                    Some(_) => HeadRead::Refused(ProxyError::new(ErrorKind::HeaderTimeout)),
-                    None => HeadRead::Closed,
-                };
+        let deadline = header_deadline.unwrap_or(idle_deadline);
+        if R::WAITS_WITHOUT_BUFFER && c.rbuf.is_empty() {
+            // Nothing of the next request yet: wait without holding buffers.
+            c.park_buffers();
+            let ready = until_deadline(c.rd.readable(), deadline, header_deadline.is_some(), drain).await;
+            c.unpark_buffers();
+            match ready {
+                Waited::Done(_) => {}
+                Waited::End(end) => return end,
+                Waited::Again => continue,
             }
-            // Shutdown closes connections that wait for a request; a request already
-            // arriving is served (and answered with `Connection: close`).
-            changed = drain.changed(), if waiting_idle => {
-                if changed.is_err() || *drain.borrow() {
-                    return HeadRead::Closed;
-                }
+            c.rbuf.reserve(4096);
+            match c.rd.try_read_buf(&mut c.rbuf) {
+                Ok(0) => return HeadRead::Closed,
+                Ok(_) => {}
+                // The readiness was stale: wait again.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return HeadRead::Closed,
+            }
+            continue;
+        }
+        c.rbuf.reserve(4096);
+        let read = until_deadline(c.rd.read_buf(&mut c.rbuf), deadline, header_deadline.is_some(), drain).await;
+        match read {
+            Waited::Done(Ok(0) | Err(_)) => return HeadRead::Closed,
+            Waited::Done(Ok(_)) | Waited::Again => {}
+            Waited::End(end) => return end,
+        }
+    }
+}
+
+/// How [`until_deadline`] ended.
+enum Waited<T> {
+    Done(T),
+    /// The connection ends (or its head was refused).
+    End(HeadRead),
+    /// The drain signal changed without a shutdown: look again.
+    Again,
+}
+
+/// Runs `io` until `deadline`: the header timeout when `in_head`, else the idle timeout,
+/// which (like shutdown) closes a connection quietly. While no request has begun, a
+/// shutdown closes the connection too; a request already arriving is served (and
+/// answered with `Connection: close`).
+async fn until_deadline<T>(
+    io: impl Future<Output = T>,
+    deadline: tokio::time::Instant,
+    in_head: bool,
+    drain: &mut watch::Receiver<bool>,
+) -> Waited<T> {
+    tokio::select! {
+        biased;
+        done = io => Waited::Done(done),
+        _ = sleep_until(deadline) => Waited::End(if in_head {
+            HeadRead::Refused(ProxyError::new(ErrorKind::HeaderTimeout))
+        } else {
+            HeadRead::Closed
+        }),
+        changed = drain.changed(), if !in_head => {
+            if changed.is_err() || *drain.borrow() {
+                Waited::End(HeadRead::Closed)
+            } else {
+                Waited::Again
             }
         }
     }
