@@ -322,7 +322,13 @@ where
     }
     let (mut ur, mut uw) = stream.split();
     let received_any = AtomicBool::new(false);
-    let recv = read_response_head(&mut ur, &mut c.upbuf, is_head, &received_any, &mut c.spare_response_fields);
+    let recv = read_response_head(
+        &mut ur,
+        &mut c.upbuf,
+        is_head,
+        &received_any,
+        &mut c.spare_response_fields,
+    );
     tokio::pin!(recv);
 
     // The rest of the body, while watching for an early response.

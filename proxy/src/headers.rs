@@ -78,7 +78,14 @@ pub(crate) fn write_request_head(
             // Append folds every client field into one list, written below.
             FieldKind::XForwardedFor => f.listener.xff_mode == XffMode::Preserve,
             kind if kind.is_hop_by_hop() => false,
-            _ => !drop_invalid || field.name.get(buf).iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-'),
+            _ => {
+                !drop_invalid
+                    || field
+                        .name
+                        .get(buf)
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            }
         }
     });
     if f.listener.xff_mode == XffMode::Append {
@@ -90,14 +97,22 @@ pub(crate) fn write_request_head(
             .peekable();
         if client_values.peek().is_none() {
             // The common case: one precomputed line.
-            out.put_slice(if f.listener.xff_client_port { &t.xff_line_with_port } else { &t.xff_line });
+            out.put_slice(if f.listener.xff_client_port {
+                &t.xff_line_with_port
+            } else {
+                &t.xff_line
+            });
         } else {
             out.put_slice(b"X-Forwarded-For: ");
             for value in client_values {
                 out.put_slice(value);
                 out.put_slice(b", ");
             }
-            out.put_slice(if f.listener.xff_client_port { &t.peer_with_port } else { &t.peer });
+            out.put_slice(if f.listener.xff_client_port {
+                &t.peer_with_port
+            } else {
+                &t.peer
+            });
             out.put_slice(b"\r\n");
         }
     }
@@ -311,7 +326,12 @@ mod tests {
             .flatten()
             .unwrap_or_else(|| panic!("parse {raw}"));
         let local: SocketAddr = local.parse().unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
-        let texts = ConnTexts::new("10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])), 5555, local.port(), false);
+        let texts = ConnTexts::new(
+            "10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            5555,
+            local.port(),
+            false,
+        );
         let f = Forwarding {
             listener,
             texts: &texts,

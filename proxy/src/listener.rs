@@ -73,15 +73,17 @@ async fn connection(shared: Arc<Shared>, id: ListenerId, mut stream: TcpStream, 
             session::serve(shared, ClientConn::new(rd, wr, peer, local, false, id)).await;
         }
         // Boxed: a plain connection's task need not make room for the TLS handshake.
-        Some(acceptor) => Box::pin(async move {
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.0.accept(stream)).await {
-                Ok(Ok(tls_stream)) => {
-                    let (rd, wr) = tokio::io::split(tls_stream);
-                    session::serve(shared, ClientConn::new(rd, wr, peer, local, true, id)).await;
+        Some(acceptor) => {
+            Box::pin(async move {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.0.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let (rd, wr) = tokio::io::split(tls_stream);
+                        session::serve(shared, ClientConn::new(rd, wr, peer, local, true, id)).await;
+                    }
+                    _ => inc(&shared.metrics.client_tls_negotiation_errors),
                 }
-                _ => inc(&shared.metrics.client_tls_negotiation_errors),
-            }
-        })
-        .await,
+            })
+            .await
+        }
     }
 }

@@ -29,8 +29,8 @@ use crate::counted::Counted;
 use crate::errors::{ErrorKind, ProxyError};
 use crate::forward;
 use crate::http1::BodyKind;
-use crate::http1::request::{self, RequestHead};
 use crate::http1::fields::HeaderField;
+use crate::http1::request::{self, RequestHead};
 use crate::metrics::inc;
 use crate::respond::{self, Own};
 use crate::rules::{self, Action, HeaderSource, RequestView};
@@ -314,7 +314,13 @@ where
             continue;
         }
         c.rbuf.reserve(4096);
-        let read = until_deadline(c.rd.read_buf(&mut c.rbuf), deadline, header_deadline.is_some(), drain).await;
+        let read = until_deadline(
+            c.rd.read_buf(&mut c.rbuf),
+            deadline,
+            header_deadline.is_some(),
+            drain,
+        )
+        .await;
         match read {
             Waited::Done(Ok(0) | Err(_)) => return HeadRead::Closed,
             Waited::Done(Ok(_)) | Waited::Again => {}
@@ -436,7 +442,8 @@ pub(crate) fn keep_alive_allowed<R, W>(
 ) -> bool {
     head.keep_alive
         && !shared.is_draining()
-        && crate::clock::coarse_ms().saturating_sub(c.opened_ms) < listener.cfg.client_keep_alive.as_millis() as u64
+        && crate::clock::coarse_ms().saturating_sub(c.opened_ms)
+            < listener.cfg.client_keep_alive.as_millis() as u64
 }
 
 /// Writes an answer hostalb makes itself, dealing with an unread request body: a small
@@ -664,7 +671,12 @@ impl TemplateVars<'_> {
 }
 
 /// Phase 5: one debug event per request.
-fn log_exchange<R, W>(c: &ClientConn<R, W>, head: Option<&RequestHead>, rec: &Record, started: Option<Instant>) {
+fn log_exchange<R, W>(
+    c: &ClientConn<R, W>,
+    head: Option<&RequestHead>,
+    rec: &Record,
+    started: Option<Instant>,
+) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }

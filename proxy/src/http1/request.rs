@@ -124,7 +124,10 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<RequestHead>, HeadError
 
 /// [`parse`], taking the field vector from `spare` (a connection hands back each head's
 /// vector, so steady-state parsing allocates nothing).
-pub(crate) fn parse_with(buf: &mut BytesMut, spare: &mut Vec<HeaderField>) -> Result<Option<RequestHead>, HeadError> {
+pub(crate) fn parse_with(
+    buf: &mut BytesMut,
+    spare: &mut Vec<HeaderField>,
+) -> Result<Option<RequestHead>, HeadError> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_REQUEST_FIELDS];
     let mut req = httparse::Request::new(&mut raw);
     let len = match req.parse(buf) {
