@@ -1,0 +1,996 @@
+//! hostalb's load harness: the backend directly, hostalb, nginx and HAProxy, configured
+//! equivalently and driven by `wrk` in interleaved rounds, on one machine in one run.
+//!
+//! Run: `scripts/bench` (installs nginx, haproxy and wrk when missing, builds hostalb in
+//! release, then runs this), or `cargo bench --bench load -- [SCENARIO...] [OPTIONS]`
+//! once target/release/hostalb is built. `--help` lists scenarios and options;
+//! docs/performance.md describes what is measured and how.
+
+// The harness reports on stdout.
+#![allow(clippy::print_stdout)]
+
+#[path = "load/docker.rs"]
+mod docker;
+#[path = "load/http.rs"]
+mod http;
+#[path = "load/idle.rs"]
+mod idle;
+#[path = "load/procs.rs"]
+mod procs;
+#[path = "load/report.rs"]
+mod report;
+#[path = "load/servers.rs"]
+mod servers;
+#[path = "load/wrk.rs"]
+mod wrk;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use report::{IdleRound, Round, ScenarioResult, Series};
+use servers::{Backend, Kind, Proxy, Shape, Tools};
+
+const HELP: &str = "\
+hostalb load harness: the backend directly, hostalb, nginx and HAProxy, equivalently configured,
+driven by wrk in interleaved rounds; medians per target, ratios of hostalb to nginx and HAProxy.
+
+usage: cargo bench --bench load -- [SCENARIO...] [OPTIONS]     (scripts/bench passes its arguments)
+
+scenarios (all by default, run in this order):
+  a        1 worker, keep-alive connections, 3-byte response
+  b        2 workers, otherwise as (a)
+  c        1 KB and 100 KB responses (c-1k, c-100k to pick one), 1 worker
+  d        1000 path rules with the match last, 1 worker
+  e        a reload every 100 ms under load against no reloads, 1 worker
+  f        10,000 idle keep-alive client connections: resident memory, 1 worker
+  g        start-to-routable of a Docker container (needs `docker info` to work)
+
+options:
+  --rounds N            measured rounds per target (5)
+  --seconds S           length of a round (5)
+  --warmup S            warm-up per target before the rounds, 0 for none (2)
+  --connections N       wrk keep-alive connections (64)
+  --threads N           wrk threads (1)
+  --idle N              idle connections of (f) (10000)
+  --docker-starts N     container starts of (g) (20)
+  --reload-ms N         reload period of (e) (100)
+  --json FILE           where the JSON goes (target/bench/load.json)
+  --help
+
+environment: HOSTALB_BIN overrides target/release/hostalb.
+";
+
+#[derive(Debug, Clone)]
+struct Options {
+    scenarios: Vec<String>,
+    rounds: usize,
+    seconds: u64,
+    warmup: u64,
+    connections: usize,
+    threads: usize,
+    idle: usize,
+    docker_starts: usize,
+    reload_ms: u64,
+    json: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Option<Options>> {
+    let mut o = Options {
+        scenarios: Vec::new(),
+        rounds: 5,
+        seconds: 5,
+        warmup: 2,
+        connections: 64,
+        threads: 1,
+        idle: 10_000,
+        docker_starts: 20,
+        reload_ms: 100,
+        json: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut num = |name: &str| -> Result<u64> {
+            let v = args.next().with_context(|| format!("{name} needs a value"))?;
+            v.parse::<u64>()
+                .with_context(|| format!("{name}: `{v}` is not a whole number"))
+        };
+        match a.as_str() {
+            // cargo bench passes --bench to every bench target.
+            "--bench" => {}
+            "-h" | "--help" => return Ok(None),
+            "--rounds" => o.rounds = num("--rounds")?.clamp(1, 1000) as usize,
+            "--seconds" => o.seconds = num("--seconds")?.clamp(1, 3600),
+            "--warmup" => o.warmup = num("--warmup")?.min(600),
+            "--connections" => o.connections = num("--connections")?.clamp(1, 50_000) as usize,
+            "--threads" => o.threads = num("--threads")?.clamp(1, 64) as usize,
+            "--idle" => o.idle = num("--idle")?.clamp(1, 100_000) as usize,
+            "--docker-starts" => o.docker_starts = num("--docker-starts")?.clamp(1, 1000) as usize,
+            "--reload-ms" => o.reload_ms = num("--reload-ms")?.clamp(10, 60_000),
+            "--json" => o.json = Some(PathBuf::from(args.next().context("--json needs a file")?)),
+            s if s.starts_with('-') => bail!("unknown option {s} (see --help)"),
+            s => {
+                let known = SPECS.iter().any(|sp| sp.name == s || sp.letter == s);
+                if !known {
+                    bail!("unknown scenario `{s}`: choose among a b c c-1k c-100k d e f g (see --help)");
+                }
+                o.scenarios.push(s.to_owned());
+            }
+        }
+    }
+    Ok(Some(o))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Work {
+    /// wrk against every target; `reload`: with and without reloads.
+    Load {
+        path: &'static str,
+        body_len: usize,
+        reload: bool,
+    },
+    /// Idle keep-alive connections.
+    Idle,
+    /// Container start-to-routable.
+    Docker,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Spec {
+    name: &'static str,
+    letter: &'static str,
+    workers: usize,
+    rules: usize,
+    work: Work,
+}
+
+const SMALL: Work = Work::Load {
+    path: servers::SMALL_PATH,
+    body_len: 3,
+    reload: false,
+};
+
+const SPECS: [Spec; 8] = [
+    Spec {
+        name: "a",
+        letter: "a",
+        workers: 1,
+        rules: 1,
+        work: SMALL,
+    },
+    Spec {
+        name: "b",
+        letter: "b",
+        workers: 2,
+        rules: 1,
+        work: SMALL,
+    },
+    Spec {
+        name: "c-1k",
+        letter: "c",
+        workers: 1,
+        rules: 1,
+        work: Work::Load {
+            path: servers::KB1_PATH,
+            body_len: 1024,
+            reload: false,
+        },
+    },
+    Spec {
+        name: "c-100k",
+        letter: "c",
+        workers: 1,
+        rules: 1,
+        work: Work::Load {
+            path: servers::KB100_PATH,
+            body_len: 100 * 1024,
+            reload: false,
+        },
+    },
+    Spec {
+        name: "d",
+        letter: "d",
+        workers: 1,
+        rules: 1000,
+        work: SMALL,
+    },
+    Spec {
+        name: "e",
+        letter: "e",
+        workers: 1,
+        rules: 1,
+        work: Work::Load {
+            path: servers::SMALL_PATH,
+            body_len: 3,
+            reload: true,
+        },
+    },
+    Spec {
+        name: "f",
+        letter: "f",
+        workers: 1,
+        rules: 1,
+        work: Work::Idle,
+    },
+    Spec {
+        name: "g",
+        letter: "g",
+        workers: 1,
+        rules: 1,
+        work: Work::Docker,
+    },
+];
+
+impl Spec {
+    fn title(&self, o: &Options) -> String {
+        let c = o.connections;
+        match (self.name, self.work) {
+            ("g", _) => format!(
+                "start-to-routable of a container: `docker run -d -p 80` with hostalb labels to the first 200 through \
+                 `hostalb run` (no --config), {} starts",
+                o.docker_starts
+            ),
+            (_, Work::Idle) => format!(
+                "{} idle keep-alive client connections (one answered request each), 1 worker: resident memory",
+                o.idle
+            ),
+            (
+                _,
+                Work::Load {
+                    path,
+                    body_len,
+                    reload,
+                },
+            ) => {
+                let mut t = format!(
+                    "{} worker{}, {c} keep-alive connections, GET {path} ({body_len}-byte body)",
+                    self.workers,
+                    if self.workers == 1 { "" } else { "s" }
+                );
+                if self.rules > 1 {
+                    t.push_str(&format!(", {} path rules with the match last", self.rules));
+                }
+                if reload {
+                    t.push_str(&format!(
+                        ", each proxy with and without a reload every {} ms",
+                        o.reload_ms
+                    ));
+                }
+                t
+            }
+            (_, Work::Docker) => String::new(),
+        }
+    }
+}
+
+/// What every scenario uses.
+#[derive(Debug)]
+struct Ctx {
+    opts: Options,
+    tools: Option<Tools>,
+    hostalb: PathBuf,
+    wrk: Option<wrk::Wrk>,
+    work: PathBuf,
+    nofile: u64,
+    ticks: u64,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("load: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let Some(opts) = parse_args()? else {
+        print!("{HELP}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    procs::install_signal_flags()?;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { root.join(p) })
+        .unwrap_or_else(|| root.join("target"));
+    let bench_dir = target_dir.join("bench");
+    let work = bench_dir.join("work");
+    fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+
+    let selected: Vec<Spec> = SPECS
+        .iter()
+        .filter(|s| opts.scenarios.is_empty() || opts.scenarios.iter().any(|n| n == s.name || n == s.letter))
+        .copied()
+        .collect();
+
+    let hostalb = hostalb_binary(&root, &target_dir)?;
+    let needs_proxies = selected.iter().any(|s| s.work != Work::Docker);
+    let (tools, wrk) = if needs_proxies {
+        let (tools, wrk_bin) = find_tools(&hostalb)?;
+        (
+            Some(tools),
+            Some(wrk::Wrk::new(wrk_bin, &work, opts.threads, opts.connections)?),
+        )
+    } else {
+        (None, None)
+    };
+    let want = (opts.idle as u64 * 2 + 4096).max(65_536);
+    let nofile = procs::raise_nofile(want);
+    let ctx = Ctx {
+        opts,
+        tools,
+        hostalb,
+        wrk,
+        work,
+        nofile,
+        ticks: procs::clock_ticks(),
+    };
+
+    let machine = machine();
+    let versions = versions(&ctx);
+    eprintln!("load: {}", machine["summary"].as_str().unwrap_or_default());
+    for (k, v) in versions.as_object().into_iter().flatten() {
+        eprintln!("load: {k}: {}", v.as_str().unwrap_or_default());
+    }
+    eprintln!(
+        "load: backend: nginx answering from memory (`return 200`) and from files, two ports = two targets; \
+         {} rounds of {} s per target after {} s of warm-up; wrk -t{} -c{}; open files {}",
+        ctx.opts.rounds,
+        ctx.opts.seconds,
+        ctx.opts.warmup,
+        ctx.opts.threads,
+        ctx.opts.connections,
+        ctx.nofile
+    );
+    let started = Instant::now();
+    let load_before = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+
+    let mut results: Vec<ScenarioResult> = Vec::new();
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    for spec in &selected {
+        if procs::stopping() {
+            break;
+        }
+        let title = spec.title(&ctx.opts);
+        eprintln!("\nload: scenario ({}) {title}", spec.name);
+        let scenario_started = Instant::now();
+        let outcome = match spec.work {
+            Work::Load {
+                path,
+                body_len,
+                reload,
+            } => run_load(&ctx, spec, &title, path, body_len, reload).map(Ran::Done),
+            Work::Idle => run_idle(&ctx, spec, &title).map(Ran::Done),
+            Work::Docker => run_docker(&ctx, spec, &title),
+        };
+        match outcome {
+            Ok(Ran::Done(r)) => {
+                eprintln!(
+                    "load: ({}) done in {:.0} s",
+                    spec.name,
+                    scenario_started.elapsed().as_secs_f64()
+                );
+                println!("\n{}", r.table());
+                results.push(r);
+            }
+            Ok(Ran::Skipped(reason)) => {
+                eprintln!("load: ({}) skipped: {reason}", spec.name);
+                skipped.push((spec.name.to_owned(), reason));
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                eprintln!("load: ({}) failed: {msg}", spec.name);
+                if procs::stopping() {
+                    break;
+                }
+                failed.push((spec.name.to_owned(), msg));
+            }
+        }
+    }
+    procs::check_stop()?;
+
+    for (name, reason) in &skipped {
+        println!("({name}) skipped: {reason}");
+    }
+    for (name, msg) in &failed {
+        println!("({name}) FAILED: {msg}");
+    }
+    let json_path = ctx
+        .opts
+        .json
+        .clone()
+        .unwrap_or_else(|| bench_dir.join("load.json"));
+    let doc = json!({
+        "machine": machine,
+        "load_average_before": load_before.trim(),
+        "load_average_after": fs::read_to_string("/proc/loadavg").unwrap_or_default().trim(),
+        "versions": versions,
+        "source": source(&root),
+        "backend": "nginx: `return 200 \"ok\\n\"` for /api/small, static files for /api/1k and /api/100k; \
+                    one nginx with two listening ports (the two targets), worker_processes = the scenario's workers",
+        "settings": {
+            "rounds": ctx.opts.rounds, "round_seconds": ctx.opts.seconds, "warmup_seconds": ctx.opts.warmup,
+            "wrk_threads": ctx.opts.threads, "connections": ctx.opts.connections, "idle_connections": ctx.opts.idle,
+            "docker_starts": ctx.opts.docker_starts, "reload_ms": ctx.opts.reload_ms, "open_files": ctx.nofile,
+            "clock_ticks_per_second": ctx.ticks,
+        },
+        "elapsed_seconds": started.elapsed().as_secs(),
+        "scenarios": results.iter().map(ScenarioResult::json).collect::<Vec<_>>(),
+        "skipped": skipped.iter().map(|(n, r)| json!({"name": n, "reason": r})).collect::<Vec<_>>(),
+        "failed": failed.iter().map(|(n, r)| json!({"name": n, "error": r})).collect::<Vec<_>>(),
+    });
+    if let Some(parent) = json_path.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let text = serde_json::to_string_pretty(&doc).context("serialising the results")?;
+    fs::write(&json_path, text + "\n").with_context(|| format!("writing {}", json_path.display()))?;
+    let svg_path = json_path.with_extension("svg");
+    fs::write(&svg_path, report::svg(&results)).with_context(|| format!("writing {}", svg_path.display()))?;
+    println!("\nJSON: {}", json_path.display());
+    println!("chart: {}", svg_path.display());
+    println!("configurations and logs: {}", ctx.work.display());
+    println!("total: {:.0} s", started.elapsed().as_secs_f64());
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// What a scenario came to.
+#[derive(Debug)]
+enum Ran {
+    Done(ScenarioResult),
+    /// Could not run on this machine, and why.
+    Skipped(String),
+}
+
+fn hostalb_binary(root: &Path, target_dir: &Path) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("HOSTALB_BIN") {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            bail!("HOSTALB_BIN={} is not a file", p.display());
+        }
+        return Ok(p);
+    }
+    let p = target_dir.join("release").join("hostalb");
+    if !p.is_file() {
+        bail!(
+            "{} is missing: build it with `cargo build --release` (scripts/bench does), or point HOSTALB_BIN at a binary",
+            p.display()
+        );
+    }
+    let built = fs::metadata(&p).and_then(|m| m.modified()).ok();
+    let newest = ["src", "proxy/src", "config/src", "discovery/src"]
+        .iter()
+        .filter_map(|d| newest_mtime(&root.join(d), 4))
+        .max();
+    if built.zip(newest).is_some_and(|(built, newest)| newest > built) {
+        eprintln!(
+            "load: warning: {} is older than the sources; `cargo build --release` to measure the current code",
+            p.display()
+        );
+    }
+    Ok(p)
+}
+
+fn newest_mtime(dir: &Path, depth: usize) -> Option<SystemTime> {
+    let mut newest = None;
+    for e in fs::read_dir(dir).ok()?.flatten().take(10_000) {
+        let Ok(meta) = e.metadata() else { continue };
+        let t = if meta.is_dir() && depth > 0 {
+            newest_mtime(&e.path(), depth - 1)
+        } else {
+            meta.modified().ok()
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+fn find_tools(hostalb: &Path) -> Result<(Tools, PathBuf)> {
+    let mut missing = Vec::new();
+    let nginx = procs::which("nginx");
+    let haproxy = procs::which("haproxy");
+    let wrk = procs::which("wrk");
+    for (name, pkg, found) in [
+        ("nginx", "nginx-light", &nginx),
+        ("haproxy", "haproxy", &haproxy),
+        ("wrk", "wrk", &wrk),
+    ] {
+        if found.is_none() {
+            missing.push(format!("{name} (Debian package {pkg})"));
+        }
+    }
+    match (nginx, haproxy, wrk) {
+        (Some(nginx), Some(haproxy), Some(wrk)) => {
+            let nginx_temp_modules = servers::nginx_temp_modules(&nginx);
+            Ok((
+                Tools {
+                    nginx,
+                    haproxy,
+                    hostalb: hostalb.to_path_buf(),
+                    nginx_temp_modules,
+                },
+                wrk,
+            ))
+        }
+        _ => bail!(
+            "missing: {}; install with `apt-get update && apt-get install -y nginx-light haproxy wrk` \
+             (scripts/bench does this when run as root)",
+            missing.join(", ")
+        ),
+    }
+}
+
+/// The commit measured and how many files differ from it (hostalb is built from the
+/// working tree).
+fn source(root: &Path) -> serde_json::Value {
+    let Some(git) = procs::which("git") else {
+        return json!(null);
+    };
+    let commit = first_line(&git, &["-C", &root.to_string_lossy(), "rev-parse", "HEAD"]);
+    let changed = Command::new(&git)
+        .args([
+            "-C",
+            &root.to_string_lossy(),
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+        .unwrap_or(0);
+    json!({ "commit": commit, "modified_files": changed })
+}
+
+/// The first line a command prints, bounded in time.
+fn first_line(program: &Path, args: &[&str]) -> String {
+    let Ok(mut child) = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        return String::new();
+    };
+    if procs::wait_bounded(&mut child, Duration::from_secs(10)).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return String::new();
+    }
+    let mut text = String::new();
+    use std::io::Read;
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut text);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut text);
+    }
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn versions(ctx: &Ctx) -> serde_json::Value {
+    let mut v = json!({ "hostalb": format!("{} ({})", first_line(&ctx.hostalb, &["--version"]), ctx.hostalb.display()) });
+    if let Some(t) = &ctx.tools {
+        v["nginx"] = json!(first_line(&t.nginx, &["-v"]));
+        v["haproxy"] = json!(first_line(&t.haproxy, &["-v"]));
+    }
+    if let Some(w) = procs::which("wrk").filter(|_| ctx.wrk.is_some()) {
+        v["wrk"] = json!(first_line(&w, &["-v"]));
+    }
+    v
+}
+
+fn machine() -> serde_json::Value {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let mem_kb: u64 = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0);
+    let summary = format!(
+        "machine: nproc {nproc}, {model}, kernel {kernel}, {:.1} GiB RAM",
+        mem_kb as f64 / 1024.0 / 1024.0
+    );
+    json!({ "nproc": nproc, "cpu_model": model, "kernel": kernel, "mem_total_kb": mem_kb, "summary": summary })
+}
+
+/// The servers of a wrk or idle scenario.
+struct Stack {
+    backend: Backend,
+    proxies: Vec<Proxy>,
+}
+
+impl Stack {
+    fn start(ctx: &Ctx, spec: &Spec, dir: &Path) -> Result<Stack> {
+        let tools = ctx
+            .tools
+            .as_ref()
+            .context("nginx, haproxy and wrk were not looked up")?;
+        let shape = Shape {
+            workers: spec.workers,
+            rules: spec.rules,
+            nofile: ctx.nofile,
+        };
+        let backend = servers::start_backend(tools, &dir.join("backend"), shape)?;
+        let mut proxies = Vec::new();
+        for kind in [Kind::Hostalb, Kind::Nginx, Kind::Haproxy] {
+            eprintln!("load:   starting {}", kind.name());
+            proxies.push(servers::start(
+                kind,
+                tools,
+                &dir.join(kind.name()),
+                shape,
+                backend.ports,
+            )?);
+        }
+        Ok(Stack { backend, proxies })
+    }
+
+    fn direct_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.backend.ports[0]))
+    }
+
+    /// (address, pid, proxy) of a target: None is the backend directly.
+    fn target(&self, i: Option<usize>) -> (SocketAddr, i32, Option<&Proxy>) {
+        match i.and_then(|i| self.proxies.get(i)) {
+            Some(p) => (p.addr, p.svc.pid(), Some(p)),
+            None => (self.direct_addr(), self.backend.svc.pid(), None),
+        }
+    }
+
+    fn check_alive(&mut self) -> Result<()> {
+        self.backend.svc.check_alive()?;
+        for p in &mut self.proxies {
+            p.svc.check_alive()?;
+        }
+        Ok(())
+    }
+
+    /// Each target answers the scenario's path with the expected body; each proxy adds
+    /// X-Forwarded-For/-Proto/-Port and a trace id, and answers 404 where no rule matches.
+    fn sanity(&self, path: &str, body_len: usize) -> Result<()> {
+        let limit = Duration::from_secs(5);
+        let mut targets = vec![(None, "direct")];
+        targets.extend(
+            self.proxies
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (Some(i), p.kind.name())),
+        );
+        for (i, name) in targets {
+            let (addr, _, proxy) = self.target(i);
+            let r = http::request(addr, "GET", path, limit).with_context(|| format!("{name}: GET {path}"))?;
+            if r.status != 200 || r.body.len() != body_len {
+                bail!(
+                    "{name}: GET {path} answered {} with {} bytes, expected 200 with {body_len}",
+                    r.status,
+                    r.body.len()
+                );
+            }
+            if proxy.is_none() {
+                continue;
+            }
+            let r = http::request(addr, "GET", servers::ECHO_PATH, limit)
+                .with_context(|| format!("{name}: GET {}", servers::ECHO_PATH))?;
+            let body = String::from_utf8_lossy(&r.body);
+            let port = format!("port={} ", addr.port());
+            if r.status != 200
+                || !body.contains("xff=127.0.0.1 ")
+                || !body.contains("proto=http ")
+                || !body.contains(&port)
+                || !body.contains("trace=Root=1-")
+            {
+                bail!(
+                    "{name}: the backend saw `{}` (status {}): expected X-Forwarded-For 127.0.0.1, \
+                     X-Forwarded-Proto http, X-Forwarded-Port {} and a trace id",
+                    body.trim(),
+                    r.status,
+                    addr.port()
+                );
+            }
+            let r = http::request(addr, "GET", "/no/rule", limit)
+                .with_context(|| format!("{name}: GET /no/rule"))?;
+            if r.status != 404 {
+                bail!(
+                    "{name}: GET /no/rule answered {}, expected the default 404",
+                    r.status
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn scenario_dir(ctx: &Ctx, spec: &Spec) -> Result<PathBuf> {
+    let dir = ctx.work.join(spec.name);
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir.join("wrk")).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// One target variant of a wrk scenario: label, target (None: direct), with reloads.
+type Variant = (String, Option<usize>, bool);
+
+fn run_load(
+    ctx: &Ctx,
+    spec: &Spec,
+    title: &str,
+    path: &str,
+    body_len: usize,
+    reload: bool,
+) -> Result<ScenarioResult> {
+    let dir = scenario_dir(ctx, spec)?;
+    let mut stack = Stack::start(ctx, spec, &dir)?;
+    stack.sanity(path, body_len)?;
+    let mut variants: Vec<Variant> = Vec::new();
+    if !reload {
+        variants.push(("direct".to_owned(), None, false));
+    }
+    for (i, p) in stack.proxies.iter().enumerate() {
+        variants.push((p.kind.name().to_owned(), Some(i), false));
+        if reload {
+            variants.push((format!("{}+reload", p.kind.name()), Some(i), true));
+        }
+    }
+    let mut result = ScenarioResult::new(spec.name, title);
+    result.series = variants.iter().map(|(l, _, _)| Series::new(l)).collect();
+    if ctx.opts.warmup > 0 {
+        for (label, t, _) in variants.iter().filter(|v| !v.2) {
+            let (addr, _, _) = stack.target(*t);
+            let log = dir.join("wrk").join(format!("{label}-warmup.txt"));
+            let w = wrk(ctx)?.run(&format!("http://{addr}{path}"), ctx.opts.warmup, &log)?;
+            eprintln!(
+                "load:   warm-up {label:<16} {:>9.0} req/s, errors {}",
+                w.rps(),
+                w.errors()
+            );
+        }
+    }
+    for round in 0..ctx.opts.rounds {
+        for (vi, (label, t, with_reload)) in variants.iter().enumerate() {
+            procs::check_stop()?;
+            stack.check_alive()?;
+            let log = dir.join("wrk").join(format!("{label}-{}.txt", round + 1));
+            let (addr, pid, proxy) = stack.target(*t);
+            let reloader = if *with_reload { proxy } else { None };
+            let (r, reload_error) = measure(ctx, &format!("http://{addr}{path}"), pid, reloader, &log)?;
+            eprintln!(
+                "load:   round {}/{} {label:<16} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  {:>7.2} us/req  errors {}{}",
+                round + 1,
+                ctx.opts.rounds,
+                r.rps,
+                r.p50_us / 1e3,
+                r.p99_us / 1e3,
+                r.cpu_us_per_req,
+                r.errors,
+                if *with_reload {
+                    format!("  reloads {} ({} failed)", r.reloads, r.reload_failures)
+                } else {
+                    String::new()
+                }
+            );
+            let series = &mut result.series[vi];
+            if r.errors > 0 {
+                series.notes.push(format!(
+                    "round {}: {} errors ({} non-2xx/3xx, {} socket errors; wrk output {})",
+                    round + 1,
+                    r.errors,
+                    r.status_errors,
+                    r.socket_errors,
+                    log.display()
+                ));
+            }
+            if let Some(e) = reload_error {
+                series
+                    .notes
+                    .push(format!("round {}: reload failed: {e}", round + 1));
+            }
+            series.rounds.push(r);
+        }
+    }
+    stack.check_alive()?;
+    Ok(result)
+}
+
+fn wrk(ctx: &Ctx) -> Result<&wrk::Wrk> {
+    ctx.wrk.as_ref().context("wrk was not looked up")
+}
+
+/// One wrk round against a target, with the target's CPU time and memory from /proc;
+/// with `reloader`, a reload every `--reload-ms` meanwhile. Returns the round and the
+/// first reload error.
+fn measure(
+    ctx: &Ctx,
+    url: &str,
+    pid: i32,
+    reloader: Option<&Proxy>,
+    log: &Path,
+) -> Result<(Round, Option<String>)> {
+    let before = procs::usage(pid);
+    let done = AtomicBool::new(false);
+    let period = Duration::from_millis(ctx.opts.reload_ms);
+    let max_reloads = ctx.opts.seconds * 1000 / ctx.opts.reload_ms + 100;
+    let (outcome, reloads) = std::thread::scope(|s| {
+        let handle = reloader.map(|p| {
+            let done = &done;
+            s.spawn(move || reload_loop(p, done, period, max_reloads))
+        });
+        let outcome = wrk(ctx).and_then(|w| w.run(url, ctx.opts.seconds, log));
+        done.store(true, Ordering::Relaxed);
+        let reloads = match handle.map(|h| h.join()) {
+            None => (0, 0, None),
+            Some(Ok(r)) => r,
+            Some(Err(_)) => (0, 0, Some("the reload thread panicked".to_owned())),
+        };
+        (outcome, reloads)
+    });
+    let outcome = outcome?;
+    let after = procs::usage(pid);
+    let cpu_ticks = after.cpu_ticks.saturating_sub(before.cpu_ticks);
+    let cpu_us = cpu_ticks as f64 * 1e6 / ctx.ticks as f64;
+    let round = Round {
+        rps: outcome.rps(),
+        requests: outcome.requests,
+        read_bps: if outcome.seconds > 0.0 {
+            outcome.bytes as f64 / outcome.seconds
+        } else {
+            0.0
+        },
+        p50_us: outcome.p50_us,
+        p90_us: outcome.p90_us,
+        p99_us: outcome.p99_us,
+        max_us: outcome.max_us,
+        cpu_us_per_req: if outcome.requests > 0 {
+            cpu_us / outcome.requests as f64
+        } else {
+            f64::NAN
+        },
+        hwm_kb: after.hwm_kb,
+        errors: outcome.errors(),
+        status_errors: outcome.status_errors,
+        socket_errors: outcome.errors() - outcome.status_errors,
+        reloads: reloads.0,
+        reload_failures: reloads.1,
+        processes: after.processes,
+    };
+    Ok((round, reloads.2))
+}
+
+/// Reloads `proxy` every `period` until `done`: (reloads, failures, first error).
+fn reload_loop(proxy: &Proxy, done: &AtomicBool, period: Duration, max: u64) -> (u64, u64, Option<String>) {
+    let mut count = 0;
+    let mut failures = 0;
+    let mut first = None;
+    let mut next = Instant::now() + period;
+    while count < max && !done.load(Ordering::Relaxed) && !procs::stopping() {
+        let now = Instant::now();
+        if now < next {
+            std::thread::sleep((next - now).min(Duration::from_millis(20)));
+            continue;
+        }
+        next = (next + period).max(now);
+        count += 1;
+        if let Err(e) = proxy.reload() {
+            failures += 1;
+            first.get_or_insert_with(|| format!("{e:#}"));
+        }
+    }
+    (count, failures, first)
+}
+
+fn run_idle(ctx: &Ctx, spec: &Spec, title: &str) -> Result<ScenarioResult> {
+    let n = ctx.opts.idle;
+    let need = n as u64 + 1024;
+    if ctx.nofile < need {
+        bail!(
+            "{n} idle connections need about {need} open files per process, the limit is {}: \
+             raise `ulimit -Hn` (as root the harness raises it itself), or pass --idle with fewer",
+            ctx.nofile
+        );
+    }
+    let dir = scenario_dir(ctx, spec)?;
+    let mut stack = Stack::start(ctx, spec, &dir)?;
+    stack.sanity(servers::SMALL_PATH, 3)?;
+    let mut targets: Vec<(String, Option<usize>)> = vec![("direct".to_owned(), None)];
+    targets.extend(
+        stack
+            .proxies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.kind.name().to_owned(), Some(i))),
+    );
+    let mut result = ScenarioResult::new(spec.name, title);
+    result.series = targets.iter().map(|(l, _)| Series::new(l)).collect();
+    for round in 0..ctx.opts.rounds {
+        for (ti, (label, t)) in targets.iter().enumerate() {
+            procs::check_stop()?;
+            stack.check_alive()?;
+            let (addr, pid, _) = stack.target(*t);
+            let before = procs::usage(pid);
+            let held = idle::open(addr, servers::SMALL_PATH, n)?;
+            procs::sleep(Duration::from_secs(1))?;
+            let open = procs::usage(pid);
+            let still = idle::still_open(&held);
+            let r = IdleRound {
+                rss_before_kb: before.rss_kb,
+                rss_open_kb: open.rss_kb,
+                hwm_kb: open.hwm_kb,
+                opened: held.streams.len() as u64,
+                failed: held.failed,
+                still_open: still as u64,
+                open_seconds: held.seconds,
+            };
+            eprintln!(
+                "load:   round {}/{} {label:<8} RSS {:>7.1} -> {:>7.1} MB with {} connections ({} failed, {} closed by the server), opened in {:.1} s",
+                round + 1,
+                ctx.opts.rounds,
+                r.rss_before_kb as f64 / 1024.0,
+                r.rss_open_kb as f64 / 1024.0,
+                r.opened,
+                r.failed,
+                r.opened - r.still_open.min(r.opened),
+                r.open_seconds
+            );
+            let series = &mut result.series[ti];
+            if let Some(e) = &held.first_error {
+                series.notes.push(format!(
+                    "round {}: {} connections failed, first: {e}",
+                    round + 1,
+                    held.failed
+                ));
+            }
+            series.idle.push(r);
+            drop(held);
+            // Let the server see the connections close before the next target.
+            procs::sleep(Duration::from_secs(1))?;
+        }
+    }
+    stack.check_alive()?;
+    Ok(result)
+}
+
+fn run_docker(ctx: &Ctx, spec: &Spec, title: &str) -> Result<Ran> {
+    let dir = scenario_dir(ctx, spec)?;
+    let docker = match docker::preflight(&dir) {
+        Ok(d) => d,
+        Err(reason) => return Ok(Ran::Skipped(reason)),
+    };
+    let out = docker::measure(&docker, &ctx.hostalb, &dir, ctx.opts.docker_starts)?;
+    let mut result = ScenarioResult::new(spec.name, title);
+    result.docker_ms = out.ms;
+    result.docker_run_ms = out.run_ms;
+    result.docker_failures = out.failures;
+    Ok(Ran::Done(result))
+}

@@ -1,0 +1,543 @@
+//! The servers of a scenario: the backend (nginx answering from memory and from small
+//! files on two ports) and the three proxies configured equivalently in front of it.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use nix::sys::signal::Signal;
+
+use crate::http;
+use crate::procs::{self, Service};
+
+/// How long a server may take to start listening.
+const START_LIMIT: Duration = Duration::from_secs(20);
+/// Attempts at starting a server (a port drawn free may be taken before it binds).
+const START_ATTEMPTS: usize = 3;
+
+/// The programs the harness runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Tools {
+    pub(crate) nginx: PathBuf,
+    pub(crate) haproxy: PathBuf,
+    pub(crate) hostalb: PathBuf,
+    /// Temp-path directives of the nginx modules compiled in (each one otherwise points
+    /// at /var/lib/nginx, which only root may write).
+    pub(crate) nginx_temp_modules: Vec<&'static str>,
+}
+
+impl Tools {
+    pub(crate) fn nginx_temp_paths(&self, dir: &Path) -> Result<String> {
+        let mut out = String::new();
+        for m in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+            if m == "client_body" || self.nginx_temp_modules.contains(&m) {
+                let d = dir.join("tmp").join(m);
+                fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+                let _ = writeln!(out, "    {m}_temp_path {};", d.display());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Which nginx modules with temp paths are compiled in, from `nginx -V`.
+pub(crate) fn nginx_temp_modules(nginx: &Path) -> Vec<&'static str> {
+    let text = Command::new(nginx)
+        .arg("-V")
+        .output()
+        .map(|o| {
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        })
+        .unwrap_or_default();
+    ["proxy", "fastcgi", "uwsgi", "scgi"]
+        .into_iter()
+        .filter(|m| !text.contains(&format!("--without-http_{m}_module")))
+        .collect()
+}
+
+/// Response bodies the backend serves, by path.
+pub(crate) const SMALL_PATH: &str = "/api/small";
+pub(crate) const KB1_PATH: &str = "/api/1k";
+pub(crate) const KB100_PATH: &str = "/api/100k";
+pub(crate) const ECHO_PATH: &str = "/api/echo";
+
+/// What a scenario's servers have in common.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    /// nginx worker_processes, HAProxy nbthread, hostalb --workers, backend workers.
+    pub(crate) workers: usize,
+    /// Rules in front of the matching one (which is always last): 1 = only the match.
+    pub(crate) rules: usize,
+    /// Open files each server may use (nginx worker_connections, HAProxy maxconn).
+    pub(crate) nofile: u64,
+}
+
+impl Shape {
+    /// Connections one process may hold: the open-file limit less a margin.
+    fn connections(&self) -> u64 {
+        self.nofile.saturating_sub(500).clamp(1024, 100_000)
+    }
+}
+
+/// The backend: one nginx with two listening ports (the two targets).
+#[derive(Debug)]
+pub(crate) struct Backend {
+    pub(crate) svc: Service,
+    pub(crate) ports: [u16; 2],
+}
+
+fn prepare_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // nginx workers run as an unprivileged user when started by root: let them read.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("setting the permissions of {}", dir.display()))
+}
+
+pub(crate) fn start_backend(tools: &Tools, dir: &Path, shape: Shape) -> Result<Backend> {
+    let mut last = None;
+    for _ in 0..START_ATTEMPTS {
+        match try_backend(tools, dir, shape) {
+            Ok(b) => return Ok(b),
+            Err(e) => last = Some(e),
+        }
+        procs::check_stop()?;
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("backend not started")))
+}
+
+fn try_backend(tools: &Tools, dir: &Path, shape: Shape) -> Result<Backend> {
+    prepare_dir(dir)?;
+    let www = dir.join("www").join("api");
+    fs::create_dir_all(&www).with_context(|| format!("creating {}", www.display()))?;
+    fs::write(www.join("1k"), vec![b'x'; 1024]).context("writing the 1 KB body")?;
+    fs::write(www.join("100k"), vec![b'x'; 100 * 1024]).context("writing the 100 KB body")?;
+    let ports = [procs::free_port()?, procs::free_port()?];
+    let text = format!(
+        "# hostalb load harness: the backend (two targets on two ports)\n\
+         worker_processes {workers};\n\
+         worker_rlimit_nofile {nofile};\n\
+         daemon off;\n\
+         master_process on;\n\
+         pid {dir}/nginx.pid;\n\
+         error_log {dir}/error.log warn;\n\
+         events {{ worker_connections {conns}; }}\n\
+         http {{\n\
+         {temp}\
+         \x20   access_log off;\n\
+         \x20   keepalive_timeout 120s;\n\
+         \x20   keepalive_requests 1000000;\n\
+         \x20   default_type application/octet-stream;\n\
+         \x20   sendfile on;\n\
+         \x20   open_file_cache max=16;\n\
+         \x20   server {{\n\
+         \x20       listen 127.0.0.1:{p1} backlog=4096;\n\
+         \x20       listen 127.0.0.1:{p2} backlog=4096;\n\
+         \x20       location = {SMALL_PATH} {{ return 200 \"ok\\n\"; }}\n\
+         \x20       location = {ECHO_PATH} {{ return 200 \"xff=$http_x_forwarded_for proto=$http_x_forwarded_proto port=$http_x_forwarded_port trace=$http_x_amzn_trace_id\\n\"; }}\n\
+         \x20       location /api/ {{ root {www}; }}\n\
+         \x20       location / {{ return 404; }}\n\
+         \x20   }}\n\
+         }}\n",
+        workers = shape.workers,
+        nofile = shape.nofile,
+        conns = shape.connections(),
+        dir = dir.display(),
+        temp = tools.nginx_temp_paths(dir)?,
+        p1 = ports[0],
+        p2 = ports[1],
+        www = dir.join("www").display(),
+    );
+    let conf = dir.join("nginx.conf");
+    fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
+    let mut cmd = Command::new(&tools.nginx);
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(&conf);
+    let mut svc = Service::spawn(
+        "backend nginx",
+        &mut cmd,
+        Signal::SIGTERM,
+        &dir.join("stderr.log"),
+        false,
+    )?;
+    for p in ports {
+        svc.wait_listening(SocketAddr::from(([127, 0, 0, 1], p)), START_LIMIT)?;
+    }
+    Ok(Backend { svc, ports })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Hostalb,
+    Nginx,
+    Haproxy,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Hostalb => "hostalb",
+            Kind::Nginx => "nginx",
+            Kind::Haproxy => "haproxy",
+        }
+    }
+}
+
+/// A proxy in front of the backend.
+#[derive(Debug)]
+pub(crate) struct Proxy {
+    pub(crate) kind: Kind,
+    pub(crate) addr: SocketAddr,
+    /// hostalb's admin API.
+    pub(crate) admin: Option<SocketAddr>,
+    pub(crate) svc: Service,
+}
+
+impl Proxy {
+    /// One reload the way each proxy is reloaded in production: hostalb re-reads its
+    /// file on POST /api/reload (the answer tells whether it applied); nginx's master
+    /// re-reads on SIGHUP (what `nginx -s reload` sends) and replaces its workers;
+    /// HAProxy's master re-executes itself on SIGUSR2 (master-worker mode) and replaces
+    /// its worker.
+    pub(crate) fn reload(&self) -> Result<()> {
+        match self.kind {
+            Kind::Hostalb => {
+                let admin = self.admin.context("hostalb's admin address is unknown")?;
+                let r = http::request(admin, "POST", "/api/reload", Duration::from_secs(5))?;
+                if r.status != 200 {
+                    bail!(
+                        "POST /api/reload answered {}: {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    );
+                }
+                Ok(())
+            }
+            Kind::Nginx => self.svc.signal(Signal::SIGHUP),
+            Kind::Haproxy => self.svc.signal(Signal::SIGUSR2),
+        }
+    }
+}
+
+fn with_attempts(mut f: impl FnMut() -> Result<Proxy>) -> Result<Proxy> {
+    let mut last = None;
+    for _ in 0..START_ATTEMPTS {
+        match f() {
+            Ok(p) => return Ok(p),
+            Err(e) => last = Some(e),
+        }
+        procs::check_stop()?;
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("not started")))
+}
+
+pub(crate) fn start(kind: Kind, tools: &Tools, dir: &Path, shape: Shape, targets: [u16; 2]) -> Result<Proxy> {
+    prepare_dir(dir)?;
+    match kind {
+        Kind::Hostalb => with_attempts(|| start_hostalb(tools, dir, shape, targets)),
+        Kind::Nginx => with_attempts(|| start_nginx(tools, dir, shape, targets)),
+        Kind::Haproxy => with_attempts(|| start_haproxy(tools, dir, shape, targets)),
+    }
+}
+
+/// Rule i of the rules in front of the match: a path no request of the harness has.
+fn miss_prefix(i: usize) -> String {
+    format!("/svc-{i}/")
+}
+
+pub(crate) fn hostalb_config(port: u16, shape: Shape, targets: [u16; 2]) -> String {
+    let mut t = format!(
+        "# hostalb load harness: hostalb as the proxy\n\
+         [admin]\n\
+         address = \"127.0.0.1:0\"\n\n\
+         [[listener]]\n\
+         name = \"bench\"\n\
+         address = \"127.0.0.1:{port}\"\n\
+         default_action = {{ type = \"fixed-response\", status_code = 404, content_type = \"text/plain\", message_body = \"no rule matched\" }}\n"
+    );
+    let rules = shape.rules.max(1);
+    for i in 1..rules {
+        let _ = write!(
+            t,
+            "\n[[listener.rule]]\npriority = {i}\n\
+             conditions = [{{ field = \"path-pattern\", values = [\"{}*\"] }}]\n\
+             action = {{ type = \"forward\", target_group = \"app\" }}\n",
+            miss_prefix(i)
+        );
+    }
+    let _ = write!(
+        t,
+        "\n[[listener.rule]]\npriority = {rules}\n\
+         conditions = [{{ field = \"path-pattern\", values = [\"/api/*\"] }}]\n\
+         action = {{ type = \"forward\", target_group = \"app\" }}\n\n\
+         [target_group.app]\n\
+         algorithm = \"round_robin\"\n\
+         targets = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n\
+         health_check = {{ enabled = false }}\n",
+        targets[0], targets[1]
+    );
+    t
+}
+
+fn start_hostalb(tools: &Tools, dir: &Path, shape: Shape, targets: [u16; 2]) -> Result<Proxy> {
+    let port = procs::free_port()?;
+    let conf = dir.join("hostalb.toml");
+    fs::write(&conf, hostalb_config(port, shape, targets))
+        .with_context(|| format!("writing {}", conf.display()))?;
+    let mut cmd = Command::new(&tools.hostalb);
+    cmd.arg("run")
+        .arg("--config")
+        .arg(&conf)
+        .arg("--workers")
+        .arg(shape.workers.to_string())
+        .env("RUST_LOG", "warn");
+    let mut svc = Service::spawn("hostalb", &mut cmd, Signal::SIGINT, &dir.join("stderr.log"), true)?;
+    let (admin, listener) = read_announcement(&mut svc, "bench")?;
+    if listener.port() != port {
+        bail!("hostalb announced its listener on {listener}, configured on port {port}");
+    }
+    svc.wait_listening(listener, START_LIMIT)?;
+    Ok(Proxy {
+        kind: Kind::Hostalb,
+        addr: listener,
+        admin: Some(admin),
+        svc,
+    })
+}
+
+/// Reads hostalb's `listening admin ADDR`, `listening listener NAME ADDR` and `ready`
+/// lines; a thread keeps draining its stdout afterwards.
+pub(crate) fn read_announcement(svc: &mut Service, listener: &str) -> Result<(SocketAddr, SocketAddr)> {
+    let stdout = svc.take_stdout().context("hostalb's stdout is not piped")?;
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                // Nobody listens any more: keep draining so hostalb never blocks on stdout.
+                continue;
+            }
+        }
+    });
+    let end = std::time::Instant::now() + START_LIMIT;
+    let mut admin = None;
+    let mut addr = None;
+    loop {
+        procs::check_stop()?;
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                match words.as_slice() {
+                    ["listening", "admin", a] => admin = a.parse().ok(),
+                    ["listening", "listener", name, a] if *name == listener => addr = a.parse().ok(),
+                    ["ready"] => break,
+                    _ => {}
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                svc.check_alive()?;
+                if std::time::Instant::now() > end {
+                    bail!(
+                        "hostalb did not print `ready` within {START_LIMIT:?}; last lines of {}:\n{}",
+                        svc.log.display(),
+                        procs::tail(&svc.log, 15)
+                    );
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                svc.check_alive()?;
+                bail!("hostalb closed its stdout before printing `ready`");
+            }
+        }
+    }
+    match (admin, addr) {
+        (Some(a), Some(l)) => Ok((a, l)),
+        _ => bail!(
+            "hostalb printed `ready` without `listening admin` and `listening listener {listener}` lines"
+        ),
+    }
+}
+
+/// The proxy directives nginx applies to every forwarding location (set at http level,
+/// inherited by each location).
+const NGINX_PROXY_COMMON: &str = "    proxy_http_version 1.1;
+    proxy_set_header Connection \"\";
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header X-Forwarded-Port $server_port;
+    proxy_set_header X-Amzn-Trace-Id \"Root=1-$msec-$request_id\";
+    proxy_max_temp_file_size 0;
+";
+
+pub(crate) fn nginx_config(
+    tools: &Tools,
+    dir: &Path,
+    port: u16,
+    shape: Shape,
+    targets: [u16; 2],
+) -> Result<String> {
+    let mut locations = String::new();
+    if shape.rules <= 1 {
+        locations.push_str("        location /api/ { proxy_pass http://app; }\n");
+    } else {
+        // Regex locations are tried in order, first match wins: the rule list of an ALB
+        // listener. The prefix location `/` only catches what no regex matched.
+        for i in 1..shape.rules {
+            let _ = writeln!(
+                locations,
+                "        location ~ ^{} {{ proxy_pass http://app; }}",
+                miss_prefix(i)
+            );
+        }
+        locations.push_str("        location ~ ^/api/ { proxy_pass http://app; }\n");
+    }
+    Ok(format!(
+        "# hostalb load harness: nginx as the proxy\n\
+         worker_processes {workers};\n\
+         worker_rlimit_nofile {nofile};\n\
+         daemon off;\n\
+         master_process on;\n\
+         pid {dir}/nginx.pid;\n\
+         error_log {dir}/error.log warn;\n\
+         pcre_jit on;\n\
+         events {{ worker_connections {conns}; }}\n\
+         http {{\n\
+         {temp}\
+         \x20   access_log off;\n\
+         \x20   keepalive_timeout 60s;\n\
+         \x20   keepalive_requests 1000000;\n\
+         {NGINX_PROXY_COMMON}\
+         \x20   upstream app {{\n\
+         \x20       server 127.0.0.1:{t1};\n\
+         \x20       server 127.0.0.1:{t2};\n\
+         \x20       keepalive 256;\n\
+         \x20       keepalive_requests 1000000;\n\
+         \x20       keepalive_timeout 60s;\n\
+         \x20   }}\n\
+         \x20   server {{\n\
+         \x20       listen 127.0.0.1:{port} backlog=4096;\n\
+         {locations}\
+         \x20       location / {{ default_type text/plain; return 404 \"no rule matched\"; }}\n\
+         \x20   }}\n\
+         }}\n",
+        workers = shape.workers,
+        nofile = shape.nofile,
+        conns = shape.connections(),
+        dir = dir.display(),
+        temp = tools.nginx_temp_paths(dir)?,
+        t1 = targets[0],
+        t2 = targets[1],
+    ))
+}
+
+fn start_nginx(tools: &Tools, dir: &Path, shape: Shape, targets: [u16; 2]) -> Result<Proxy> {
+    let port = procs::free_port()?;
+    let conf = dir.join("nginx.conf");
+    fs::write(&conf, nginx_config(tools, dir, port, shape, targets)?)
+        .with_context(|| format!("writing {}", conf.display()))?;
+    let mut cmd = Command::new(&tools.nginx);
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(&conf);
+    let mut svc = Service::spawn("nginx", &mut cmd, Signal::SIGTERM, &dir.join("stderr.log"), false)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    svc.wait_listening(addr, START_LIMIT)?;
+    Ok(Proxy {
+        kind: Kind::Nginx,
+        addr,
+        admin: None,
+        svc,
+    })
+}
+
+pub(crate) fn haproxy_config(port: u16, shape: Shape, targets: [u16; 2]) -> String {
+    let mut rules = String::new();
+    // use_backend lines are evaluated in order, first match wins; each anonymous ACL is
+    // evaluated when its line is reached.
+    for i in 1..shape.rules.max(1) {
+        let _ = writeln!(rules, "    use_backend app if {{ path_beg {} }}", miss_prefix(i));
+    }
+    rules.push_str("    use_backend app if { path_beg /api/ }\n");
+    let maxconn = shape.connections();
+    format!(
+        "# hostalb load harness: HAProxy as the proxy\n\
+         global\n\
+         \x20   nbthread {workers}\n\
+         \x20   maxconn {maxconn}\n\
+         \x20   no strict-limits\n\
+         \x20   hard-stop-after 30s\n\
+         \n\
+         defaults\n\
+         \x20   mode http\n\
+         \x20   option http-keep-alive\n\
+         \x20   http-reuse always\n\
+         \x20   timeout connect 10s\n\
+         \x20   timeout client 60s\n\
+         \x20   timeout server 60s\n\
+         \x20   timeout http-request 30s\n\
+         \x20   timeout http-keep-alive 60s\n\
+         \n\
+         frontend bench\n\
+         \x20   bind 127.0.0.1:{port}\n\
+         \x20   maxconn {maxconn}\n\
+         {rules}\
+         \x20   default_backend notfound\n\
+         \n\
+         backend app\n\
+         \x20   balance roundrobin\n\
+         \x20   option forwardfor\n\
+         \x20   http-request set-header X-Forwarded-Proto http\n\
+         \x20   http-request set-header X-Forwarded-Port %[dst_port]\n\
+         \x20   http-request set-header X-Amzn-Trace-Id Root=1-%[date,hex]-%[rand,hex]%[rand,hex]%[rand,hex]\n\
+         \x20   server t1 127.0.0.1:{t1}\n\
+         \x20   server t2 127.0.0.1:{t2}\n\
+         \n\
+         backend notfound\n\
+         \x20   http-request return status 404 content-type text/plain string \"no rule matched\"\n",
+        workers = shape.workers,
+        t1 = targets[0],
+        t2 = targets[1],
+    )
+}
+
+fn start_haproxy(tools: &Tools, dir: &Path, shape: Shape, targets: [u16; 2]) -> Result<Proxy> {
+    let port = procs::free_port()?;
+    let conf = dir.join("haproxy.cfg");
+    fs::write(&conf, haproxy_config(port, shape, targets))
+        .with_context(|| format!("writing {}", conf.display()))?;
+    let mut cmd = Command::new(&tools.haproxy);
+    // -W: master-worker (reloads by SIGUSR2); -db: stay in the foreground.
+    cmd.arg("-W").arg("-db").arg("-f").arg(&conf);
+    let mut svc = Service::spawn(
+        "haproxy",
+        &mut cmd,
+        Signal::SIGTERM,
+        &dir.join("stderr.log"),
+        false,
+    )?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    svc.wait_listening(addr, START_LIMIT)?;
+    Ok(Proxy {
+        kind: Kind::Haproxy,
+        addr,
+        admin: None,
+        svc,
+    })
+}
