@@ -220,6 +220,17 @@ impl Backoff {
     }
 }
 
+/// Whether an event takes a container out of rotation: applied and published at once,
+/// never held back to coalesce with what follows (requests sent to a killed container in
+/// the meantime would fail).
+fn takes_out(event: &EventMessage) -> bool {
+    let action = event.action.as_deref().unwrap_or_default();
+    matches!(
+        action.split(':').next().unwrap_or_default().trim(),
+        "kill" | "stop" | "pause" | "die" | "destroy"
+    )
+}
+
 /// Applies one event to what is known. Returns whether anything changed.
 async fn apply_event(
     docker: &Docker,
@@ -234,9 +245,15 @@ async fn apply_event(
     let attributes = actor.attributes.unwrap_or_default();
     let verb = action.split(':').next().unwrap_or_default().trim();
     match verb {
+        // Unpaused: the event itself says so (a listing right after it may still show the
+        // container paused).
+        "unpause" if known.contains_key(&id) => Ok(mark(known, &id, |c| c.paused = false)),
         "start" | "restart" | "unpause" | "rename" | "update" | "health_status" => {
             let mut fresh = fetch(docker, &id).await?;
             if let Some(c) = fresh.as_mut() {
+                if verb == "unpause" {
+                    c.paused = false;
+                }
                 // The event's own health word is newer than the summary's status text.
                 if verb == "health_status" {
                     let word = action.split(':').nth(1).map(str::trim).unwrap_or_default();
@@ -394,18 +411,31 @@ async fn follow(
         tokio::select! {
             event = events.next() => {
                 let Some(event) = event else { return Ok(()) };
-                let mut changed = apply_event(&docker, known, event?).await?;
+                let event = event?;
+                let urgent = takes_out(&event);
+                let mut changed = apply_event(&docker, known, event).await?;
+                if urgent && changed {
+                    publish(desired, known, &current);
+                    changed = false;
+                }
                 let mut applied = 1;
                 // Coalesce a burst (a restart is kill, die, stop, start, restart): take
-                // what arrives within a short window, then publish once.
+                // what arrives within a short window, then publish once. What takes a
+                // container out is published at once.
                 let window = tokio::time::Instant::now() + COALESCE;
                 loop {
                     match tokio::time::timeout_at(window, events.next()).await {
                         Err(_) => break,
                         Ok(None) => return Ok(()),
                         Ok(Some(more)) => {
-                            changed |= apply_event(&docker, known, more?).await?;
+                            let more = more?;
+                            let urgent = takes_out(&more);
+                            changed |= apply_event(&docker, known, more).await?;
                             applied += 1;
+                            if urgent && changed {
+                                publish(desired, known, &current);
+                                changed = false;
+                            }
                         }
                     }
                 }

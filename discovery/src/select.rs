@@ -169,8 +169,10 @@ fn register(
     }
 }
 
-/// The container port to use: configured, labelled, or the only one.
-fn container_port(c: &Container, configured: Option<u16>) -> Result<u16, String> {
+/// The container port to use: configured, labelled, or the only one. For an `instance`
+/// target the only *published* one counts when some are published: an image may declare
+/// (`EXPOSE`) more ports than it is run with.
+fn container_port(c: &Container, configured: Option<u16>, target_type: TargetType) -> Result<u16, String> {
     if let Some(p) = configured {
         return Ok(p);
     }
@@ -182,7 +184,13 @@ fn container_port(c: &Container, configured: Option<u16>) -> Result<u16, String>
             .filter(|p| *p > 0)
             .ok_or_else(|| format!("{LABEL_CONTAINER_PORT}={label} is not a port"));
     }
-    let mut ports: Vec<u16> = c.ports.iter().map(|b| b.container_port).collect();
+    let published = target_type == TargetType::Instance && c.ports.iter().any(|b| b.host.is_some());
+    let mut ports: Vec<u16> = c
+        .ports
+        .iter()
+        .filter(|b| !published || b.host.is_some())
+        .map(|b| b.container_port)
+        .collect();
     ports.sort_unstable();
     ports.dedup();
     match ports.as_slice() {
@@ -202,7 +210,7 @@ pub fn address(
     target_type: TargetType,
     host_address: IpAddr,
 ) -> Result<SocketAddr, String> {
-    let port = container_port(c, configured_port)?;
+    let port = container_port(c, configured_port, target_type)?;
     match target_type {
         TargetType::Ip => {
             let ip = c
@@ -375,6 +383,18 @@ mod tests {
             "{:?}",
             d.reported
         );
+    }
+
+    #[test]
+    fn the_one_published_port_wins_over_ports_only_exposed() {
+        let c = container(
+            "exposes-two",
+            &[("com.amazonaws.ecs.task-definition-family", "api")],
+            &[(80, None), (8081, Some(("0.0.0.0", 40100)))],
+        );
+        let d = desired(&all(vec![c]), &selection(vec![ecs_group(None)], false));
+        assert_eq!(addresses(&d, "api"), vec!["127.0.0.1:40100"]);
+        assert!(d.reported.is_empty(), "{:?}", d.reported);
     }
 
     #[test]
