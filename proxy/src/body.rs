@@ -14,6 +14,9 @@ use crate::http1::chunked::{ChunkedDecoder, Decoded, encode_chunk_head, encode_e
 
 /// Read buffers grow by this much at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// A body that passes through unframed is read this much at a time: fewer system calls
+/// for large bodies (the buffer is one of the connection's kept set).
+const PASS_CHUNK: usize = 64 * 1024;
 /// Output is written once this much is pending (and always before waiting for input).
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -38,7 +41,16 @@ pub(crate) async fn fill<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     idle: Duration,
 ) -> Result<usize, BodyError> {
-    buf.reserve(READ_CHUNK);
+    fill_by(rd, buf, READ_CHUNK, idle).await
+}
+
+async fn fill_by<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    chunk: usize,
+    idle: Duration,
+) -> Result<usize, BodyError> {
+    buf.reserve(chunk);
     match timeout(idle, rd.read_buf(buf)).await {
         Err(_) => Err(BodyError::SenderIdle),
         Ok(Err(_)) => Err(BodyError::SenderIo),
@@ -181,6 +193,12 @@ impl BodyTransfer {
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
+        if !self.done
+            && self.from == self.to
+            && matches!(self.from, BodyKind::Length(_) | BodyKind::UntilClose)
+        {
+            return self.pass_through(rd, input, wr, out, idle).await;
+        }
         loop {
             self.step_buffered(input, out)?;
             if self.done {
@@ -199,6 +217,57 @@ impl BodyTransfer {
                     self.done = true;
                     self.flushed = true;
                     return flush(wr, out, idle).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// [`BodyTransfer::run`] for a body whose framing does not change (a length, or the
+    /// connection's end): its bytes go from the read buffer to the receiver without a copy,
+    /// written together with what `out` holds (the head) in one vectored write.
+    async fn pass_through<R, W>(
+        &mut self,
+        rd: &mut R,
+        input: &mut BytesMut,
+        wr: &mut W,
+        out: &mut BytesMut,
+        idle: Duration,
+    ) -> Result<(), BodyError>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            let n = match self.from {
+                BodyKind::Length(_) => usize::try_from(self.remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(input.len()),
+                _ => input.len(),
+            };
+            if n > 0 || !out.is_empty() {
+                let mut pending = Buf::chain(&out[..], &input[..n]);
+                match timeout(idle, wr.write_all_buf(&mut pending)).await {
+                    Err(_) => return Err(BodyError::ReceiverIdle),
+                    Ok(Err(_)) => return Err(BodyError::ReceiverIo),
+                    Ok(Ok(())) => {}
+                }
+                self.flushed = true;
+                out.clear();
+                input.advance(n);
+                if let BodyKind::Length(_) = self.from {
+                    self.remaining -= n as u64;
+                    if self.remaining == 0 {
+                        self.done = true;
+                        return Ok(());
+                    }
+                }
+            }
+            match fill_by(rd, input, PASS_CHUNK, idle).await {
+                Ok(_) => {}
+                Err(BodyError::SenderClosed) if self.from == BodyKind::UntilClose => {
+                    self.done = true;
+                    return Ok(());
                 }
                 Err(e) => return Err(e),
             }
@@ -257,6 +326,48 @@ mod tests {
         let mut rest = BytesMut::new();
         let _ = fill(&mut server, &mut rest, Duration::from_millis(50)).await;
         assert_eq!(&[&input[..], &rest[..]].concat(), b"!EXTRA");
+    }
+
+    #[tokio::test]
+    async fn a_large_length_body_follows_its_head_and_arrives_whole() {
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let (mut client, mut server) = tokio::io::duplex(8 * 1024);
+        let sent = body[1000..].to_vec();
+        let writer = tokio::spawn(async move {
+            for piece in sent.chunks(7_000) {
+                client.write_all(piece).await.unwrap();
+            }
+            client.write_all(b"NEXT").await.unwrap();
+            client
+        });
+        let mut input = BytesMut::from(&body[..1000]);
+        let mut out = BytesMut::from(&b"HTTP/1.1 200 OK\r\n\r\n"[..]);
+        let mut sink: Vec<u8> = Vec::new();
+        let mut t = BodyTransfer::new(BodyKind::Length(200_000), BodyKind::Length(200_000));
+        t.run(
+            &mut server,
+            &mut input,
+            &mut sink,
+            &mut out,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+        let _client = writer.await.unwrap();
+        assert!(t.is_done() && t.flushed());
+        assert_eq!(&sink[..19], b"HTTP/1.1 200 OK\r\n\r\n");
+        assert!(sink[19..] == body[..], "body differs");
+        assert!(out.is_empty());
+        // Bytes after the body stay unread or in the input for the next exchange.
+        let mut rest = input.to_vec();
+        let mut more = BytesMut::new();
+        while rest.len() < 4 {
+            fill(&mut server, &mut more, Duration::from_secs(1))
+                .await
+                .unwrap();
+            rest.extend_from_slice(&more.split());
+        }
+        assert_eq!(rest, b"NEXT");
     }
 
     #[tokio::test]

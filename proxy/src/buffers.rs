@@ -15,7 +15,7 @@ use crate::http1::fields::HeaderField;
 /// Sets kept per thread: enough for the connections one worker serves at once.
 const KEEP: usize = 256;
 /// A buffer that grew past this (a large head or body chunk) is freed, not kept.
-const MAX_KEPT_BYTES: usize = 64 * 1024;
+const MAX_KEPT_BYTES: usize = 128 * 1024;
 /// A field vector that grew past this many entries is freed, not kept.
 const MAX_KEPT_FIELDS: usize = 128;
 
