@@ -52,6 +52,8 @@ thread_local! {
 /// Keeps `set` for the next [`take`] on this thread; frees it when the thread keeps
 /// enough already or a buffer is not empty or grew large.
 pub(crate) fn put(mut set: BufferSet) {
+    // Scratch space: what it last held does not matter.
+    set.out.clear();
     if !set.keepable() {
         return;
     }

@@ -267,6 +267,7 @@ where
     drop(inflight);
     // Hand the buffers back for the next request on this connection.
     c.spare_response_fields = resp.fields;
+    out.clear();
     c.spare_out = out;
     if close { Next::Close } else { Next::KeepAlive }
 }

@@ -171,7 +171,10 @@ impl ClientRead for tokio::net::tcp::ReadHalf<'_> {
     const WAITS_WITHOUT_BUFFER: bool = true;
 
     fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
-        tokio::net::tcp::ReadHalf::readable(self)
+        // The stream's reader waker slot, not `readable()`'s waiter list (a lock and a
+        // list insertion per wait): this task is the only reader.
+        let stream: &tokio::net::TcpStream = self.as_ref();
+        std::future::poll_fn(move |cx| stream.poll_read_ready(cx))
     }
 
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
@@ -246,7 +249,7 @@ where
         let mut rec = Record::default();
         // Boxed: the exchange's state (kilobytes, most of it the forward) lives only while
         // a request is served, so an idle connection's task stays small.
-        let next = Box::pin(handle(&shared, &snap, &listener, &mut c, &head, &mut rec)).await;
+        let next = handle(&shared, &snap, &listener, &mut c, &head, &mut rec).await;
         log_exchange(&c, Some(&head), &rec, started);
         c.spare_fields = head.fields;
         let processed = c.rd.take_count() + c.wr.take_count();
@@ -294,6 +297,15 @@ where
         }
         let deadline = header_deadline.unwrap_or(idle_deadline);
         if R::WAITS_WITHOUT_BUFFER && c.rbuf.is_empty() {
+            // The next request may be there already (the common case under load, and the
+            // readiness tokio remembers may be stale): try it with the buffers in hand.
+            c.rbuf.reserve(4096);
+            match c.rd.try_read_buf(&mut c.rbuf) {
+                Ok(0) => return HeadRead::Closed,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return HeadRead::Closed,
+            }
             // Nothing of the next request yet: wait without holding buffers.
             c.park_buffers();
             let ready = until_deadline(c.rd.readable(), deadline, header_deadline.is_some(), drain).await;
