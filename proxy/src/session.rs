@@ -178,7 +178,16 @@ impl ClientRead for tokio::net::tcp::ReadHalf<'_> {
     }
 
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
-        tokio::net::tcp::ReadHalf::try_read_buf(self, buf)
+        // `poll_read`, not tokio's `try_read_buf`: a read that does not fill the buffer
+        // shows the socket drained, and `poll_read` then forgets the readiness, so the next
+        // look at the client (while the target answers, or before parking) costs no
+        // `recvfrom` that can only say EAGAIN. Pending registers no real waker here; the
+        // caller waits with `readable`, which does.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match tokio_util::io::poll_read_buf(std::pin::Pin::new(self), &mut cx, buf) {
+            std::task::Poll::Ready(read) => read,
+            std::task::Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
     }
 }
 
