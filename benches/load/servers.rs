@@ -125,16 +125,7 @@ fn try_backend(tools: &Tools, dir: &Path, shape: Shape) -> Result<Backend> {
     let ports = [procs::free_port()?, procs::free_port()?];
     let text = format!(
         "# hostalb load harness: the backend (two targets on two ports)\n\
-         worker_processes {workers};\n\
-         worker_rlimit_nofile {nofile};\n\
-         daemon off;\n\
-         master_process on;\n\
-         pid {dir}/nginx.pid;\n\
-         error_log {dir}/error.log warn;\n\
-         events {{ worker_connections {conns}; }}\n\
-         http {{\n\
-         {temp}\
-         \x20   access_log off;\n\
+         {main}\
          \x20   keepalive_timeout 120s;\n\
          \x20   keepalive_requests 1000000;\n\
          \x20   default_type application/octet-stream;\n\
@@ -149,31 +140,12 @@ fn try_backend(tools: &Tools, dir: &Path, shape: Shape) -> Result<Backend> {
          \x20       location / {{ return 404; }}\n\
          \x20   }}\n\
          }}\n",
-        workers = shape.workers,
-        nofile = shape.nofile,
-        conns = shape.connections(),
-        dir = dir.display(),
-        temp = tools.nginx_temp_paths(dir)?,
+        main = nginx_main(tools, dir, shape)?,
         p1 = ports[0],
         p2 = ports[1],
         www = dir.join("www").display(),
     );
-    let conf = dir.join("nginx.conf");
-    fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
-    let mut cmd = Command::new(&tools.nginx);
-    cmd.arg("-p")
-        .arg(dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .arg("-c")
-        .arg(&conf);
-    let mut svc = Service::spawn(
-        "backend nginx",
-        &mut cmd,
-        Signal::SIGTERM,
-        &dir.join("stderr.log"),
-        false,
-    )?;
+    let mut svc = spawn_nginx(tools, dir, "backend nginx", &text)?;
     for p in ports {
         svc.wait_listening(SocketAddr::from(([127, 0, 0, 1], p)), START_LIMIT)?;
     }
@@ -407,17 +379,7 @@ pub(crate) fn nginx_config(
     }
     Ok(format!(
         "# hostalb load harness: nginx as the proxy\n\
-         worker_processes {workers};\n\
-         worker_rlimit_nofile {nofile};\n\
-         daemon off;\n\
-         master_process on;\n\
-         pid {dir}/nginx.pid;\n\
-         error_log {dir}/error.log warn;\n\
-         pcre_jit on;\n\
-         events {{ worker_connections {conns}; }}\n\
-         http {{\n\
-         {temp}\
-         \x20   access_log off;\n\
+         {main}\
          \x20   keepalive_timeout 60s;\n\
          \x20   keepalive_requests 1000000;\n\
          {NGINX_PROXY_COMMON}\
@@ -434,11 +396,7 @@ pub(crate) fn nginx_config(
          \x20       location / {{ default_type text/plain; return 404 \"no rule matched\"; }}\n\
          \x20   }}\n\
          }}\n",
-        workers = shape.workers,
-        nofile = shape.nofile,
-        conns = shape.connections(),
-        dir = dir.display(),
-        temp = tools.nginx_temp_paths(dir)?,
+        main = nginx_main(tools, dir, shape)?,
         t1 = targets[0],
         t2 = targets[1],
     ))
@@ -446,17 +404,12 @@ pub(crate) fn nginx_config(
 
 fn start_nginx(tools: &Tools, dir: &Path, shape: Shape, targets: [u16; 2]) -> Result<Proxy> {
     let port = procs::free_port()?;
-    let conf = dir.join("nginx.conf");
-    fs::write(&conf, nginx_config(tools, dir, port, shape, targets)?)
-        .with_context(|| format!("writing {}", conf.display()))?;
-    let mut cmd = Command::new(&tools.nginx);
-    cmd.arg("-p")
-        .arg(dir)
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .arg("-c")
-        .arg(&conf);
-    let mut svc = Service::spawn("nginx", &mut cmd, Signal::SIGTERM, &dir.join("stderr.log"), false)?;
+    let mut svc = spawn_nginx(
+        tools,
+        dir,
+        "nginx",
+        &nginx_config(tools, dir, port, shape, targets)?,
+    )?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     svc.wait_listening(addr, START_LIMIT)?;
     Ok(Proxy {
@@ -465,6 +418,44 @@ fn start_nginx(tools: &Tools, dir: &Path, shape: Shape, targets: [u16; 2]) -> Re
         admin: None,
         svc,
     })
+}
+
+/// What the backend's and the proxy's nginx configurations share: the main section, and
+/// the top of `http` (temporary paths inside `dir`, no access log). `pcre_jit` matters
+/// only to the proxy's regex locations.
+fn nginx_main(tools: &Tools, dir: &Path, shape: Shape) -> Result<String> {
+    Ok(format!(
+        "worker_processes {workers};\n\
+         worker_rlimit_nofile {nofile};\n\
+         daemon off;\n\
+         master_process on;\n\
+         pid {dir}/nginx.pid;\n\
+         error_log {dir}/error.log warn;\n\
+         pcre_jit on;\n\
+         events {{ worker_connections {conns}; }}\n\
+         http {{\n\
+         {temp}\
+         \x20   access_log off;\n",
+        workers = shape.workers,
+        nofile = shape.nofile,
+        conns = shape.connections(),
+        dir = dir.display(),
+        temp = tools.nginx_temp_paths(dir)?,
+    ))
+}
+
+/// Writes `text` as `dir/nginx.conf` and starts nginx on it, with `dir` as its prefix.
+fn spawn_nginx(tools: &Tools, dir: &Path, name: &str, text: &str) -> Result<Service> {
+    let conf = dir.join("nginx.conf");
+    fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
+    let mut cmd = Command::new(&tools.nginx);
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(&conf);
+    Service::spawn(name, &mut cmd, Signal::SIGTERM, &dir.join("stderr.log"), false)
 }
 
 pub(crate) fn haproxy_config(port: u16, shape: Shape, targets: [u16; 2]) -> String {

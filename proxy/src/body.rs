@@ -68,13 +68,17 @@ pub(crate) async fn flush<W: AsyncWrite + Unpin>(
     if out.is_empty() {
         return Ok(());
     }
-    match timeout(idle, wr.write_all(out)).await {
+    sent(timeout(idle, wr.write_all(out)).await)?;
+    out.clear();
+    Ok(())
+}
+
+/// A write to the receiver, bounded by the idle timeout, as a body error.
+fn sent(write: Result<std::io::Result<()>, tokio::time::error::Elapsed>) -> Result<(), BodyError> {
+    match write {
         Err(_) => Err(BodyError::ReceiverIdle),
         Ok(Err(_)) => Err(BodyError::ReceiverIo),
-        Ok(Ok(())) => {
-            out.clear();
-            Ok(())
-        }
+        Ok(Ok(())) => Ok(()),
     }
 }
 
@@ -247,11 +251,7 @@ impl BodyTransfer {
             };
             if n > 0 || !out.is_empty() {
                 let mut pending = Buf::chain(&out[..], &input[..n]);
-                match timeout(idle, wr.write_all_buf(&mut pending)).await {
-                    Err(_) => return Err(BodyError::ReceiverIdle),
-                    Ok(Err(_)) => return Err(BodyError::ReceiverIo),
-                    Ok(Ok(())) => {}
-                }
+                sent(timeout(idle, wr.write_all_buf(&mut pending)).await)?;
                 self.flushed = true;
                 out.clear();
                 input.advance(n);

@@ -320,6 +320,16 @@ fn answered_by(report: &LoadReport, name: &str) -> u64 {
         .map_or(0, |(_, n)| *n)
 }
 
+/// `clients` keep-alive clients sending requests one after another to `url` until stopped
+/// (at most 15 s; a request gets 5 s).
+fn steady_load(url: &str, clients: usize) -> LoadGen {
+    LoadGen::builder(url)
+        .concurrency(clients)
+        .max_duration(Duration::from_secs(15))
+        .request_timeout(Duration::from_secs(5))
+        .start()
+}
+
 /// Waits until the load has made `more` requests past `from`.
 async fn wait_load(load: &LoadGen, from: u64, more: u64) {
     eventually(Duration::from_secs(10), async || load.done() >= from + more).await;
@@ -554,11 +564,7 @@ async fn docker_stop_under_load_loses_no_request() {
     let url = alb.url("web", "/work");
     wait_seen(&client, &alb, &url, &[&names[0], &names[1], &names[2]]).await;
 
-    let load = LoadGen::builder(&url)
-        .concurrency(6)
-        .max_duration(Duration::from_secs(15))
-        .request_timeout(Duration::from_secs(5))
-        .start();
+    let load = steady_load(&url, 6);
     wait_load(&load, 0, 200).await;
 
     let victim = Arc::clone(&cs[2]);
@@ -612,11 +618,7 @@ async fn docker_kill_takes_the_target_out_at_once() {
     // the kill, so that phase is bounded in time, not in count. Once hostalb shows the
     // target out of rotation no request may fail.
     const CLIENTS: usize = 4;
-    let across = LoadGen::builder(&url)
-        .concurrency(CLIENTS)
-        .max_duration(Duration::from_secs(15))
-        .request_timeout(Duration::from_secs(5))
-        .start();
+    let across = steady_load(&url, CLIENTS);
     wait_load(&across, 0, 200).await;
     let victim = Arc::clone(&cs[0]);
     let victim_port = victim.host_port(80);
@@ -639,11 +641,7 @@ async fn docker_kill_takes_the_target_out_at_once() {
         alb.stderr_text()
     );
 
-    let after_out = LoadGen::builder(&url)
-        .concurrency(CLIENTS)
-        .max_duration(Duration::from_secs(15))
-        .request_timeout(Duration::from_secs(5))
-        .start();
+    let after_out = steady_load(&url, CLIENTS);
     wait_load(&after_out, 0, 300).await;
     let after_out = after_out.stop().await;
     assert_eq!(
