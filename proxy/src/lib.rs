@@ -16,36 +16,30 @@
 //! - A request is retried only when no byte of it reached a target.
 //! - Graceful shutdown finishes in-flight requests.
 //!
-//! The request path is [`session`] then [`forward`]; the control plane is [`control`].
+//! Layout, by concern: `data/` is the request path (accept, read head, route, act, forward,
+//! relay, log), `model/` what it reads (the snapshot, target groups, targets, counters),
+//! `control/` what builds and swaps the snapshot and runs health checks and drains,
+//! `admin/` the admin address. `http1/` (the codec), `clock` and `rng` are leaves.
 
 mod admin;
-mod body;
-mod buffers;
 mod clock;
 mod control;
-mod cookies;
-mod counted;
-mod errors;
-mod forward;
-mod headers;
-mod health;
+mod data;
 mod http1;
-mod listener;
-mod metrics;
-mod respond;
+mod model;
 mod rng;
-pub mod rules;
-mod session;
-mod shared;
-mod snapshot;
-mod supervise;
-mod target;
-mod target_group;
-mod tls;
-mod trace_id;
-mod upstream;
 
+pub use control::supervise::{Exit, Supervisor};
 pub use control::{ConfigSource, ControlError, DiscoveryReport, Event, NotRegistered, Proxy, Registration};
-pub use supervise::{Exit, Supervisor};
-pub use target::TargetOrigin;
-pub use tls::TlsError;
+pub use data::tls::TlsError;
+pub use model::rules;
+pub use model::target::TargetOrigin;
+
+impl Proxy {
+    /// Binds every listener and the admin API and starts serving `loaded`.
+    pub async fn start(loaded: hostalb_config::Loaded, source: ConfigSource) -> Result<Proxy, ControlError> {
+        let (proxy, admin_socket) = Proxy::launch(loaded, source).await?;
+        tokio::spawn(admin::serve(proxy.clone(), admin_socket));
+        Ok(proxy)
+    }
+}

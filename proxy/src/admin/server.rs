@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::control::Proxy;
-use crate::health::{Reason, State};
-use crate::metrics::{Exposition, get};
-use crate::snapshot::Snapshot;
-use crate::target::Target;
-use crate::target_group::GroupRt;
+use crate::control::health::{Reason, State};
+use crate::model::metrics::{Exposition, get};
+use crate::model::snapshot::Snapshot;
+use crate::model::target::Target;
+use crate::model::target_group::GroupRt;
 
 /// The load balancer's name in ARNs and metric dimensions.
 const LB_NAME: &str = "hostalb";
@@ -519,7 +519,7 @@ fn describe_target_health(g: &GroupRt, only: Option<&[std::net::SocketAddr]>) ->
         HealthCheckPort::Port(p) => p,
     };
     let describe = |addr: std::net::SocketAddr,
-                    origin: Option<&crate::target::TargetOrigin>,
+                    origin: Option<&crate::model::target::TargetOrigin>,
                     health: (State, Option<Reason>, Option<String>)| {
         let (state, reason, description) = health;
         let mut th = json!({ "State": state.as_str() });

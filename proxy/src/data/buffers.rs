@@ -19,7 +19,7 @@ const MAX_KEPT_BYTES: usize = 128 * 1024;
 /// A field vector that grew past this many entries is freed, not kept.
 const MAX_KEPT_FIELDS: usize = 128;
 
-/// The buffers of one client connection (see [`crate::session::ClientConn`]).
+/// The buffers of one client connection (see [`crate::data::conn::ClientConn`]).
 #[derive(Debug, Default)]
 pub(crate) struct BufferSet {
     pub(crate) rbuf: BytesMut,

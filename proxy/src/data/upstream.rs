@@ -13,7 +13,7 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 use tokio::net::TcpStream;
 
-use crate::errors::{ErrorKind, ProxyError};
+use crate::data::errors::{ErrorKind, ProxyError};
 
 /// ALB: a target connection not established within 10 s is a 504.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

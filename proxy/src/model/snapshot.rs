@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use hostalb_config as cfg;
 
-use crate::rules::RuleTable;
-use crate::target_group::GroupRt;
+use crate::model::rules::RuleTable;
+use crate::model::target_group::GroupRt;
 
 /// A listener's identity across reloads (assigned by name when it is first bound).
 pub(crate) type ListenerId = u64;
@@ -20,7 +20,7 @@ pub(crate) struct ListenerRt {
     pub(crate) table: RuleTable,
     /// The address actually bound (the configured port may be 0).
     pub(crate) bound: SocketAddr,
-    pub(crate) tls: Option<crate::tls::Acceptor>,
+    pub(crate) tls: Option<crate::data::tls::Acceptor>,
 }
 
 #[derive(Debug)]

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use hostalb_config as cfg;
 
-use crate::metrics::GroupMetrics;
+use crate::model::metrics::GroupMetrics;
+use crate::model::target::Target;
 use crate::rng;
-use crate::target::Target;
 
 /// What survives reloads for a group of a given name: its counters and its round-robin
 /// position.

@@ -10,10 +10,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::metrics::inc;
-use crate::session::{self, ClientConn};
-use crate::shared::Shared;
-use crate::snapshot::ListenerId;
+use crate::data::conn::ClientConn;
+use crate::data::session;
+use crate::model::metrics::inc;
+use crate::model::shared::Shared;
+use crate::model::snapshot::ListenerId;
 
 /// Pending connections the kernel queues before hostalb accepts them.
 const BACKLOG: i32 = 4096;

@@ -15,16 +15,16 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, broadcast, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::health::{self, Reason, State as Health};
-use crate::listener;
-use crate::metrics::inc;
-use crate::rules::{RuleTable, name_hash};
-use crate::shared::Shared;
-use crate::snapshot::{ListenerId, ListenerRt, Snapshot};
-use crate::target::{Target, TargetOrigin};
-use crate::target_group::{GroupRt, GroupState};
-use crate::tls::{self, TlsError};
-use crate::upstream::TlsConnector;
+use crate::control::health::{self, Reason, State as Health};
+use crate::data::listener;
+use crate::data::tls::{self, TlsError};
+use crate::data::upstream::TlsConnector;
+use crate::model::metrics::inc;
+use crate::model::rules::{RuleTable, name_hash};
+use crate::model::shared::Shared;
+use crate::model::snapshot::{ListenerId, ListenerRt, Snapshot};
+use crate::model::target::{Target, TargetOrigin};
+use crate::model::target_group::{GroupRt, GroupState};
 
 /// How often idle upstream connections are checked and expired.
 const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -218,8 +218,12 @@ struct Pending {
 }
 
 impl Proxy {
-    /// Binds every listener and the admin API and starts serving `loaded`.
-    pub async fn start(loaded: Loaded, source: ConfigSource) -> Result<Proxy, ControlError> {
+    /// Binds every listener and the admin socket and starts serving `loaded`; the caller
+    /// serves the admin API on the returned socket ([`Proxy::start`] in the crate root).
+    pub(crate) async fn launch(
+        loaded: Loaded,
+        source: ConfigSource,
+    ) -> Result<(Proxy, TcpListener), ControlError> {
         log_warnings(&loaded.warnings);
         let config = Arc::new(loaded.config);
         let admin_address = config.admin.address;
@@ -261,11 +265,10 @@ impl Proxy {
         });
         let proxy = Proxy { inner };
         proxy.start_accepting(pending);
-        tokio::spawn(crate::admin::serve(proxy.clone(), admin_socket));
         tokio::spawn(sweep_pools(Arc::downgrade(&proxy.inner)));
         tokio::spawn(control_loop(Arc::downgrade(&proxy.inner), events_rx));
         tokio::spawn(crate::clock::tick());
-        Ok(proxy)
+        Ok((proxy, admin_socket))
     }
 
     fn start_accepting(&self, pending: Vec<Pending>) {

@@ -19,21 +19,23 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::sleep;
 
-use crate::body::{BodyError, BodyTransfer, flush};
-use crate::cookies::{self, CookieKind};
-use crate::errors::{ErrorKind, ProxyError};
-use crate::headers::{self, Forwarding, ToClient};
+use crate::data::answer::{answer_error, keep_alive_allowed};
+use crate::data::body::{BodyError, BodyTransfer, flush};
+use crate::data::conn::{ClientConn, Next, Record};
+use crate::data::cookies::{self, CookieKind};
+use crate::data::errors::{ErrorKind, ProxyError};
+use crate::data::headers::{self, Forwarding, ToClient};
+use crate::data::upstream;
 use crate::http1::request::RequestHead;
 use crate::http1::response::{self, ResponseHead};
 use crate::http1::{BodyKind, FieldKind, Version};
-use crate::metrics::inc;
-use crate::rules::{Forward, Match};
-use crate::session::{ClientConn, Next, Record, answer_error, keep_alive_allowed};
-use crate::shared::Shared;
-use crate::snapshot::{ListenerRt, Snapshot};
-use crate::target::Target;
-use crate::target_group::GroupRt;
-use crate::{clock, rng, upstream};
+use crate::model::metrics::inc;
+use crate::model::rules::{Forward, Match};
+use crate::model::shared::Shared;
+use crate::model::snapshot::{ListenerRt, Snapshot};
+use crate::model::target::Target;
+use crate::model::target_group::GroupRt;
+use crate::{clock, rng};
 
 /// The group stickiness cookie.
 const GROUP_COOKIE: &str = "AWSALBTG";
@@ -164,13 +166,13 @@ where
                         && replayable
                         && failed.closed_without_answer
                         && stale_retries < STALE_RETRIES);
-                if retry && failed.err.side() == crate::errors::Side::Target {
+                if retry && failed.err.side() == crate::data::errors::Side::Target {
                     stale_retries += 1;
                     if stale_retries <= STALE_RETRIES {
                         continue;
                     }
                 }
-                if failed.err.side() == crate::errors::Side::Target {
+                if failed.err.side() == crate::data::errors::Side::Target {
                     count_connection_error(group, target);
                 }
                 return answer_error(shared, listener, c, Some(head), &failed.err, rec).await;
@@ -588,8 +590,8 @@ fn apply_transforms(transforms: &[Transform], head: &RequestHead) -> Result<Rewr
                 }
             }
             Transform::HostHeaderRewrite(rewrites) => {
-                let host =
-                    crate::rules::host_without_port(head.host().unwrap_or_default()).to_ascii_lowercase();
+                let host = crate::model::rules::host_without_port(head.host().unwrap_or_default())
+                    .to_ascii_lowercase();
                 if let Some(new) = rewrites
                     .iter()
                     .find_map(|r| r.regex.replace_first(&host, &r.replace))

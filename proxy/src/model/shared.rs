@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use arc_swap::ArcSwap;
 use tokio::sync::{Notify, watch};
 
-use crate::cookies::CookieKey;
-use crate::metrics::Metrics;
-use crate::snapshot::Snapshot;
+use crate::data::cookies::CookieKey;
+use crate::model::metrics::Metrics;
+use crate::model::snapshot::Snapshot;
 
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -63,7 +63,7 @@ impl Shared {
     pub(crate) fn connection_opened(self: &Arc<Self>) -> ConnectionGuard {
         self.open.fetch_add(1, Ordering::AcqRel);
         self.metrics.active_connections.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::inc(&self.metrics.new_connections);
+        crate::model::metrics::inc(&self.metrics.new_connections);
         ConnectionGuard(self.clone())
     }
 

@@ -193,7 +193,7 @@ pub(crate) fn probe_request(addr: SocketAddr, hc: &HealthCheck) -> Vec<u8> {
 pub(crate) async fn probe(
     addr: SocketAddr,
     hc: &HealthCheck,
-    tls: Option<&crate::upstream::TlsConnector>,
+    tls: Option<&crate::data::upstream::TlsConnector>,
 ) -> Probe {
     let attempt = async {
         let stream = TcpStream::connect(addr).await.map_err(|_| Probe::Failed)?;

@@ -15,11 +15,11 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::{BufMut, BytesMut};
 use hostalb_config::{Listener, XffMode};
 
+use crate::data::respond::{put_decimal, put_status, reason_phrase};
+use crate::data::trace_id;
 use crate::http1::request::RequestHead;
 use crate::http1::response::ResponseHead;
 use crate::http1::{BodyKind, FieldKind, Version};
-use crate::respond::{put_decimal, put_status, reason_phrase};
-use crate::trace_id;
 
 /// What the request head for the target depends on besides the client's head.
 #[derive(Debug)]
@@ -163,7 +163,7 @@ fn write_host(out: &mut BytesMut, head: &RequestHead, f: &Forwarding<'_>) {
         out.put_slice(b"\r\n");
         return;
     }
-    let name = crate::rules::host_without_port(host);
+    let name = crate::model::rules::host_without_port(host);
     let start = out.len();
     out.put_slice(name);
     out[start..].make_ascii_lowercase();

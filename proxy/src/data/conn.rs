@@ -1,0 +1,186 @@
+//! A client connection as the request path holds it: its halves, buffers and the
+//! facts about it, what happens after an exchange, and the per-request record.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::AsyncRead;
+
+use crate::data::buffers::BufferSet;
+use crate::data::counted::Counted;
+use crate::http1::fields::HeaderField;
+use crate::model::snapshot::ListenerId;
+
+/// A client connection and its buffers.
+#[derive(Debug)]
+pub(crate) struct ClientConn<R, W> {
+    pub(crate) rd: Counted<R>,
+    pub(crate) wr: Counted<W>,
+    /// Bytes read from the client and not consumed yet (pipelined requests, body).
+    pub(crate) rbuf: BytesMut,
+    /// Bytes to write to the client.
+    pub(crate) wbuf: BytesMut,
+    /// Bytes read from the target of the current exchange.
+    pub(crate) upbuf: BytesMut,
+    /// Buffers handed back after each exchange, so steady-state requests allocate
+    /// nothing: request and response header fields, and the target request head.
+    pub(crate) spare_fields: Vec<HeaderField>,
+    pub(crate) spare_response_fields: Vec<HeaderField>,
+    pub(crate) spare_out: BytesMut,
+    pub(crate) peer: SocketAddr,
+    /// The peer's IP with IPv4-mapped IPv6 unmapped (source-ip rules, X-Forwarded-For).
+    pub(crate) peer_ip: IpAddr,
+    /// Header texts formatted once for this connection.
+    pub(crate) texts: crate::data::headers::ConnTexts,
+    pub(crate) local: SocketAddr,
+    /// When the connection was accepted ([`crate::clock::coarse_ms`]).
+    pub(crate) opened_ms: u64,
+    pub(crate) listener: ListenerId,
+}
+
+impl<R, W> ClientConn<R, W> {
+    /// Hands the buffers to the thread's spare sets while the connection waits for its
+    /// next request ([`crate::data::buffers`]).
+    pub(crate) fn park_buffers(&mut self) {
+        crate::data::buffers::put(BufferSet {
+            rbuf: std::mem::take(&mut self.rbuf),
+            wbuf: std::mem::take(&mut self.wbuf),
+            upbuf: std::mem::take(&mut self.upbuf),
+            out: std::mem::take(&mut self.spare_out),
+            fields: std::mem::take(&mut self.spare_fields),
+            response_fields: std::mem::take(&mut self.spare_response_fields),
+        });
+    }
+
+    /// Takes a set of buffers for the request that is arriving.
+    pub(crate) fn unpark_buffers(&mut self) {
+        let set = crate::data::buffers::take();
+        self.rbuf = set.rbuf;
+        self.wbuf = set.wbuf;
+        self.upbuf = set.upbuf;
+        self.spare_out = set.out;
+        self.spare_fields = set.fields;
+        self.spare_response_fields = set.response_fields;
+    }
+
+    pub(crate) fn new(
+        rd: R,
+        wr: W,
+        peer: SocketAddr,
+        local: SocketAddr,
+        tls: bool,
+        listener: ListenerId,
+    ) -> Self {
+        let peer_ip = match peer.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        ClientConn {
+            texts: crate::data::headers::ConnTexts::new(peer_ip, peer.port(), local.port(), tls),
+            rd: Counted::new(rd),
+            wr: Counted::new(wr),
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            upbuf: BytesMut::new(),
+            spare_fields: Vec::new(),
+            spare_response_fields: Vec::new(),
+            spare_out: BytesMut::new(),
+            peer,
+            peer_ip,
+            local,
+            opened_ms: crate::clock::coarse_ms(),
+            listener,
+        }
+    }
+}
+
+/// What happens to the connection after an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    KeepAlive,
+    Close,
+}
+
+impl Next {
+    /// `Close` unless `keep` holds (e.g. the request body was read whole).
+    pub(crate) fn min_close(self, keep: bool) -> Next {
+        if keep { self } else { Next::Close }
+    }
+}
+
+/// The request path's per-request facts, for counters and the log.
+#[derive(Debug, Default)]
+pub(crate) struct Record {
+    pub(crate) status: u16,
+    pub(crate) target: Option<SocketAddr>,
+    pub(crate) target_status: Option<u16>,
+    pub(crate) group: Option<Arc<str>>,
+    pub(crate) rule: Option<u32>,
+    pub(crate) action: &'static str,
+    pub(crate) error: Option<&'static str>,
+}
+
+/// The client side of a connection, as [`crate::data::session`] waits on it.
+pub(crate) trait ClientRead: AsyncRead + Unpin + Send {
+    /// Whether [`ClientRead::readable`] and [`ClientRead::try_read_buf`] work: the stream
+    /// can wait for bytes without a buffer, so an idle connection parks its buffers. A TLS
+    /// stream cannot (its records are decrypted into its own buffer as they are read).
+    const WAITS_WITHOUT_BUFFER: bool;
+
+    /// Resolves when bytes may be readable (possibly spuriously).
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send;
+
+    /// Reads what is there without waiting (`WouldBlock` when nothing is).
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize>;
+}
+
+impl ClientRead for tokio::net::tcp::ReadHalf<'_> {
+    const WAITS_WITHOUT_BUFFER: bool = true;
+
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+        // The stream's reader waker slot, not `readable()`'s waiter list (a lock and a
+        // list insertion per wait): this task is the only reader.
+        let stream: &tokio::net::TcpStream = self.as_ref();
+        std::future::poll_fn(move |cx| stream.poll_read_ready(cx))
+    }
+
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        // `poll_read`, not tokio's `try_read_buf`: a read that does not fill the buffer
+        // shows the socket drained, and `poll_read` then forgets the readiness, so the next
+        // look at the client (while the target answers, or before parking) costs no
+        // `recvfrom` that can only say EAGAIN. Pending registers no real waker here; the
+        // caller waits with `readable`, which does.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match tokio_util::io::poll_read_buf(std::pin::Pin::new(self), &mut cx, buf) {
+            std::task::Poll::Ready(read) => read,
+            std::task::Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+impl<T: AsyncRead + Send> ClientRead for tokio::io::ReadHalf<T> {
+    const WAITS_WITHOUT_BUFFER: bool = false;
+
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    fn try_read_buf(&mut self, _buf: &mut BytesMut) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::WouldBlock.into())
+    }
+}
+
+impl<T: ClientRead> ClientRead for Counted<T> {
+    const WAITS_WITHOUT_BUFFER: bool = T::WAITS_WITHOUT_BUFFER;
+
+    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+        self.get_ref().readable()
+    }
+
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        let n = self.get_mut().try_read_buf(buf)?;
+        self.add_count(n);
+        Ok(n)
+    }
+}
