@@ -26,6 +26,9 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// Target groups by name (sorted by name).
     pub target_groups: Vec<TargetGroup>,
+    /// Client connections the process holds at most; `None`: derived from the process's
+    /// descriptor limit when it starts.
+    pub max_client_connections: Option<u32>,
 }
 
 impl Config {
@@ -519,6 +522,9 @@ pub struct TargetGroup {
     pub docker: Option<DockerSelector>,
     /// Use the container's Docker HEALTHCHECK status as an extra signal.
     pub use_docker_health: bool,
+    /// An idempotent request whose target closed without answering is sent once more,
+    /// on a new connection (false: exactly ALB, which answers 502).
+    pub retry_idempotent: bool,
 }
 
 #[cfg(test)]

@@ -205,6 +205,7 @@ pub(crate) struct RawTargetGroup {
     pub health_check: Option<RawHealthCheck>,
     pub docker: Option<RawDockerSelector>,
     pub use_docker_health: Option<bool>,
+    pub retry_idempotent: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

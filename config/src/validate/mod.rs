@@ -229,6 +229,7 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
         return None;
     };
     let mut strict_alb = false;
+    let mut max_client_connections = None;
     let mut admin = RawAdmin::default();
     let mut docker = RawDocker::default();
     let mut docker_table = false;
@@ -239,6 +240,19 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
     for (key, value) in map {
         match key.as_str() {
             "strict_alb" => strict_alb = cx.de(value, "strict_alb").unwrap_or(false),
+            "max_client_connections" => {
+                max_client_connections = match cx.de::<u32>(value, "max_client_connections") {
+                    Some(0) => {
+                        cx.error(
+                            "max_client_connections",
+                            "max_client_connections must be at least 1",
+                            "leave it out for a budget derived from the descriptor limit, or give a positive number",
+                        );
+                        None
+                    }
+                    n => n,
+                }
+            }
             "admin" => admin = cx.de(value, "admin").unwrap_or_default(),
             "docker" => {
                 docker_table = true;
@@ -274,7 +288,7 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
             other => cx.error(
                 other,
                 format!("unknown key `{other}`"),
-                "the top-level keys are strict_alb, admin, docker, listener and target_group",
+                "the top-level keys are strict_alb, max_client_connections, admin, docker, listener and target_group",
             ),
         }
     }
@@ -325,6 +339,7 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
         docker,
         listeners,
         target_groups,
+        max_client_connections,
     })
 }
 

@@ -181,6 +181,7 @@ pub(super) fn validate_target_group(cx: &mut Ctx, name: String, value: Value) ->
         health_check,
         docker,
         use_docker_health: raw.use_docker_health.unwrap_or(false),
+        retry_idempotent: raw.retry_idempotent.unwrap_or(true),
     })
 }
 
