@@ -304,7 +304,7 @@ fn unknown_keys_at_every_level_with_their_full_path() {
         } else {
             assert!(
                 p.fix
-                    .contains("strict_alb, admin, docker, listener and target_group"),
+                    .contains("strict_alb, max_client_connections, admin, docker, listener and target_group"),
                 "{p}"
             );
         }

@@ -13,7 +13,9 @@
 //!   every request is re-serialised, never forwarded byte for byte.
 //! - One snapshot per request: rules and targets always come from the same configuration.
 //!   A reload swaps the snapshot and touches no connection on an unchanged route.
-//! - A request is retried only when no byte of it reached a target.
+//! - A request is sent again only when that cannot execute it twice: nothing of it reached
+//!   a target, or it is idempotent and the target closed without answering
+//!   (`data/retry.rs`); never more than once.
 //! - Graceful shutdown finishes in-flight requests.
 //!
 //! Layout, by concern: `data/` is the request path (accept, read head, route, act, forward,

@@ -613,10 +613,10 @@ async fn docker_kill_takes_the_target_out_at_once() {
     let url = alb.url("web", "/work");
     wait_seen(&client, &alb, &url, &[&names[0], &names[1], &names[2]]).await;
 
-    // Requests on their way to the container when it dies may fail (ALB answers 502 for
-    // a target that closes or resets); how many depends on how fast the engine reports
-    // the kill, so that phase is bounded in time, not in count. Once hostalb shows the
-    // target out of rotation no request may fail.
+    // GETs on their way to the container when it dies, and those sent before the engine
+    // reports the kill, meet a refused or reset connection: the retry policy sends each
+    // once more on a new connection to another replica, so none fails, before or after
+    // the target is out of rotation.
     const CLIENTS: usize = 4;
     let across = steady_load(&url, CLIENTS);
     wait_load(&across, 0, 200).await;
@@ -631,9 +631,11 @@ async fn docker_kill_takes_the_target_out_at_once() {
     println!(
         "docker kill: out of rotation {out_after:?} after the kill was asked; load across it: {across:?}"
     );
-    assert!(
-        across.error_count == 0 && across.non_2xx.iter().all(|(status, _)| *status == 502),
-        "a request that fails across a kill is answered 502, never dropped or timed out: {across:?}"
+    assert_eq!(
+        failures(&across),
+        0,
+        "no GET fails across the kill: {across:?}\nstderr:\n{}",
+        alb.stderr_text()
     );
     assert!(
         out_after < Duration::from_secs(5),

@@ -14,6 +14,7 @@ mod framing;
 mod headers;
 mod health;
 mod lifecycle;
+mod retry;
 mod routing;
 mod smoke;
 mod stickiness;

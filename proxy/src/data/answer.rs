@@ -1,14 +1,22 @@
-//! Answers hostalb makes itself: ALB's errors, fixed responses and redirects, each
-//! dealing with an unread request body the same way.
+//! Every answer hostalb makes itself: ALB's errors, fixed responses and redirects.
+//!
+//! [`error`] is the one place where an error becomes the client's answer: it records and
+//! counts it, writes ALB's page, and decides what happens to a request body hostalb did
+//! not forward. A body that has fully arrived (or arrives cheaply) is dropped and the
+//! connection stays open; otherwise the answer says `Connection: close` and the
+//! connection closes gracefully ([`linger`]), so the client reads the answer instead of a
+//! reset.
+
+use std::time::Duration;
 
 use hostalb_config::{FixedResponse, ListenerProtocol, Redirect, RedirectProtocol, TemplatePart};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::data::body::{BodyTransfer, flush};
-use crate::data::conn::{ClientConn, Next, Record};
+use crate::data::conn::{ClientConn, ClientRead, Next, Record};
+use crate::data::context::RequestCx;
 use crate::data::errors::{ErrorKind, ProxyError};
 use crate::data::respond::{self, Own};
-use crate::http1::BodyKind;
 use crate::http1::request::RequestHead;
 use crate::model::metrics::inc;
 use crate::model::rules;
@@ -17,10 +25,28 @@ use crate::model::snapshot::ListenerRt;
 
 /// A request body this small is read and dropped when hostalb answers without
 /// forwarding, so the connection can stay open; a larger one closes the connection.
-const DISCARDABLE_BODY: u64 = 64 * 1024;
+const DISCARDABLE_BODY: usize = 64 * 1024;
 /// ALB counts a Location longer than this as `HTTP_Redirect_Url_Limit_Exceeded_Count`
 /// and answers 507.
 const MAX_REDIRECT_URL: usize = 8 * 1024;
+/// A connection closed with request bytes still unread is shut for writing, then read
+/// and dropped this long at most before it closes: closing with unread bytes would
+/// reset it, and a reset can destroy the answer before the client reads it (nginx's
+/// lingering close does the same).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// ... and this many bytes at most.
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// What an answer does with a request body that was not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// The client is sending it: read and drop a small rest, waiting for it within the idle
+    /// timeout (fixed responses and redirects).
+    Wait,
+    /// Answer at once: drop only what has already arrived (errors; a target that failed
+    /// must not keep the client waiting for its own body).
+    Available,
+}
 
 /// Whether the connection may stay open after this exchange (before any error).
 pub(crate) fn keep_alive_allowed<R, W>(
@@ -35,61 +61,46 @@ pub(crate) fn keep_alive_allowed<R, W>(
             < listener.cfg.client_keep_alive.as_millis() as u64
 }
 
-/// Writes an answer hostalb makes itself, dealing with an unread request body: a small
-/// one is read and dropped so the connection can stay open; otherwise it closes.
-pub(crate) async fn answer_own<R, W>(
-    shared: &Shared,
-    listener: &ListenerRt,
-    c: &mut ClientConn<R, W>,
-    head: Option<&RequestHead>,
-    own: Own<'_>,
-    rec: &mut Record,
-) -> Next
+/// Answers `e` for the request in `cx`, as ALB does.
+pub(crate) async fn error<R, W>(cx: &mut RequestCx<'_>, c: &mut ClientConn<R, W>, e: ProxyError) -> Next
 where
-    R: AsyncRead + Unpin,
+    R: ClientRead,
     W: AsyncWrite + Unpin,
 {
-    let idle = listener.cfg.idle_timeout;
-    let mut keep = !own.close && head.is_some_and(|h| keep_alive_allowed(shared, listener, c, h));
-    if let Some(h) = head {
-        let discardable = match h.body {
-            BodyKind::Empty => true,
-            BodyKind::Length(n) => n <= DISCARDABLE_BODY && !h.expect_continue,
-            _ => false,
-        };
-        if keep && !discardable {
-            keep = false;
-        }
-        if keep && !h.body.is_empty() {
-            let mut body = BodyTransfer::new(h.body, h.body);
-            keep = matches!(
-                body.discard(&mut c.rd, &mut c.rbuf, DISCARDABLE_BODY as usize, idle)
-                    .await,
-                Ok(true)
-            );
-        }
-    }
-    let version = head.map(|h| h.version).unwrap_or(crate::http1::Version::Http11);
-    let is_head = head.is_some_and(|h| h.is_method(b"HEAD"));
-    respond::write_own(&mut c.wbuf, &Own { close: !keep, ..own }, version, is_head);
-    rec.status = own.status;
-    if flush(&mut c.wr, &mut c.wbuf, idle).await.is_err() {
-        return Next::Close;
-    }
-    if keep { Next::KeepAlive } else { Next::Close }
+    let req = Some((cx.head, &mut cx.body, cx.continue_sent));
+    write_error(cx.shared, cx.listener, c, req, &e, &mut cx.rec).await
 }
 
-/// Answers an error as ALB does, counting it.
-pub(crate) async fn answer_error<R, W>(
+/// Answers a request head that was refused before it could be routed.
+pub(crate) async fn refused<R, W>(
     shared: &Shared,
     listener: &ListenerRt,
     c: &mut ClientConn<R, W>,
-    head: Option<&RequestHead>,
     e: &ProxyError,
     rec: &mut Record,
 ) -> Next
 where
-    R: AsyncRead + Unpin,
+    R: ClientRead,
+    W: AsyncWrite + Unpin,
+{
+    write_error(shared, listener, c, None, e, rec).await
+}
+
+/// The request an answer is for: its head, its body's progress, and whether hostalb sent
+/// `100 Continue` (the client sends an `Expect: 100-continue` body only after it).
+type Answered<'a, 'b> = Option<(&'a RequestHead, &'b mut BodyTransfer, bool)>;
+
+/// Records, counts and writes an error answer.
+async fn write_error<R, W>(
+    shared: &Shared,
+    listener: &ListenerRt,
+    c: &mut ClientConn<R, W>,
+    req: Answered<'_, '_>,
+    e: &ProxyError,
+    rec: &mut Record,
+) -> Next
+where
+    R: ClientRead,
     W: AsyncWrite + Unpin,
 {
     let status = e.status();
@@ -101,79 +112,149 @@ where
         return Next::Close;
     }
     let body = respond::elb_error_body(status);
-    answer_own(
-        shared,
-        listener,
-        c,
-        head,
-        Own {
-            status,
-            content_type: Some(b"text/html"),
-            body: &body,
-            close: e.closes_client(),
-            server_header: listener.cfg.server_header,
-            extra: &[],
-        },
-        rec,
-    )
-    .await
+    let own = Own {
+        status,
+        content_type: Some(b"text/html"),
+        body: &body,
+        close: e.closes_client(),
+        server_header: listener.cfg.server_header,
+        extra: &[],
+    };
+    write_own(shared, listener, c, req, own, Drain::Available).await
 }
 
-pub(crate) async fn answer_fixed<R, W>(
+/// Writes an answer hostalb makes itself, dealing with the unread request body as
+/// `drain` says.
+async fn write_own<R, W>(
     shared: &Shared,
     listener: &ListenerRt,
     c: &mut ClientConn<R, W>,
-    head: &RequestHead,
-    f: &FixedResponse,
-    rec: &mut Record,
+    req: Answered<'_, '_>,
+    own: Own<'_>,
+    drain: Drain,
 ) -> Next
 where
-    R: AsyncRead + Unpin,
+    R: ClientRead,
     W: AsyncWrite + Unpin,
 {
-    shared.metrics.count_elb_answer(f.status_code, "FixedResponse");
+    let idle = listener.cfg.idle_timeout;
+    let mut keep = !own.close;
+    let mut unread = false;
+    let (version, is_head) = match &req {
+        Some((h, _, _)) => (h.version, h.is_method(b"HEAD")),
+        None => (crate::http1::Version::Http11, false),
+    };
+    if let Some((h, body, continue_sent)) = req {
+        keep = keep && keep_alive_allowed(shared, listener, c, h);
+        if !body.is_done() {
+            if h.expect_continue && !continue_sent {
+                // The client waits for `100 Continue` before it sends the body, which
+                // never comes: it must not be read as the next request.
+                keep = false;
+            } else {
+                let drained = match drain {
+                    Drain::Wait => matches!(
+                        body.discard(&mut c.rd, &mut c.rbuf, DISCARDABLE_BODY, idle).await,
+                        Ok(true)
+                    ),
+                    Drain::Available => discard_available(c, body),
+                };
+                if !drained {
+                    keep = false;
+                    unread = true;
+                }
+            }
+        }
+    }
+    respond::write_own(&mut c.wbuf, &Own { close: !keep, ..own }, version, is_head);
+    if flush(&mut c.wr, &mut c.wbuf, idle).await.is_err() {
+        return Next::Close;
+    }
+    if unread {
+        linger(c).await;
+    }
+    if keep { Next::KeepAlive } else { Next::Close }
+}
+
+/// Drops the part of the request body that has already arrived, without waiting.
+/// Returns whether the body is complete.
+fn discard_available<R: ClientRead, W>(c: &mut ClientConn<R, W>, body: &mut BodyTransfer) -> bool {
+    let mut sink = bytes::BytesMut::new();
+    let mut read = 0;
+    loop {
+        if body.step_buffered(&mut c.rbuf, &mut sink).is_err() {
+            return false;
+        }
+        sink.clear();
+        if body.is_done() {
+            return true;
+        }
+        if read >= DISCARDABLE_BODY {
+            return false;
+        }
+        c.rbuf.reserve(16 * 1024);
+        match c.rd.try_read_buf(&mut c.rbuf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => read += n,
+        }
+    }
+}
+
+/// Closes a connection whose request bytes were not all read: shut for writing (the
+/// answer is out), then read and drop what the client still sends, bounded in time and
+/// bytes, so the close is a FIN and not a reset.
+async fn linger<R: ClientRead, W: AsyncWrite + Unpin>(c: &mut ClientConn<R, W>) {
+    let _ = tokio::time::timeout(LINGER_TIME, c.wr.shutdown()).await;
+    c.rbuf.clear();
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let mut read = 0;
+    while read < LINGER_BYTES {
+        c.rbuf.clear();
+        c.rbuf.reserve(16 * 1024);
+        match tokio::time::timeout_at(deadline, c.rd.read_buf(&mut c.rbuf)).await {
+            Ok(Ok(n)) if n > 0 => read += n,
+            _ => break,
+        }
+    }
+    c.rbuf.clear();
+}
+
+/// Answers with the rule's fixed response.
+pub(crate) async fn fixed<R, W>(cx: &mut RequestCx<'_>, c: &mut ClientConn<R, W>, f: &FixedResponse) -> Next
+where
+    R: ClientRead,
+    W: AsyncWrite + Unpin,
+{
+    cx.shared.metrics.count_elb_answer(f.status_code, "FixedResponse");
+    cx.rec.status = f.status_code;
     let own = Own {
         status: f.status_code,
         content_type: f.content_type.as_deref().map(str::as_bytes),
         body: f.message_body.as_bytes(),
         close: false,
-        server_header: listener.cfg.server_header,
+        server_header: cx.listener.cfg.server_header,
         extra: &[],
     };
-    answer_own(shared, listener, c, Some(head), own, rec).await
+    let req = Some((cx.head, &mut cx.body, cx.continue_sent));
+    write_own(cx.shared, cx.listener, c, req, own, Drain::Wait).await
 }
 
-pub(crate) async fn answer_redirect<R, W>(
-    shared: &Shared,
-    listener: &ListenerRt,
-    c: &mut ClientConn<R, W>,
-    head: &RequestHead,
-    r: &Redirect,
-    rec: &mut Record,
-) -> Next
+/// Answers with the rule's redirect (507 when the Location would be too long).
+pub(crate) async fn redirect<R, W>(cx: &mut RequestCx<'_>, c: &mut ClientConn<R, W>, r: &Redirect) -> Next
 where
-    R: AsyncRead + Unpin,
+    R: ClientRead,
     W: AsyncWrite + Unpin,
 {
-    let location = redirect_location(r, listener.cfg.protocol, c.local.port(), head);
+    let (shared, listener) = (cx.shared, cx.listener);
+    let location = redirect_location(r, listener.cfg.protocol, c.local.port(), cx.head);
     if location.len() > MAX_REDIRECT_URL {
         inc(&shared.metrics.redirect_url_limit_exceeded);
-        let e = ProxyError::new(ErrorKind::BadResponse("RedirectUrlTooLong"));
-        rec.error = Some(e.reason());
-        shared.metrics.count_elb_answer(507, "RedirectUrlTooLong");
-        let body = respond::elb_error_body(507);
-        let own = Own {
-            status: 507,
-            content_type: Some(b"text/html"),
-            body: &body,
-            close: false,
-            server_header: listener.cfg.server_header,
-            extra: &[],
-        };
-        return answer_own(shared, listener, c, Some(head), own, rec).await;
+        let e = ProxyError::new(ErrorKind::RedirectTooLong);
+        return error(cx, c, e).await;
     }
     inc(&shared.metrics.redirects);
     shared.metrics.count_elb_answer(r.status_code, "Redirect");
+    cx.rec.status = r.status_code;
     let extra: [(&[u8], &[u8]); 1] = [(b"Location", &location)];
     let body = format!(
         "<html>\r\n<head><title>{0} {1}</title></head>\r\n<body>\r\n<center><h1>{0} {1}</h1></center>\r\n</body>\r\n</html>\r\n",
@@ -188,7 +269,8 @@ where
         server_header: listener.cfg.server_header,
         extra: &extra,
     };
-    answer_own(shared, listener, c, Some(head), own, rec).await
+    let req = Some((cx.head, &mut cx.body, cx.continue_sent));
+    write_own(shared, listener, c, req, own, Drain::Wait).await
 }
 
 /// The `Location` of a redirect: `protocol://host:port/path?query`, always with an

@@ -102,13 +102,6 @@ pub(crate) enum Next {
     Close,
 }
 
-impl Next {
-    /// `Close` unless `keep` holds (e.g. the request body was read whole).
-    pub(crate) fn min_close(self, keep: bool) -> Next {
-        if keep { self } else { Next::Close }
-    }
-}
-
 /// The request path's per-request facts, for counters and the log.
 #[derive(Debug, Default)]
 pub(crate) struct Record {

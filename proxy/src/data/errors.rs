@@ -1,9 +1,11 @@
-//! The one data-plane error type: what went wrong, on which side, whether retrying on
-//! another target is safe, and the answer the client gets (ALB's codes, alb-spec §4).
+//! The one data-plane error type: what went wrong, on which side, and the answer the
+//! client gets (ALB's codes, alb-spec §4). Whether a failure may be retried is decided
+//! in one place, [`crate::data::retry`].
 
 use std::fmt;
 use std::io;
 
+use crate::data::body::BodyError;
 use crate::http1::request::HeadError;
 
 /// Whose fault an error is: counted separately, and only target errors mark targets.
@@ -50,36 +52,23 @@ pub(crate) enum ErrorKind {
     TransformFailed,
     /// The target's deregistration delay ran out with the request in flight (502).
     Deregistered,
+    /// A redirect's Location would be longer than ALB allows (507).
+    RedirectTooLong,
 }
 
 #[derive(Debug)]
 pub(crate) struct ProxyError {
     pub(crate) kind: ErrorKind,
     pub(crate) io: Option<io::Error>,
-    /// No byte of the request reached the target: another target may take it.
-    pub(crate) retry_safe: bool,
 }
 
 impl ProxyError {
     pub(crate) fn new(kind: ErrorKind) -> ProxyError {
-        ProxyError {
-            kind,
-            io: None,
-            retry_safe: false,
-        }
+        ProxyError { kind, io: None }
     }
 
     pub(crate) fn io(kind: ErrorKind, e: io::Error) -> ProxyError {
-        ProxyError {
-            kind,
-            io: Some(e),
-            retry_safe: false,
-        }
-    }
-
-    pub(crate) fn retry_safe(mut self) -> ProxyError {
-        self.retry_safe = true;
-        self
+        ProxyError { kind, io: Some(e) }
     }
 
     /// The status hostalb answers with (460 is never sent).
@@ -98,6 +87,7 @@ impl ProxyError {
             | ErrorKind::Deregistered => 502,
             ErrorKind::ConnectTimeout | ErrorKind::ResponseTimeout => 504,
             ErrorKind::TransformFailed => 500,
+            ErrorKind::RedirectTooLong => 507,
         }
     }
 
@@ -117,7 +107,10 @@ impl ProxyError {
             | ErrorKind::BadResponse(_)
             | ErrorKind::ResponseTimeout
             | ErrorKind::Deregistered => Side::Target,
-            ErrorKind::NoTargets | ErrorKind::NoWeight | ErrorKind::TransformFailed => Side::Internal,
+            ErrorKind::NoTargets
+            | ErrorKind::NoWeight
+            | ErrorKind::TransformFailed
+            | ErrorKind::RedirectTooLong => Side::Internal,
         }
     }
 
@@ -140,6 +133,7 @@ impl ProxyError {
             ErrorKind::BadResponse(r) => r,
             ErrorKind::ResponseTimeout => "TargetResponseTimeout",
             ErrorKind::TransformFailed => "TransformFailed",
+            ErrorKind::RedirectTooLong => "RedirectUrlTooLong",
             ErrorKind::Deregistered => "DeregistrationDelayExpired",
         }
     }
@@ -156,6 +150,33 @@ impl ProxyError {
                 | ErrorKind::ClientClosed
                 | ErrorKind::NonCompliant(_)
         )
+    }
+}
+
+impl ProxyError {
+    /// A failed transfer of the request body (client to target).
+    pub(crate) fn request_body(e: BodyError) -> ProxyError {
+        ProxyError::new(match e {
+            BodyError::Malformed(reason) => ErrorKind::ClientBody(reason),
+            BodyError::SenderIdle => ErrorKind::ClientIdle,
+            // ALB: "client closed before sending full body" is a 400 in the log; nobody is
+            // left to receive it.
+            BodyError::SenderClosed | BodyError::SenderIo => ErrorKind::ClientClosed,
+            BodyError::ReceiverIdle => ErrorKind::ResponseTimeout,
+            BodyError::ReceiverIo => ErrorKind::TargetClosed,
+        })
+    }
+
+    /// A failed transfer of the response body (target to client), for the log: the
+    /// reason a response was cut short.
+    pub(crate) fn response_body_reason(e: &BodyError) -> &'static str {
+        match e {
+            BodyError::ReceiverIo | BodyError::ReceiverIdle => "ClientClosedDuringResponse",
+            BodyError::Malformed(r) => r,
+            BodyError::SenderClosed | BodyError::SenderIdle | BodyError::SenderIo => {
+                "TargetClosedDuringResponse"
+            }
+        }
     }
 }
 

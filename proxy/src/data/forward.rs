@@ -3,9 +3,8 @@
 //! reuse or open a connection -> send head and body while watching for the response ->
 //! relay the response -> give the connection back to the pool when it is clean.
 //!
-//! Safe retry: a request is sent again (once to another target after a refused connect;
-//! up to a few times on a fresh connection when a pooled one turns out closed) only when
-//! no byte of it reached a target that could have acted on it.
+//! A failed attempt is sent again only as [`crate::data::retry`] says; an error returned
+//! from here is answered by [`crate::data::answer::error`], the one answer site.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,12 +18,14 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::sleep;
 
-use crate::data::answer::{answer_error, keep_alive_allowed};
+use crate::data::answer::keep_alive_allowed;
 use crate::data::body::{BodyError, BodyTransfer, flush};
-use crate::data::conn::{ClientConn, Next, Record};
+use crate::data::conn::{ClientConn, ClientRead, Next};
+use crate::data::context::RequestCx;
 use crate::data::cookies::{self, CookieKind};
-use crate::data::errors::{ErrorKind, ProxyError};
+use crate::data::errors::{ErrorKind, ProxyError, Side};
 use crate::data::headers::{self, Forwarding, ToClient};
+use crate::data::retry::{Failure, Reached, RetryPolicy};
 use crate::data::upstream;
 use crate::http1::request::RequestHead;
 use crate::http1::response::{self, ResponseHead};
@@ -32,7 +33,7 @@ use crate::http1::{BodyKind, FieldKind, Version};
 use crate::model::metrics::inc;
 use crate::model::rules::{Forward, Match};
 use crate::model::shared::Shared;
-use crate::model::snapshot::{ListenerRt, Snapshot};
+use crate::model::snapshot::Snapshot;
 use crate::model::target::Target;
 use crate::model::target_group::GroupRt;
 use crate::{clock, rng};
@@ -46,39 +47,29 @@ const TARGET_COOKIE: &str = "AWSALB";
 const APP_COOKIE: &str = "AWSALBAPP-0";
 /// Pipelined bytes read from the client while waiting for a response, at most.
 const MAX_READ_AHEAD: usize = 80 * 1024;
-/// Fresh-connection retries after pooled connections turned out closed.
-const STALE_RETRIES: usize = 3;
 
-#[allow(clippy::too_many_arguments)]
+/// The forward action for the request in `cx`. An error returned here has not been
+/// answered yet: the session hands it to [`crate::data::answer::error`].
 pub(crate) async fn forward<R, W>(
-    shared: &Shared,
-    snap: &Snapshot,
-    listener: &ListenerRt,
+    cx: &mut RequestCx<'_>,
     c: &mut ClientConn<R, W>,
-    head: &RequestHead,
     fwd: &Forward,
     m: &Match<'_>,
-    rec: &mut Record,
-) -> Next
+) -> Result<Next, ProxyError>
 where
-    R: AsyncRead + Unpin + Send,
+    R: ClientRead,
     W: AsyncWrite + Unpin + Send,
 {
+    let (shared, listener, head) = (cx.shared, cx.listener, cx.head);
     // Pick the target group.
-    let (group, set_cookie) = match pick_group(shared, snap, head, fwd) {
-        Ok(g) => g,
-        Err(e) => return answer_error(shared, listener, c, Some(head), &e, rec).await,
-    };
-    rec.group = Some(group.state.name.clone());
+    let (group, set_cookie) = pick_group(shared, cx.snap, head, fwd)?;
+    cx.rec.group = Some(group.state.name.clone());
 
     // Apply the rule's transforms.
-    let rewritten = match apply_transforms(m.transforms, head) {
-        Ok(r) => r,
-        Err(e) => return answer_error(shared, listener, c, Some(head), &e, rec).await,
-    };
+    let rewritten = apply_transforms(m.transforms, head)?;
 
-    // The request head for the target, built once and replayed on a retry. A small body
-    // already read goes in the same write (and keeps the request replayable).
+    // The request head for the target, built once and written again on a retry. A small
+    // body already read goes in the same write (and keeps the request whole for a retry).
     let mut out = std::mem::take(&mut c.spare_out);
     out.clear();
     out.reserve(head.buf.len() + 256);
@@ -92,93 +83,59 @@ where
         upgrade: head.upgrade.is_some(),
     };
     headers::write_request_head(&mut out, head, &forwarding);
-    let mut body = BodyTransfer::new(head.body, head.body);
     if !head.expect_continue {
-        if let Err(e) = body.step_buffered(&mut c.rbuf, &mut out) {
-            return answer_error(shared, listener, c, Some(head), &client_body_error(e), rec).await;
-        }
+        cx.body
+            .step_buffered(&mut c.rbuf, &mut out)
+            .map_err(ProxyError::request_body)?;
     }
-    let replayable = body.is_done();
+    let mut retry = RetryPolicy::new(head, cx.body.is_done(), group.cfg.retry_idempotent);
 
-    // Pick a target and exchange, retrying only what is safe to retry.
-    let idle = listener.cfg.idle_timeout;
-    let is_head = head.is_method(b"HEAD");
+    // Pick a target and exchange; a failed attempt goes again only as the retry policy
+    // says.
     let mut avoid: Option<SocketAddr> = None;
-    let mut refused_retried = false;
-    let mut stale_retries = 0;
-    let mut continue_sent = false;
     // Target stickiness: a valid cookie naming a target that still takes requests.
     let mut sticky = sticky_target(shared, group, head);
-    let (inflight, mut stream, resp, body_sent, sent_at) = loop {
+    let (inflight, done) = loop {
+        // A retry goes to another target when there is one, cookie or not.
         let picked = match sticky.take() {
-            Some(t) => Some(t),
-            None => group.pick(avoid).cloned(),
+            Some(t) if !retry.retrying() => Some(t),
+            _ => group.pick(avoid).cloned(),
         };
         let Some(target) = picked else {
-            let e = ProxyError::new(ErrorKind::NoTargets);
-            return answer_error(shared, listener, c, Some(head), &e, rec).await;
+            return Err(ProxyError::new(ErrorKind::NoTargets));
         };
-        let target = &target;
         if group.fail_open {
             inc(&group.state.metrics.unhealthy_routing_requests);
         }
         let inflight = target.begin();
-        if rec.target.is_none() {
+        if cx.rec.target.is_none() {
             // ALB's RequestCount: requests for which a target was chosen (once per
             // request, whatever happens next).
             inc(&shared.metrics.request_count);
             inc(&group.state.metrics.request_count);
         }
-        rec.target = Some(target.addr);
-        let (mut stream, reused) = match target.pool.take(idle) {
-            Some(s) => (s, true),
-            None => match upstream::connect(target.addr).await {
-                Ok(s) => (s, false),
-                Err(e) => {
-                    count_connection_error(group, target);
-                    if e.retry_safe && !refused_retried && group.routable.len() > 1 {
-                        refused_retried = true;
-                        avoid = Some(target.addr);
-                        continue;
-                    }
-                    return answer_error(shared, listener, c, Some(head), &e, rec).await;
+        cx.rec.target = Some(target.addr);
+        match attempt(cx, c, &target, &out, retry.retrying()).await {
+            Ok(done) => break (inflight, done),
+            Err(failure) => {
+                if failure.err.side() == Side::Target {
+                    count_connection_error(group, &target);
                 }
-            },
-        };
-        if head.expect_continue && !continue_sent {
-            // ALB answers `100 Continue` itself once the request is routed.
-            c.wbuf.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            if flush(&mut c.wr, &mut c.wbuf, idle).await.is_err() {
-                return Next::Close;
-            }
-            continue_sent = true;
-        }
-        let sent_at = Instant::now();
-        let exchanged = tokio::select! {
-            r = exchange(c, &mut stream, &out, &mut body, is_head, idle) => r,
-            _ = target.cut_signal() => Err(Failed::new(ProxyError::new(ErrorKind::Deregistered))),
-        };
-        match exchanged {
-            Ok((resp, body_sent)) => break (inflight, stream, resp, body_sent, sent_at),
-            Err(failed) => {
-                let retry = failed.nothing_reached_target
-                    || (reused
-                        && replayable
-                        && failed.closed_without_answer
-                        && stale_retries < STALE_RETRIES);
-                if retry && failed.err.side() == crate::data::errors::Side::Target {
-                    stale_retries += 1;
-                    if stale_retries <= STALE_RETRIES {
-                        continue;
-                    }
+                if retry.take(&failure, group.routable.len() > 1) {
+                    avoid = Some(target.addr);
+                    continue;
                 }
-                if failed.err.side() == crate::data::errors::Side::Target {
-                    count_connection_error(group, target);
-                }
-                return answer_error(shared, listener, c, Some(head), &failed.err, rec).await;
+                return Err(failure.err);
             }
         }
     };
+    let Attempted {
+        mut stream,
+        resp,
+        body_sent,
+        sent_at,
+    } = done;
+    let idle = listener.cfg.idle_timeout;
     let target = inflight.target().clone();
     let mut set_cookie = set_cookie;
     write_target_cookies(shared, group, &target, head, &resp, &mut set_cookie);
@@ -189,14 +146,13 @@ where
         .response_time_us
         .fetch_add(sent_at.elapsed().as_micros() as u64, Relaxed);
     inc(&group.state.metrics.responses);
-    rec.target_status = Some(resp.status);
-    rec.status = resp.status;
+    cx.rec.target_status = Some(resp.status);
+    cx.rec.status = resp.status;
 
     // A WebSocket upgrade: the connection becomes a tunnel to this target.
     if resp.status == 101 {
         if head.upgrade.is_none() {
-            let e = ProxyError::new(ErrorKind::BadResponse("UnexpectedUpgrade"));
-            return answer_error(shared, listener, c, Some(head), &e, rec).await;
+            return Err(ProxyError::new(ErrorKind::BadResponse("UnexpectedUpgrade")));
         }
         let to = ToClient {
             version: head.version,
@@ -208,11 +164,11 @@ where
         let leftover = c.upbuf.split();
         c.wbuf.put_slice(&leftover);
         if flush(&mut c.wr, &mut c.wbuf, idle).await.is_err() {
-            return Next::Close;
+            return Ok(Next::Close);
         }
         tunnel(c, stream, idle).await;
         drop(inflight);
-        return Next::Close;
+        return Ok(Next::Close);
     }
 
     // Relay the response.
@@ -247,21 +203,12 @@ where
                 BodyError::Malformed(r) => r,
                 _ => "TargetClosedDuringResponse",
             };
-            let err = ProxyError::new(ErrorKind::BadResponse(reason));
-            let mut own = Record::default();
-            let next = answer_error(shared, listener, c, Some(head), &err, &mut own).await;
-            rec.status = own.status;
-            rec.error = own.error;
-            return next.min_close(body_sent);
+            return Err(ProxyError::new(ErrorKind::BadResponse(reason)));
         }
         // The status line is out: all that can be done is to cut the client connection so
         // that it sees a truncated body, never a complete-looking one.
-        rec.error = Some(match e {
-            BodyError::ReceiverIo | BodyError::ReceiverIdle => "ClientClosedDuringResponse",
-            BodyError::Malformed(r) => r,
-            _ => "TargetClosedDuringResponse",
-        });
-        return Next::Close;
+        cx.rec.error = Some(ProxyError::response_body_reason(&e));
+        return Ok(Next::Close);
     }
     if clean && resp.keep_alive {
         target.pool.put(stream);
@@ -271,27 +218,64 @@ where
     c.spare_response_fields = resp.fields;
     out.clear();
     c.spare_out = out;
-    if close { Next::Close } else { Next::KeepAlive }
+    Ok(if close { Next::Close } else { Next::KeepAlive })
 }
 
-/// Why an exchange failed, and whether sending again is safe.
-struct Failed {
-    err: ProxyError,
-    /// Nothing was written to the target at all.
-    nothing_reached_target: bool,
-    /// The target closed without sending a byte of response (a pooled connection it had
-    /// already given up on).
-    closed_without_answer: bool,
+/// An attempt that got a response head.
+struct Attempted {
+    stream: TcpStream,
+    resp: ResponseHead,
+    /// The request body was sent completely (a target may answer before reading it all).
+    body_sent: bool,
+    /// When the request was sent, for the target's response time.
+    sent_at: Instant,
 }
 
-impl Failed {
-    fn new(err: ProxyError) -> Failed {
-        Failed {
-            err,
-            nothing_reached_target: false,
-            closed_without_answer: false,
+/// One attempt at a target: a pooled connection (unless `fresh`) or a new one, then the
+/// exchange, cut short when the target's deregistration delay runs out.
+async fn attempt<R, W>(
+    cx: &mut RequestCx<'_>,
+    c: &mut ClientConn<R, W>,
+    target: &Target,
+    head_bytes: &[u8],
+    fresh: bool,
+) -> Result<Attempted, Failure>
+where
+    R: ClientRead,
+    W: AsyncWrite + Unpin,
+{
+    let idle = cx.listener.cfg.idle_timeout;
+    let pooled = if fresh { None } else { target.pool.take(idle) };
+    let mut stream = match pooled {
+        Some(s) => s,
+        None => upstream::connect(target.addr)
+            .await
+            .map_err(|e| Failure::new(e, Reached::Nothing))?,
+    };
+    if cx.head.expect_continue && !cx.continue_sent {
+        // ALB answers `100 Continue` itself once the request is routed.
+        c.wbuf.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        if flush(&mut c.wr, &mut c.wbuf, idle).await.is_err() {
+            return Err(Failure::new(
+                ProxyError::new(ErrorKind::ClientClosed),
+                Reached::Nothing,
+            ));
         }
+        cx.continue_sent = true;
     }
+    let is_head = cx.head.is_method(b"HEAD");
+    let sent_at = Instant::now();
+    let exchanged = tokio::select! {
+        r = exchange(c, &mut stream, head_bytes, &mut cx.body, is_head, idle) => r,
+        _ = target.cut_signal() => Err(Failure::new(ProxyError::new(ErrorKind::Deregistered), Reached::Request)),
+    };
+    let (resp, body_sent) = exchanged?;
+    Ok(Attempted {
+        stream,
+        resp,
+        body_sent,
+        sent_at,
+    })
 }
 
 /// Sends the request (head, then the rest of the body) and reads the response head.
@@ -304,7 +288,7 @@ async fn exchange<R, W>(
     body: &mut BodyTransfer,
     is_head: bool,
     idle: Duration,
-) -> Result<(ResponseHead, bool), Failed>
+) -> Result<(ResponseHead, bool), Failure>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -314,12 +298,15 @@ where
     // on the very first write means the target got nothing.
     let mut written = 0;
     while written < head_bytes.len() {
+        let reached = if written == 0 {
+            Reached::Nothing
+        } else {
+            Reached::Request
+        };
         match tokio::time::timeout(idle, stream.write(&head_bytes[written..])).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => {
-                let mut f = Failed::new(ProxyError::new(ErrorKind::TargetClosed));
-                f.nothing_reached_target = written == 0;
-                return Err(f);
-            }
+            Ok(Ok(0)) => return Err(Failure::new(ProxyError::new(ErrorKind::TargetClosed), reached)),
+            Ok(Err(e)) => return Err(Failure::new(ProxyError::io(ErrorKind::TargetClosed, e), reached)),
+            Err(_) => return Err(Failure::new(ProxyError::new(ErrorKind::ResponseTimeout), reached)),
             Ok(Ok(n)) => written += n,
         }
     }
@@ -333,6 +320,14 @@ where
         &mut c.spare_response_fields,
     );
     tokio::pin!(recv);
+    let answered = |e: ProxyError, received_any: &AtomicBool| {
+        let reached = if received_any.load(Relaxed) {
+            Reached::Response
+        } else {
+            Reached::Request
+        };
+        Failure::new(e, reached)
+    };
 
     // The rest of the body, while watching for an early response.
     let mut body_sent = body.is_done();
@@ -343,15 +338,11 @@ where
         tokio::select! {
             biased;
             r = &mut recv => {
-                return r.map(|h| (h, false)).map_err(|e| closed(e, received_any.load(Relaxed)));
+                return r.map(|h| (h, false)).map_err(|e| answered(e, &received_any));
             }
             s = &mut send => match s {
                 Ok(()) => body_sent = true,
-                Err(e @ (BodyError::ReceiverIo | BodyError::ReceiverIdle)) => {
-                    let kind = if matches!(e, BodyError::ReceiverIdle) { ErrorKind::ResponseTimeout } else { ErrorKind::TargetClosed };
-                    return Err(Failed::new(ProxyError::new(kind)));
-                }
-                Err(e) => return Err(Failed::new(client_body_error(e))),
+                Err(e) => return Err(answered(ProxyError::request_body(e), &received_any)),
             },
         }
     }
@@ -365,23 +356,18 @@ where
         tokio::select! {
             biased;
             r = &mut recv => {
-                return r.map(|h| (h, body_sent)).map_err(|e| closed(e, received_any.load(Relaxed)));
+                return r.map(|h| (h, body_sent)).map_err(|e| answered(e, &received_any));
             }
-            _ = &mut deadline => return Err(Failed::new(ProxyError::new(ErrorKind::ResponseTimeout))),
+            _ = &mut deadline => {
+                return Err(answered(ProxyError::new(ErrorKind::ResponseTimeout), &received_any));
+            }
             n = c.rd.read_buf(&mut c.rbuf), if c.rbuf.len() < MAX_READ_AHEAD => match n {
-                Ok(0) | Err(_) => return Err(Failed::new(ProxyError::new(ErrorKind::ClientClosed))),
+                Ok(0) | Err(_) => {
+                    return Err(answered(ProxyError::new(ErrorKind::ClientClosed), &received_any));
+                }
                 Ok(_) => {}
             },
         }
-    }
-}
-
-fn closed(err: ProxyError, received_any: bool) -> Failed {
-    let closed_without_answer = matches!(err.kind, ErrorKind::TargetClosed) && !received_any;
-    Failed {
-        err,
-        nothing_reached_target: false,
-        closed_without_answer,
     }
 }
 
@@ -411,17 +397,6 @@ async fn read_response_head<R: AsyncRead + Unpin>(
             Err(e) => return Err(ProxyError::io(ErrorKind::TargetClosed, e)),
             Ok(_) => received_any.store(true, Relaxed),
         }
-    }
-}
-
-fn client_body_error(e: BodyError) -> ProxyError {
-    match e {
-        BodyError::Malformed(reason) => ProxyError::new(ErrorKind::ClientBody(reason)),
-        BodyError::SenderIdle => ProxyError::new(ErrorKind::ClientIdle),
-        // ALB: "client closed before sending full body" is a 400 in the log; nobody is
-        // left to receive it.
-        BodyError::SenderClosed | BodyError::SenderIo => ProxyError::new(ErrorKind::ClientClosed),
-        BodyError::ReceiverIo | BodyError::ReceiverIdle => ProxyError::new(ErrorKind::TargetClosed),
     }
 }
 

@@ -15,19 +15,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hostalb_config::DesyncMitigationMode;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
 
-use crate::data::answer::{answer_error, answer_fixed, answer_redirect};
+use crate::data::answer;
 use crate::data::conn::{ClientConn, ClientRead, Next, Record};
+use crate::data::context::RequestCx;
 use crate::data::errors::{ErrorKind, ProxyError};
 use crate::data::forward;
 use crate::http1::request::{self, RequestHead};
 use crate::model::metrics::inc;
 use crate::model::rules::{Action, HeaderSource, RequestView};
 use crate::model::shared::Shared;
-use crate::model::snapshot::{ListenerRt, Snapshot};
+use crate::model::snapshot::ListenerRt;
 
 /// Serves one client connection until it closes.
 pub(crate) async fn serve<R, W>(shared: Arc<Shared>, mut c: ClientConn<R, W>)
@@ -47,7 +48,7 @@ where
             HeadRead::Closed => return,
             HeadRead::Refused(e) => {
                 let mut rec = Record::default();
-                let _ = answer_error(&shared, &listener, &mut c, None, &e, &mut rec).await;
+                let _ = answer::refused(&shared, &listener, &mut c, &e, &mut rec).await;
                 log_exchange(&c, None, &rec, None);
                 let processed = c.rd.take_count() + c.wr.take_count();
                 shared
@@ -67,10 +68,11 @@ where
             return;
         };
         listener = current.clone();
-        let mut rec = Record::default();
+        let mut cx = RequestCx::new(&shared, &snap, &listener, &head);
         // Not boxed: a box per request costs more CPU than the kilobytes it would save
         // an idle connection (docs/performance.md).
-        let next = handle(&shared, &snap, &listener, &mut c, &head, &mut rec).await;
+        let next = handle(&mut cx, &mut c).await;
+        let rec = cx.rec;
         log_exchange(&c, Some(&head), &rec, started);
         c.spare_fields = head.fields;
         let processed = c.rd.take_count() + c.wr.take_count();
@@ -205,22 +207,17 @@ impl HeaderSource for RequestHead {
     }
 }
 
-/// Phases 2 to 4 for one request.
-async fn handle<R, W>(
-    shared: &Shared,
-    snap: &Snapshot,
-    listener: &ListenerRt,
-    c: &mut ClientConn<R, W>,
-    head: &RequestHead,
-    rec: &mut Record,
-) -> Next
+/// Phases 2 to 4 for one request. Every error on the way is answered in one place,
+/// [`answer::error`].
+async fn handle<R, W>(cx: &mut RequestCx<'_>, c: &mut ClientConn<R, W>) -> Next
 where
-    R: AsyncRead + Unpin + Send,
+    R: ClientRead,
     W: AsyncWrite + Unpin + Send,
 {
+    let (shared, listener, head) = (cx.shared, cx.listener, cx.head);
     // 2. ALB's request rules.
     if let Err(e) = check(shared, listener, head) {
-        return answer_error(shared, listener, c, Some(head), &e, rec).await;
+        return answer::error(cx, c, e).await;
     }
     // 3. Route.
     let view = RequestView {
@@ -236,16 +233,19 @@ where
     if c.peer_ip.is_ipv6() {
         inc(&shared.metrics.ipv6_requests);
     }
-    rec.rule = m.priority;
-    rec.action = m.action.kind();
+    cx.rec.rule = m.priority;
+    cx.rec.action = m.action.kind();
     // 4. Act.
     match m.action {
         Action::FixedResponse(f) => {
             inc(&shared.metrics.fixed_responses);
-            answer_fixed(shared, listener, c, head, f, rec).await
+            answer::fixed(cx, c, f).await
         }
-        Action::Redirect(r) => answer_redirect(shared, listener, c, head, r, rec).await,
-        Action::Forward(f) => forward::forward(shared, snap, listener, c, head, f, &m, rec).await,
+        Action::Redirect(r) => answer::redirect(cx, c, r).await,
+        Action::Forward(f) => match forward::forward(cx, c, f, &m).await {
+            Ok(next) => next,
+            Err(e) => answer::error(cx, c, e).await,
+        },
     }
 }
 

@@ -5,6 +5,12 @@
 //! connection or opens one, and gives it back only when the exchange ended cleanly
 //! (response complete, request fully sent, no `Connection: close`). A connection is never
 //! shared by two requests at once, so requests are never pipelined to a target.
+//!
+//! Idle connections are watched for the target closing them, as nginx and HAProxy do:
+//! the reactor keeps their readiness, so a FIN or reset that arrived is seen without a
+//! system call, and one that is idle long enough for a target's keep-alive timeout to
+//! have fired is asked directly (a non-blocking peek) before it is reused. A connection
+//! found closed is dropped, never tried; the periodic sweep closes the rest.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,6 +23,11 @@ use crate::data::errors::{ErrorKind, ProxyError};
 
 /// ALB: a target connection not established within 10 s is a 504.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// An idle connection older than this is asked with a peek whether the target closed
+/// it, rather than trusting readiness the reactor may not have caught up with yet. Busy
+/// connections come back within microseconds and skip the system call; targets close idle
+/// connections after a second or more (keep-alive timeouts), far beyond this.
+const PEEK_AFTER_IDLE_MS: u64 = 50;
 /// Idle connections kept per target. Beyond this the surplus closes: it only exists after
 /// a burst and a target should not hold sockets for traffic that is gone.
 const POOL_CAPACITY: usize = 256;
@@ -28,8 +39,31 @@ struct Idle {
 }
 
 impl Idle {
+    fn idle_ms(&self) -> u64 {
+        crate::clock::coarse_ms().saturating_sub(self.since_ms)
+    }
+
     fn fresh(&self, max_idle: Duration) -> bool {
-        crate::clock::coarse_ms().saturating_sub(self.since_ms) <= max_idle.as_millis() as u64
+        self.idle_ms() <= max_idle.as_millis() as u64
+    }
+
+    /// Whether the connection is still usable: nothing to read and no FIN or reset. Data
+    /// arriving on an idle HTTP/1 connection is a protocol error, so it disqualifies it
+    /// too.
+    fn still_open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            _ => return false,
+        }
+        if self.idle_ms() < PEEK_AFTER_IDLE_MS {
+            return true;
+        }
+        let mut peek = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(
+            socket2::SockRef::from(&self.stream).peek(&mut peek),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        )
     }
 }
 
@@ -58,7 +92,7 @@ impl Pool {
         // Bounded: at most the queue's capacity of stale entries is discarded.
         for _ in 0..POOL_CAPACITY {
             let idle = self.idle.pop()?;
-            if idle.fresh(max_idle) && still_open(&idle.stream) {
+            if idle.fresh(max_idle) && idle.still_open() {
                 return Some(idle.stream);
             }
         }
@@ -83,25 +117,18 @@ impl Pool {
     pub(crate) fn sweep(&self, max_idle: Duration) {
         for _ in 0..self.idle.len() {
             let Some(idle) = self.idle.pop() else { break };
-            if idle.fresh(max_idle) && still_open(&idle.stream) {
+            if idle.fresh(max_idle) && idle.still_open() {
                 let _ = self.idle.push(idle);
             }
         }
     }
 }
 
-/// Whether an idle connection is still usable: nothing to read and no FIN. Data arriving
-/// on an idle HTTP/1 connection is a protocol error, so it disqualifies it too.
-fn still_open(stream: &TcpStream) -> bool {
-    let mut probe = [0u8; 1];
-    matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-}
-
 /// Opens a connection to `addr` within `CONNECT_TIMEOUT`.
 pub(crate) async fn connect(addr: SocketAddr) -> Result<TcpStream, ProxyError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
         Err(_) => Err(ProxyError::new(ErrorKind::ConnectTimeout)),
-        Ok(Err(e)) => Err(ProxyError::io(ErrorKind::ConnectRefused, e).retry_safe()),
+        Ok(Err(e)) => Err(ProxyError::io(ErrorKind::ConnectRefused, e)),
         Ok(Ok(stream)) => {
             // Heads and small bodies go out in one write; waiting for more would only add
             // latency.
@@ -145,13 +172,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refused_connect_is_retry_safe() {
+    async fn refused_connect_is_a_502() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let err = connect(addr).await.unwrap_err();
         assert_eq!(err.status(), 502);
-        assert!(err.retry_safe);
+        assert!(matches!(err.kind, ErrorKind::ConnectRefused));
     }
 }
 

@@ -44,6 +44,14 @@ pub enum RawBehaviour {
     ResetImmediately,
     /// Read the first request head, then reset the connection (RST) without answering.
     ResetAfterHead,
+    /// Read the first request head, then close the connection (FIN) without answering.
+    CloseAfterHead,
+    /// Answer the first request of each connection with these bytes; read the second
+    /// request, then close (FIN) without answering: a target that dies (or gives up on a
+    /// kept-alive connection) after it has read a request.
+    AnswerFirstThenClose(Vec<u8>),
+    /// As `AnswerFirstThenClose`, but reset (RST) after reading the second request.
+    AnswerFirstThenReset(Vec<u8>),
 }
 
 impl fmt::Debug for RawBehaviour {
@@ -60,6 +68,9 @@ impl fmt::Debug for RawBehaviour {
             RawBehaviour::CloseImmediately => f.write_str("CloseImmediately"),
             RawBehaviour::ResetImmediately => f.write_str("ResetImmediately"),
             RawBehaviour::ResetAfterHead => f.write_str("ResetAfterHead"),
+            RawBehaviour::CloseAfterHead => f.write_str("CloseAfterHead"),
+            RawBehaviour::AnswerFirstThenClose(_) => f.write_str("AnswerFirstThenClose"),
+            RawBehaviour::AnswerFirstThenReset(_) => f.write_str("AnswerFirstThenReset"),
         }
     }
 }
@@ -286,7 +297,22 @@ async fn serve(shared: Arc<RawShared>, mut stream: TcpStream, id: usize, behavio
         RawBehaviour::RespondThenClose(answer) => respond_once(&shared, id, stream, &answer, false).await,
         RawBehaviour::RespondThenReset(answer) => respond_once(&shared, id, stream, &answer, true).await,
         RawBehaviour::ResetAfterHead => {
-            if wait_for_head(&shared, id, &mut stream, &mut buf).await {
+            if wait_for_heads(&shared, id, &mut stream, &mut buf, 1).await {
+                reset(stream);
+            }
+        }
+        RawBehaviour::CloseAfterHead => {
+            if wait_for_heads(&shared, id, &mut stream, &mut buf, 1).await {
+                drop(stream);
+            }
+        }
+        RawBehaviour::AnswerFirstThenClose(answer) => {
+            if answer_first(&shared, id, &mut stream, &answer).await {
+                drop(stream);
+            }
+        }
+        RawBehaviour::AnswerFirstThenReset(answer) => {
+            if answer_first(&shared, id, &mut stream, &answer).await {
                 reset(stream);
             }
         }
@@ -296,7 +322,7 @@ async fn serve(shared: Arc<RawShared>, mut stream: TcpStream, id: usize, behavio
 /// Waits for a request head, writes `answer`, then closes (or resets).
 async fn respond_once(shared: &RawShared, id: usize, mut stream: TcpStream, answer: &[u8], then_reset: bool) {
     let mut buf = vec![0u8; READ_CHUNK];
-    if !wait_for_head(shared, id, &mut stream, &mut buf).await {
+    if !wait_for_heads(shared, id, &mut stream, &mut buf, 1).await {
         return;
     }
     if stream.write_all(answer).await.is_err() {
@@ -310,17 +336,43 @@ async fn respond_once(shared: &RawShared, id: usize, mut stream: TcpStream, answ
     }
 }
 
-/// Reads until a request head has arrived; false when the peer closed first.
-async fn wait_for_head(shared: &RawShared, id: usize, stream: &mut TcpStream, buf: &mut [u8]) -> bool {
-    // Lives until the head arrives, the peer closes, or the backend stops.
-    while let Ok(n) = read_some(shared, id, stream, buf).await {
-        if n == 0 {
+/// Answers the first request head with `answer`, then reads until a second head has
+/// arrived; false when the peer closed first.
+async fn answer_first(shared: &RawShared, id: usize, stream: &mut TcpStream, answer: &[u8]) -> bool {
+    let mut buf = vec![0u8; READ_CHUNK];
+    wait_for_heads(shared, id, stream, &mut buf, 1).await
+        && stream.write_all(answer).await.is_ok()
+        && wait_for_heads(shared, id, stream, &mut buf, 2).await
+}
+
+/// Reads until `n` request heads have arrived on the connection; false when the peer
+/// closed first.
+async fn wait_for_heads(
+    shared: &RawShared,
+    id: usize,
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    n: usize,
+) -> bool {
+    let arrived = |shared: &RawShared| {
+        lock(&shared.received).get(id).is_some_and(|r| {
+            let (mut count, mut from) = (0, 0);
+            while let Some(end) = head_end(r, from) {
+                count += 1;
+                from = end;
+            }
+            count >= n
+        })
+    };
+    if arrived(shared) {
+        return true;
+    }
+    // Lives until the heads arrive, the peer closes, or the backend stops.
+    while let Ok(read) = read_some(shared, id, stream, buf).await {
+        if read == 0 {
             return false;
         }
-        let done = lock(&shared.received)
-            .get(id)
-            .is_some_and(|r| head_end(r, 0).is_some());
-        if done {
+        if arrived(shared) {
             return true;
         }
     }
