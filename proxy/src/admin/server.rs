@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::control::Proxy;
-use crate::control::health::{Reason, State};
+use crate::model::health::{Reason, State};
 use crate::model::metrics::{Exposition, get};
 use crate::model::snapshot::Snapshot;
 use crate::model::target::Target;

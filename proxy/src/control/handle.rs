@@ -15,10 +15,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Mutex, broadcast, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::control::health::{self, Reason, State as Health};
+use crate::control::health;
 use crate::data::listener;
 use crate::data::tls::{self, TlsError};
 use crate::data::upstream::TlsConnector;
+use crate::model::health::{Reason, State as Health, Tracker};
 use crate::model::metrics::inc;
 use crate::model::rules::{RuleTable, name_hash};
 use crate::model::shared::Shared;
@@ -562,7 +563,7 @@ impl State {
                             Some(i) => {
                                 let d = entry.draining.swap_remove(i);
                                 if let Ok(mut t) = d.target.health.lock() {
-                                    *t = health::Tracker::default();
+                                    *t = Tracker::default();
                                 }
                                 d.target
                                     .admitted

@@ -2,7 +2,9 @@
 //! target groups) and the live per-target state that survives a swap, with the counters
 //! the request path bumps.
 
+pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod pool;
 pub mod rules;
 pub(crate) mod shared;
 pub(crate) mod snapshot;

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::control::health::{State, Tracker};
-use crate::data::upstream::Pool;
+use crate::model::health::{State, Tracker};
 use crate::model::metrics::inc;
+use crate::model::pool::Pool;
 
 /// Where a registration came from, shown by the admin API.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
