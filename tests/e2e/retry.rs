@@ -243,3 +243,28 @@ async fn targets_closing_idle_connections_lose_no_get() {
         "targets closed idle connections, so hostalb opened more than one each: {closed_by_targets}"
     );
 }
+
+/// A target that answers before it has read the whole body (a 413, say) and closes: the
+/// client reads the whole answer, then the connection closes without a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_answer_reaches_the_client_while_its_body_is_still_arriving() {
+    let early =
+        b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!".to_vec();
+    let target = RawBackend::start(RawBehaviour::RespondThenClose(early)).await;
+    let alb = start(&config(&[target.addr()], "", "")).await;
+    let mut conn = RawConn::connect(alb.listener("web")).await.expect("connect");
+    let head = "POST /upload HTTP/1.1\r\nHost: example.com\r\nContent-Length: 4000000\r\n\r\n";
+    conn.send(head.as_bytes()).await.expect("send");
+    conn.send(&vec![b'x'; 200_000]).await.expect("send");
+    let resp = conn
+        .read_response(scaled(Duration::from_secs(5)))
+        .await
+        .expect("the early answer");
+    assert_eq!(resp.status, 413, "{resp:?}");
+    assert_eq!(resp.body, b"too big!", "{resp:?}");
+    assert!(resp.closes(), "{resp:?}");
+    // The client goes on sending a little; the connection still ends with a FIN.
+    let _ = conn.send(&vec![b'y'; 10_000]).await;
+    assert!(conn.wait_closed(scaled(Duration::from_secs(5))).await);
+    assert!(!conn.was_reset(), "closed gracefully, not reset");
+}

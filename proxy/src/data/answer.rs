@@ -3,9 +3,9 @@
 //! [`error`] is the one place where an error becomes the client's answer: it records and
 //! counts it, writes ALB's page, and decides what happens to a request body hostalb did
 //! not forward. A body that has fully arrived (or arrives cheaply) is dropped and the
-//! connection stays open; otherwise the answer says `Connection: close` and the
-//! connection closes gracefully ([`linger`]), so the client reads the answer instead of a
-//! reset.
+//! connection stays open; otherwise the answer says `Connection: close`, and the session
+//! closes the connection gracefully ([`linger`]), so the client reads the answer instead
+//! of a reset.
 
 use std::time::Duration;
 
@@ -139,7 +139,6 @@ where
 {
     let idle = listener.cfg.idle_timeout;
     let mut keep = !own.close;
-    let mut unread = false;
     let (version, is_head) = match &req {
         Some((h, _, _)) => (h.version, h.is_method(b"HEAD")),
         None => (crate::http1::Version::Http11, false),
@@ -161,7 +160,6 @@ where
                 };
                 if !drained {
                     keep = false;
-                    unread = true;
                 }
             }
         }
@@ -169,9 +167,6 @@ where
     respond::write_own(&mut c.wbuf, &Own { close: !keep, ..own }, version, is_head);
     if flush(&mut c.wr, &mut c.wbuf, idle).await.is_err() {
         return Next::Close;
-    }
-    if unread {
-        linger(c).await;
     }
     if keep { Next::KeepAlive } else { Next::Close }
 }
@@ -203,7 +198,7 @@ fn discard_available<R: ClientRead, W>(c: &mut ClientConn<R, W>, body: &mut Body
 /// Closes a connection whose request bytes were not all read: shut for writing (the
 /// answer is out), then read and drop what the client still sends, bounded in time and
 /// bytes, so the close is a FIN and not a reset.
-async fn linger<R: ClientRead, W: AsyncWrite + Unpin>(c: &mut ClientConn<R, W>) {
+pub(crate) async fn linger<R: ClientRead, W: AsyncWrite + Unpin>(c: &mut ClientConn<R, W>) {
     let _ = tokio::time::timeout(LINGER_TIME, c.wr.shutdown()).await;
     c.rbuf.clear();
     let deadline = tokio::time::Instant::now() + LINGER_TIME;

@@ -72,6 +72,9 @@ where
         // Not boxed: a box per request costs more CPU than the kilobytes it would save
         // an idle connection (docs/performance.md).
         let next = handle(&mut cx, &mut c).await;
+        // Closing with request bytes unread would reset the connection, and a reset can
+        // destroy the answer before the client reads it.
+        let unread_body = !cx.body.is_done();
         let rec = cx.rec;
         log_exchange(&c, Some(&head), &rec, started);
         c.spare_fields = head.fields;
@@ -80,7 +83,13 @@ where
             .metrics
             .processed_bytes
             .fetch_add(processed, std::sync::atomic::Ordering::Relaxed);
-        if next == Next::Close || shared.is_draining() {
+        if next == Next::Close {
+            if unread_body {
+                answer::linger(&mut c).await;
+            }
+            return;
+        }
+        if shared.is_draining() {
             return;
         }
     }
