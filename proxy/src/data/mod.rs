@@ -1,8 +1,22 @@
-//! The request path, phase after phase: [`listener`] accepts, [`session`] reads each
-//! request head, checks and routes it and acts on it, [`forward`] picks the target,
-//! connects or reuses, sends, relays; [`answer`] is every answer hostalb makes itself.
-//! The rest are the pieces those phases use: the client connection ([`conn`]), bodies,
-//! headers, the upstream connectors and pool, errors, cookies and trace ids.
+//! The request path, phase after phase, as a request meets it:
+//!
+//! 1. accept ([`listener`]);
+//! 2. read head, 3. classify and check, 4. route, 5. act ([`session`], the HTTP/1 front
+//!    end: one task per client connection, request after request);
+//! 6. pick the target, 7. connect or reuse, 8. send, 9. relay ([`forward`], with the
+//!    upstream connector [`upstream`] and the one [`retry`] policy);
+//! 10. log (the per-request [`context::RequestCx`] carries the record to the end).
+//!
+//! Every answer hostalb makes itself, errors included, is written by [`answer`]. The rest
+//! are pieces those phases use: the client connection ([`conn`]), bodies, headers,
+//! errors, cookies and trace ids.
+//!
+//! Where a second protocol plugs in: a front end owns its connection and produces one
+//! [`context::RequestCx`] per request; the phases after the head (check, route on the
+//! snapshot's rule table, act) take the context, and the forward reaches targets through
+//! a connector. An HTTP/2 front end is a sibling of [`session`], and an h2 upstream a
+//! sibling of [`upstream`]; [`answer`] and [`retry`] stay the one answer site and the one
+//! retry policy for both.
 
 pub(crate) mod answer;
 pub(crate) mod body;
