@@ -29,6 +29,8 @@ pub struct Config {
     /// Client connections the process holds at most; `None`: derived from the process's
     /// descriptor limit when it starts.
     pub max_client_connections: Option<u32>,
+    /// `None`: no access log.
+    pub access_log: Option<AccessLog>,
 }
 
 impl Config {
@@ -47,6 +49,22 @@ impl Config {
             .iter()
             .any(|l| l.default_action.forwards_to(name) || l.rules.iter().any(|r| r.action.forwards_to(name)))
     }
+}
+
+/// ALB's access log, written by hostalb to a file or standard output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLog {
+    /// Where entries go; `None`: standard output (`path = "-"`).
+    pub path: Option<PathBuf>,
+    pub format: AccessLogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// ALB's space-separated line, field for field.
+    Alb,
+    /// One JSON object per line with the same fields, named.
+    Json,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

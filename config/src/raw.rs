@@ -84,6 +84,14 @@ pub(crate) struct RawAdmin {
 }
 
 #[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, expecting = "an [access_log] table")]
+pub(crate) struct RawAccessLog {
+    pub enabled: Option<bool>,
+    pub path: Option<String>,
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, expecting = "a [docker] table")]
 pub(crate) struct RawDocker {
     pub endpoint: Option<String>,

@@ -303,8 +303,9 @@ fn unknown_keys_at_every_level_with_their_full_path() {
             assert!(p.fix.contains("spelling"), "{p}");
         } else {
             assert!(
-                p.fix
-                    .contains("strict_alb, max_client_connections, admin, docker, listener and target_group"),
+                p.fix.contains(
+                    "strict_alb, max_client_connections, admin, access_log, docker, listener and target_group"
+                ),
                 "{p}"
             );
         }

@@ -111,6 +111,36 @@ pub(crate) fn format_http_date(secs: u64) -> [u8; 29] {
     out
 }
 
+/// Appends `t` as ISO 8601 in UTC with microseconds (`2026-12-01T00:54:40.123456Z`), as
+/// ALB's access log writes times.
+pub(crate) fn write_iso8601_micros(out: &mut Vec<u8>, t: std::time::SystemTime) {
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let mut text = [0u8; 27];
+    let y = year.clamp(0, 9999) as u64;
+    two(&mut text[0..2], y / 100);
+    two(&mut text[2..4], y % 100);
+    text[4] = b'-';
+    two(&mut text[5..7], u64::from(month));
+    text[7] = b'-';
+    two(&mut text[8..10], u64::from(day));
+    text[10] = b'T';
+    two(&mut text[11..13], rem / 3600);
+    text[13] = b':';
+    two(&mut text[14..16], (rem % 3600) / 60);
+    text[16] = b':';
+    two(&mut text[17..19], rem % 60);
+    text[19] = b'.';
+    let micros = u64::from(since.subsec_micros());
+    two(&mut text[20..22], micros / 10_000);
+    two(&mut text[22..24], micros / 100 % 100);
+    two(&mut text[24..26], micros % 100);
+    text[26] = b'Z';
+    out.extend_from_slice(&text);
+}
+
 fn two(out: &mut [u8], n: u64) {
     out[0] = b'0' + (n / 10 % 10) as u8;
     out[1] = b'0' + (n % 10) as u8;
@@ -133,6 +163,17 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso8601_with_microseconds() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_543_616_580_186_641);
+        let mut out = Vec::new();
+        write_iso8601_micros(&mut out, t);
+        assert_eq!(out, b"2018-11-30T22:23:00.186641Z");
+        out.clear();
+        write_iso8601_micros(&mut out, std::time::UNIX_EPOCH);
+        assert_eq!(out, b"1970-01-01T00:00:00.000000Z");
+    }
 
     #[test]
     fn formats_known_dates() {

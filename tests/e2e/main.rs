@@ -2,6 +2,7 @@
 //! One test binary; one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod access_log;
 mod actions;
 mod admin;
 mod balancing;

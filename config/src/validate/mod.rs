@@ -230,6 +230,7 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
     };
     let mut strict_alb = false;
     let mut max_client_connections = None;
+    let mut access_log = None;
     let mut admin = RawAdmin::default();
     let mut docker = RawDocker::default();
     let mut docker_table = false;
@@ -254,6 +255,11 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
                 }
             }
             "admin" => admin = cx.de(value, "admin").unwrap_or_default(),
+            "access_log" => {
+                access_log = cx
+                    .de::<RawAccessLog>(value, "access_log")
+                    .and_then(|raw| validate_access_log(cx, raw))
+            }
             "docker" => {
                 docker_table = true;
                 docker = cx.de(value, "docker").unwrap_or_default();
@@ -288,7 +294,7 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
             other => cx.error(
                 other,
                 format!("unknown key `{other}`"),
-                "the top-level keys are strict_alb, max_client_connections, admin, docker, listener and target_group",
+                "the top-level keys are strict_alb, max_client_connections, admin, access_log, docker, listener and target_group",
             ),
         }
     }
@@ -340,7 +346,41 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
         listeners,
         target_groups,
         max_client_connections,
+        access_log,
     })
+}
+
+fn validate_access_log(cx: &mut Ctx, raw: RawAccessLog) -> Option<AccessLog> {
+    let format = match raw.format.as_deref().unwrap_or("alb") {
+        "alb" => AccessLogFormat::Alb,
+        "json" => AccessLogFormat::Json,
+        other => {
+            cx.error(
+                "access_log.format",
+                format!("unknown access log format `{other}`"),
+                "use \"alb\" (ALB's line format) or \"json\" (the same fields, named)",
+            );
+            AccessLogFormat::Alb
+        }
+    };
+    let path = match raw.path.as_deref() {
+        None | Some("") => {
+            if raw.enabled != Some(false) {
+                cx.error(
+                    "access_log.path",
+                    "the access log needs a path",
+                    "give path = \"/var/log/hostalb/access.log\", or \"-\" for standard output",
+                );
+            }
+            None
+        }
+        Some("-") => None,
+        Some(p) => Some(PathBuf::from(p)),
+    };
+    if raw.enabled == Some(false) {
+        return None;
+    }
+    Some(AccessLog { path, format })
 }
 
 fn validate_admin(cx: &mut Ctx, raw: RawAdmin) -> Admin {

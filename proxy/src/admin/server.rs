@@ -20,15 +20,12 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::control::Proxy;
+use crate::model::arn::{group_arn, group_dimension, lb_arn, lb_dimension, listener_arn, rule_arn};
 use crate::model::health::{Reason, State};
 use crate::model::metrics::{Exposition, get};
 use crate::model::snapshot::Snapshot;
 use crate::model::target::Target;
 use crate::model::target_group::GroupRt;
-
-/// The load balancer's name in ARNs and metric dimensions.
-const LB_NAME: &str = "hostalb";
-const ARN_PREFIX: &str = "arn:aws:elasticloadbalancing:local:000000000000";
 
 pub(crate) async fn serve(proxy: Proxy, socket: TcpListener) {
     loop {
@@ -186,42 +183,6 @@ fn json_response(status: StatusCode, value: Value) -> Response<Full<Bytes>> {
 
 fn error_json(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
     json_response(status, json!({ "Error": { "Code": code, "Message": message } }))
-}
-
-/// 16 hex digits derived from a name: stable ARN ids across restarts.
-fn id16(parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.bytes().chain(std::iter::once(0)) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
-fn lb_arn() -> String {
-    format!("{ARN_PREFIX}:loadbalancer/app/{LB_NAME}/{}", id16(&[LB_NAME]))
-}
-
-fn listener_arn(name: &str) -> String {
-    format!(
-        "{ARN_PREFIX}:listener/app/{LB_NAME}/{}/{}",
-        id16(&[LB_NAME]),
-        id16(&["listener", name])
-    )
-}
-
-fn rule_arn(listener: &str, priority: &str) -> String {
-    format!(
-        "{ARN_PREFIX}:listener-rule/app/{LB_NAME}/{}/{}/{}",
-        id16(&[LB_NAME]),
-        id16(&["listener", listener]),
-        id16(&["rule", listener, priority])
-    )
-}
-
-fn group_arn(name: &str) -> String {
-    format!("{ARN_PREFIX}:targetgroup/{name}/{}", id16(&["targetgroup", name]))
 }
 
 fn describe_listeners(snap: &Snapshot) -> Value {
@@ -564,10 +525,10 @@ fn describe_target_health(g: &GroupRt, only: Option<&[std::net::SocketAddr]>) ->
 
 fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
     let m = &proxy.shared().metrics;
-    let lb = format!("app/{LB_NAME}/{}", id16(&[LB_NAME]));
+    let lb = lb_dimension();
     let mut e = Exposition::new();
     let lbl: [(&str, &str); 1] = [("LoadBalancer", &lb)];
-    let counters: [(&'static str, &str, &std::sync::atomic::AtomicU64); 21] = [
+    let counters: [(&'static str, &str, &std::sync::atomic::AtomicU64); 22] = [
         (
             "RequestCount",
             "Requests for which a target was chosen",
@@ -629,6 +590,11 @@ fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
             "Reloads refused (the running configuration kept serving)",
             &m.reload_failures,
         ),
+        (
+            "hostalb_access_log_dropped_total",
+            "Access log entries dropped because the writer could not keep up",
+            &m.access_log_dropped,
+        ),
     ];
     for (name, help, c) in counters {
         e.sample(name, "counter", help, &lbl, get(c));
@@ -653,7 +619,7 @@ fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
         }
     }
     for g in snap.groups.iter() {
-        let tg = format!("targetgroup/{}/{}", g.name(), id16(&["targetgroup", g.name()]));
+        let tg = group_dimension(g.name());
         let labels: [(&str, &str); 2] = [("LoadBalancer", &lb), ("TargetGroup", &tg)];
         let gm = &g.state.metrics;
         let group_counters: [(&'static str, &str, &std::sync::atomic::AtomicU64); 7] = [

@@ -16,6 +16,7 @@ use tokio::sync::{Mutex, broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::control::health;
+use crate::data::access_log::AccessLog;
 use crate::data::listener;
 use crate::data::tls::{self, TlsError};
 use crate::data::upstream::TlsConnector;
@@ -110,6 +111,8 @@ pub enum ControlError {
     Tls { name: String, source: TlsError },
     #[error("admin API: cannot listen on {address}: {source}")]
     Admin { address: SocketAddr, source: io::Error },
+    #[error("access_log.path: cannot open {path}: {source} (create its directory, or fix the path)")]
+    AccessLog { path: String, source: io::Error },
 }
 
 /// A running hostalb: listeners, admin API and control plane. Cheap to clone.
@@ -148,6 +151,8 @@ struct State {
     events: mpsc::UnboundedSender<ControlEvent>,
     /// TLS for HTTPS health checks.
     tls: Option<TlsConnector>,
+    /// The running access log (kept across reloads that do not change it).
+    access_log: Option<Arc<AccessLog>>,
 }
 
 /// What wakes the control loop.
@@ -247,7 +252,9 @@ impl Proxy {
             tls: TlsConnector::new()
                 .map_err(|e| tracing::warn!(error = %e, "no TLS for HTTPS health checks"))
                 .ok(),
+            access_log: None,
         };
+        state.access_log = state.access_log_for(&config)?;
         let (pending, closing) = state.rebind(&config)?;
         debug_assert!(closing.is_empty());
         state.sync_groups();
@@ -292,6 +299,14 @@ impl Proxy {
             .collect()
     }
 
+    /// Opens the access log file again before its next entry (SIGUSR1, after logrotate
+    /// moved it away).
+    pub fn reopen_logs(&self) {
+        if let Some(log) = &self.inner.shared.snapshot.load().access_log {
+            log.reopen();
+        }
+    }
+
     pub fn admin_address(&self) -> SocketAddr {
         self.inner.admin
     }
@@ -328,7 +343,9 @@ impl Proxy {
     pub async fn apply(&self, loaded: Loaded) -> Result<u64, ControlError> {
         let mut state = self.inner.state.lock().await;
         let config = Arc::new(loaded.config);
+        let access_log = state.access_log_for(&config)?;
         let (pending, closing) = state.rebind(&config)?;
+        state.access_log = access_log;
         state.config = config;
         state.sync_groups();
         state.compile_listeners();
@@ -431,6 +448,27 @@ impl Proxy {
 impl State {
     /// Binds what `config` adds and updates TLS acceptors; returns the sockets to start
     /// accepting on and the listeners to stop. Nothing changes if any bind fails.
+    /// The access log `config` asks for: the running one when its settings are the same,
+    /// else a new one (opened now, so a path that cannot be written fails the load).
+    fn access_log_for(&self, config: &cfg::Config) -> Result<Option<Arc<AccessLog>>, ControlError> {
+        let Some(wanted) = &config.access_log else {
+            return Ok(None);
+        };
+        if let Some(running) = self.access_log.as_ref().filter(|l| l.config() == wanted) {
+            return Ok(Some(running.clone()));
+        }
+        AccessLog::open(wanted)
+            .map(Some)
+            .map_err(|source| ControlError::AccessLog {
+                path: wanted
+                    .path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "standard output".into()),
+                source,
+            })
+    }
+
     fn rebind(&mut self, config: &cfg::Config) -> Result<Rebound, ControlError> {
         let mut acceptors = HashMap::new();
         for l in &config.listeners {
@@ -738,6 +776,7 @@ impl State {
             config,
             listeners: self.compiled.clone(),
             groups: groups.into_boxed_slice(),
+            access_log: self.access_log.clone(),
         }
     }
 

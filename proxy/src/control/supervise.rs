@@ -1,4 +1,5 @@
 //! Running until told to stop: SIGHUP and changes of the configuration file reload;
+//! SIGUSR1 reopens the access log;
 //! SIGTERM drains (stop accepting, finish in-flight requests, close keep-alives) and
 //! exits; a second SIGTERM, or SIGINT at any time, exits at once.
 
@@ -32,6 +33,8 @@ pub struct Supervisor {
     proxy: Proxy,
     grace: Duration,
     hangup: Signal,
+    /// SIGUSR1: reopen the access log (logrotate moved it).
+    user1: Signal,
     terminate: Signal,
     interrupt: Signal,
     changed: mpsc::Receiver<()>,
@@ -43,6 +46,7 @@ impl Supervisor {
     /// Installs the handlers and the watcher. `grace` bounds the drain after SIGTERM.
     pub fn install(proxy: Proxy, grace: Duration) -> std::io::Result<Supervisor> {
         let hangup = signal(SignalKind::hangup())?;
+        let user1 = signal(SignalKind::user_defined1())?;
         let terminate = signal(SignalKind::terminate())?;
         let interrupt = signal(SignalKind::interrupt())?;
         let (changed_tx, changed) = mpsc::channel::<()>(16);
@@ -62,6 +66,7 @@ impl Supervisor {
             proxy,
             grace,
             hangup,
+            user1,
             terminate,
             interrupt,
             changed,
@@ -77,6 +82,10 @@ impl Supervisor {
                 _ = self.hangup.recv() => {
                     tracing::info!("SIGHUP: reloading the configuration");
                     let _ = proxy.reload().await;
+                }
+                _ = self.user1.recv() => {
+                    tracing::info!("SIGUSR1: reopening the access log");
+                    proxy.reopen_logs();
                 }
                 Some(()) = self.changed.recv() => {
                     tokio::time::sleep(DEBOUNCE).await;

@@ -250,6 +250,9 @@ where
     inc(&shared.metrics.redirects);
     shared.metrics.count_elb_answer(r.status_code, "Redirect");
     cx.rec.status = r.status_code;
+    if cx.logging {
+        cx.rec.redirect = Some(location.as_slice().into());
+    }
     let extra: [(&[u8], &[u8]); 1] = [(b"Location", &location)];
     let body = format!(
         "<html>\r\n<head><title>{0} {1}</title></head>\r\n<body>\r\n<center><h1>{0} {1}</h1></center>\r\n</body>\r\n</html>\r\n",

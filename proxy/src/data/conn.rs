@@ -36,6 +36,10 @@ pub(crate) struct ClientConn<R, W> {
     pub(crate) local: SocketAddr,
     /// When the connection was accepted ([`crate::clock::coarse_ms`]).
     pub(crate) opened_ms: u64,
+    /// The connection's id in the access log (`conn_trace_id`).
+    pub(crate) trace: u128,
+    /// The client connected to an HTTPS listener.
+    pub(crate) tls: bool,
     pub(crate) listener: ListenerId,
 }
 
@@ -90,6 +94,8 @@ impl<R, W> ClientConn<R, W> {
             peer_ip,
             local,
             opened_ms: crate::clock::coarse_ms(),
+            tls,
+            trace: (u128::from(crate::rng::next_u64()) << 64) | u128::from(crate::rng::next_u64()),
             listener,
         }
     }
@@ -112,6 +118,22 @@ pub(crate) struct Record {
     pub(crate) rule: Option<u32>,
     pub(crate) action: &'static str,
     pub(crate) error: Option<&'static str>,
+    /// The access log's facts, gathered only while there is an access log: when the
+    /// request arrived (wall clock and monotonic), was sent to a target, its response
+    /// head came back, and the response began to go to the client.
+    pub(crate) created: Option<std::time::SystemTime>,
+    pub(crate) received: Option<std::time::Instant>,
+    pub(crate) dispatched: Option<std::time::Instant>,
+    pub(crate) answered: Option<std::time::Instant>,
+    pub(crate) replied: Option<std::time::Instant>,
+    /// The target of a first attempt that failed and was retried elsewhere.
+    pub(crate) retried_from: Option<SocketAddr>,
+    /// The `X-Amzn-Trace-Id` value sent to the target.
+    pub(crate) trace_id: Option<Box<[u8]>>,
+    /// A redirect's Location.
+    pub(crate) redirect: Option<Box<[u8]>>,
+    /// Desync classification and reason, when not compliant.
+    pub(crate) desync: Option<(&'static str, &'static str)>,
 }
 
 /// The client side of a connection, as [`crate::data::session`] waits on it.

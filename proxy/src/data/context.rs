@@ -22,6 +22,8 @@ pub(crate) struct RequestCx<'a> {
     pub(crate) continue_sent: bool,
     /// What happened, for counters and the log.
     pub(crate) rec: Record,
+    /// Gather the access log's facts (there is an access log).
+    pub(crate) logging: bool,
 }
 
 impl<'a> RequestCx<'a> {
@@ -39,6 +41,7 @@ impl<'a> RequestCx<'a> {
             body: BodyTransfer::new(head.body, head.body),
             continue_sent: false,
             rec: Record::default(),
+            logging: snap.access_log.is_some(),
         }
     }
 }

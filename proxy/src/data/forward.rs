@@ -82,7 +82,10 @@ where
         body: head.body,
         upgrade: head.upgrade.is_some(),
     };
-    headers::write_request_head(&mut out, head, &forwarding);
+    let trace_id = headers::write_request_head(&mut out, head, &forwarding);
+    if cx.logging {
+        cx.rec.trace_id = out.get(trace_id).map(Box::from);
+    }
     if !head.expect_continue {
         cx.body
             .step_buffered(&mut c.rbuf, &mut out)
@@ -123,6 +126,7 @@ where
                 }
                 if retry.take(&failure, group.routable.len() > 1) {
                     avoid = Some(target.addr);
+                    cx.rec.retried_from = Some(target.addr);
                     continue;
                 }
                 return Err(failure.err);
@@ -135,6 +139,9 @@ where
         body_sent,
         sent_at,
     } = done;
+    if cx.logging {
+        cx.rec.answered = Some(Instant::now());
+    }
     let idle = listener.cfg.idle_timeout;
     let target = inflight.target().clone();
     let mut set_cookie = set_cookie;
@@ -161,6 +168,9 @@ where
             upgrade: true,
         };
         headers::write_response_head(&mut c.wbuf, &resp, &to, &set_cookie);
+        if cx.logging {
+            cx.rec.replied = Some(Instant::now());
+        }
         let leftover = c.upbuf.split();
         c.wbuf.put_slice(&leftover);
         if flush(&mut c.wr, &mut c.wbuf, idle).await.is_err() {
@@ -186,6 +196,9 @@ where
         upgrade: false,
     };
     headers::write_response_head(&mut c.wbuf, &resp, &to, &set_cookie);
+    if cx.logging {
+        cx.rec.replied = Some(Instant::now());
+    }
     let mut relay = BodyTransfer::new(resp.body, to_body);
     let relayed = tokio::select! {
         r = relay.run(&mut stream, &mut c.upbuf, &mut c.wr, &mut c.wbuf, idle) => r,
@@ -265,6 +278,7 @@ where
     }
     let is_head = cx.head.is_method(b"HEAD");
     let sent_at = Instant::now();
+    cx.rec.dispatched = Some(sent_at);
     let exchanged = tokio::select! {
         r = exchange(c, &mut stream, head_bytes, &mut cx.body, is_head, idle) => r,
         _ = target.cut_signal() => Err(Failure::new(ProxyError::new(ErrorKind::Deregistered), Reached::Request)),

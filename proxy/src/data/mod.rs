@@ -18,6 +18,7 @@
 //! sibling of [`upstream`]; [`answer`] and [`retry`] stay the one answer site and the one
 //! retry policy for both.
 
+pub(crate) mod access_log;
 pub(crate) mod answer;
 pub(crate) mod body;
 pub(crate) mod buffers;

@@ -12,13 +12,14 @@
 //! Then the connection is kept for the next request or closed.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use hostalb_config::DesyncMitigationMode;
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
 
+use crate::data::access_log::{AccessLog, Entry};
 use crate::data::answer;
 use crate::data::conn::{ClientConn, ClientRead, Next, Record};
 use crate::data::context::RequestCx;
@@ -49,12 +50,8 @@ where
             HeadRead::Refused(e) => {
                 let mut rec = Record::default();
                 let _ = answer::refused(&shared, &listener, &mut c, &e, &mut rec).await;
-                log_exchange(&c, None, &rec, None);
-                let processed = c.rd.take_count() + c.wr.take_count();
-                shared
-                    .metrics
-                    .processed_bytes
-                    .fetch_add(processed, std::sync::atomic::Ordering::Relaxed);
+                let log = shared.snapshot.load().access_log.clone();
+                log_exchange(&shared, log.as_deref(), &mut c, None, &rec, None);
                 return;
             }
         };
@@ -69,6 +66,10 @@ where
         };
         listener = current.clone();
         let mut cx = RequestCx::new(&shared, &snap, &listener, &head);
+        if cx.logging {
+            cx.rec.created = Some(SystemTime::now());
+            cx.rec.received = Some(Instant::now());
+        }
         // Not boxed: a box per request costs more CPU than the kilobytes it would save
         // an idle connection (docs/performance.md).
         let next = handle(&mut cx, &mut c).await;
@@ -76,13 +77,15 @@ where
         // destroy the answer before the client reads it.
         let unread_body = !cx.body.is_done();
         let rec = cx.rec;
-        log_exchange(&c, Some(&head), &rec, started);
+        log_exchange(
+            &shared,
+            snap.access_log.as_deref(),
+            &mut c,
+            Some(&head),
+            &rec,
+            started,
+        );
         c.spare_fields = head.fields;
-        let processed = c.rd.take_count() + c.wr.take_count();
-        shared
-            .metrics
-            .processed_bytes
-            .fetch_add(processed, std::sync::atomic::Ordering::Relaxed);
         if next == Next::Close {
             if unread_body {
                 answer::linger(&mut c).await;
@@ -275,13 +278,35 @@ fn check(shared: &Shared, listener: &ListenerRt, head: &RequestHead) -> Result<(
     Ok(())
 }
 
-/// Phase 5: one debug event per request.
+/// Phase 10: the request's bytes counted, its access log entry, and a debug event.
 fn log_exchange<R, W>(
-    c: &ClientConn<R, W>,
+    shared: &Shared,
+    access_log: Option<&AccessLog>,
+    c: &mut ClientConn<R, W>,
     head: Option<&RequestHead>,
     rec: &Record,
     started: Option<Instant>,
 ) {
+    let (received, sent) = (c.rd.take_count(), c.wr.take_count());
+    shared
+        .metrics
+        .processed_bytes
+        .fetch_add(received + sent, std::sync::atomic::Ordering::Relaxed);
+    if let Some(log) = access_log {
+        log.write(
+            &Entry {
+                tls: c.tls,
+                client: c.peer,
+                local_port: c.local.port(),
+                head,
+                rec,
+                received_bytes: received,
+                sent_bytes: sent,
+                conn_trace: c.trace,
+            },
+            &shared.metrics.access_log_dropped,
+        );
+    }
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }

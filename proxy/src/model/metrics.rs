@@ -33,6 +33,8 @@ pub(crate) struct Metrics {
     pub(crate) client_tls_negotiation_errors: AtomicU64,
     pub(crate) reloads: AtomicU64,
     pub(crate) reload_failures: AtomicU64,
+    /// Access log entries dropped because the writer could not keep up.
+    pub(crate) access_log_dropped: AtomicU64,
     /// ELB-generated answers by status and reason (errors are rare: a lock is fine).
     pub(crate) elb_reasons: Mutex<BTreeMap<(u16, &'static str), u64>>,
 }

@@ -2,6 +2,7 @@
 //! target groups) and the live per-target state that survives a swap, with the counters
 //! the request path bumps.
 
+pub(crate) mod arn;
 pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod pool;

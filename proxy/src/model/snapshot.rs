@@ -29,6 +29,8 @@ pub(crate) struct Snapshot {
     pub(crate) config: Arc<cfg::Config>,
     pub(crate) listeners: Box<[Arc<ListenerRt>]>,
     pub(crate) groups: Box<[Arc<GroupRt>]>,
+    /// Where each request's access log entry goes, when there is an access log.
+    pub(crate) access_log: Option<Arc<crate::data::access_log::AccessLog>>,
 }
 
 impl Snapshot {

@@ -1,0 +1,635 @@
+//! ALB's access log (alb-spec §6): one entry per request, every field in ALB's order with
+//! ALB's quoting and its `-` / `-1` conventions, or the same fields named in a JSON object.
+//!
+//! Entries are formatted on the request path and handed to a writer thread through a
+//! bounded channel: a request never waits for the disk. When the channel is full (the disk
+//! cannot keep up) the entry is dropped and counted, never queued without bound. The
+//! writer batches what is waiting into one buffered write and flushes when the channel is
+//! empty. `reopen` (SIGUSR1) makes the writer open the path again before its next batch,
+//! so logrotate can move the file away.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::{Instant, SystemTime};
+
+use hostalb_config::{AccessLog as LogConfig, AccessLogFormat};
+
+use crate::clock;
+use crate::data::conn::Record;
+use crate::http1::Version;
+use crate::http1::request::RequestHead;
+use crate::model::arn;
+
+/// Entries waiting for the writer at most; beyond this they are dropped and counted. At a
+/// few hundred bytes each this bounds the queue to a few megabytes.
+const QUEUE_ENTRIES: usize = 16 * 1024;
+/// The writer's buffer: one `write` for many entries.
+const WRITE_BUFFER: usize = 64 * 1024;
+/// Room reserved for one entry's text.
+const ENTRY_CAPACITY: usize = 512;
+
+/// A running access log: where entries go and how they are written.
+#[derive(Debug)]
+pub(crate) struct AccessLog {
+    config: LogConfig,
+    tx: SyncSender<Vec<u8>>,
+    /// `app/<name>/<id>`, the `elb` field.
+    elb: String,
+    reopen: Arc<AtomicBool>,
+}
+
+/// What one entry says, gathered at the end of a request.
+#[derive(Debug)]
+pub(crate) struct Entry<'a> {
+    pub(crate) tls: bool,
+    pub(crate) client: SocketAddr,
+    /// The listener port the client connected to (the `request` field's port).
+    pub(crate) local_port: u16,
+    /// `None` when the head was refused before it parsed.
+    pub(crate) head: Option<&'a RequestHead>,
+    pub(crate) rec: &'a Record,
+    pub(crate) received_bytes: u64,
+    pub(crate) sent_bytes: u64,
+    /// The connection's id (`conn_trace_id`).
+    pub(crate) conn_trace: u128,
+}
+
+impl AccessLog {
+    /// Opens the log's destination now, so that a path that cannot be written is an error
+    /// when the configuration is loaded, and starts its writer.
+    pub(crate) fn open(config: &LogConfig) -> io::Result<Arc<AccessLog>> {
+        let sink = Sink::open(config.path.as_deref())?;
+        let (tx, rx) = sync_channel(QUEUE_ENTRIES);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            path: config.path.clone(),
+            sink,
+            reopen: reopen.clone(),
+        };
+        std::thread::Builder::new()
+            .name("hostalb-access-log".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Arc::new(AccessLog {
+            config: config.clone(),
+            tx,
+            elb: arn::lb_dimension(),
+            reopen,
+        }))
+    }
+
+    /// The configuration this log was opened with (a reload keeps the log when equal).
+    pub(crate) fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Opens the file again before the next write (after logrotate moved it).
+    pub(crate) fn reopen(&self) {
+        self.reopen.store(true, Relaxed);
+    }
+
+    /// Formats `entry` and queues it; never waits. An entry the writer has no room for is
+    /// counted in `dropped`.
+    pub(crate) fn write(&self, entry: &Entry<'_>, dropped: &AtomicU64) {
+        let mut line = Vec::with_capacity(ENTRY_CAPACITY);
+        let fields = Fields::of(entry, &self.elb);
+        match self.config.format {
+            AccessLogFormat::Alb => fields.write_alb(&mut line),
+            AccessLogFormat::Json => fields.write_json(&mut line),
+        }
+        line.push(b'\n');
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+/// Where the writer writes.
+enum Sink {
+    File(BufWriter<File>),
+    Stdout(BufWriter<io::Stdout>),
+}
+
+impl Sink {
+    fn open(path: Option<&Path>) -> io::Result<Sink> {
+        Ok(match path {
+            None => Sink::Stdout(BufWriter::with_capacity(WRITE_BUFFER, io::stdout())),
+            Some(p) => {
+                let file = OpenOptions::new().create(true).append(true).open(p)?;
+                Sink::File(BufWriter::with_capacity(WRITE_BUFFER, file))
+            }
+        })
+    }
+
+    fn out(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::File(w) => w,
+            Sink::Stdout(w) => w,
+        }
+    }
+}
+
+struct Writer {
+    path: Option<std::path::PathBuf>,
+    sink: Sink,
+    reopen: Arc<AtomicBool>,
+}
+
+impl Writer {
+    /// Writes until every sender is gone (the log was replaced or hostalb stops), then
+    /// flushes what is left.
+    fn run(mut self, rx: Receiver<Vec<u8>>) {
+        while let Ok(first) = rx.recv() {
+            if self.reopen.swap(false, Relaxed) {
+                self.flush();
+                match Sink::open(self.path.as_deref()) {
+                    Ok(sink) => self.sink = sink,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "access log: cannot reopen; writing on to the old file")
+                    }
+                }
+            }
+            self.put(&first);
+            // Everything already waiting goes in the same write.
+            while let Ok(more) = rx.try_recv() {
+                self.put(&more);
+            }
+            self.flush();
+        }
+        self.flush();
+    }
+
+    fn put(&mut self, line: &[u8]) {
+        if let Err(e) = self.sink.out().write_all(line) {
+            tracing::warn!(error = %e, "access log: write failed; entry lost");
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.sink.out().flush() {
+            tracing::warn!(error = %e, "access log: flush failed");
+        }
+    }
+}
+
+/// One entry's fields, each as ALB writes it.
+struct Fields<'a> {
+    entry: &'a Entry<'a>,
+    elb: &'a str,
+    now: SystemTime,
+}
+
+/// A duration field: seconds with millisecond precision, `-1` when the step never
+/// happened.
+fn seconds(from: Option<Instant>, to: Option<Instant>) -> Option<f64> {
+    match (from, to) {
+        (Some(a), Some(b)) => Some(b.saturating_duration_since(a).as_secs_f64()),
+        _ => None,
+    }
+}
+
+impl<'a> Fields<'a> {
+    fn of(entry: &'a Entry<'a>, elb: &'a str) -> Fields<'a> {
+        Fields {
+            entry,
+            elb,
+            now: SystemTime::now(),
+        }
+    }
+
+    fn rec(&self) -> &Record {
+        self.entry.rec
+    }
+
+    fn kind(&self) -> &'static str {
+        match (self.entry.tls, self.rec().target_status == Some(101)) {
+            (false, false) => "http",
+            (true, false) => "https",
+            (false, true) => "ws",
+            (true, true) => "wss",
+        }
+    }
+
+    /// request, target and response processing times; all `-1` when no request was
+    /// dispatched to a target.
+    fn times(&self) -> [Option<f64>; 3] {
+        let r = self.rec();
+        if r.dispatched.is_none() {
+            return [None; 3];
+        }
+        [
+            seconds(r.received, r.dispatched),
+            seconds(r.dispatched, r.answered),
+            seconds(r.answered, r.replied),
+        ]
+    }
+
+    /// The request line as ALB logs it: `METHOD scheme://host:port/uri HTTP/x`.
+    fn request(&self, out: &mut Vec<u8>) {
+        let Some(head) = self.entry.head else {
+            out.extend_from_slice(b"- - - ");
+            return;
+        };
+        escaped(out, head.method());
+        out.extend_from_slice(if self.entry.tls { b" https://" } else { b" http://" });
+        let host = head
+            .host()
+            .map(crate::model::rules::host_without_port)
+            .unwrap_or_default();
+        if host.is_empty() {
+            out.push(b'-');
+        } else {
+            for b in host {
+                out.push(b.to_ascii_lowercase());
+            }
+        }
+        let _ = write!(out, ":{}", self.entry.local_port);
+        escaped(out, head.path());
+        if let Some(q) = head.query() {
+            out.push(b'?');
+            escaped(out, q);
+        }
+        out.extend_from_slice(match head.version {
+            Version::Http10 => b" HTTP/1.0",
+            Version::Http11 => b" HTTP/1.1",
+        });
+    }
+
+    fn user_agent(&self) -> Option<&[u8]> {
+        self.entry.head.and_then(|h| h.values_named(b"user-agent").next())
+    }
+
+    fn trace_id(&self) -> Option<&[u8]> {
+        self.rec().trace_id.as_deref().or_else(|| {
+            self.entry
+                .head
+                .and_then(|h| h.values_named(b"x-amzn-trace-id").next())
+        })
+    }
+
+    /// `matched_rule_priority`: the rule's priority, 0 for the default action, -1 when
+    /// the rules were never evaluated (the request was refused first).
+    fn rule(&self) -> i64 {
+        match (self.rec().action, self.rec().rule) {
+            ("", _) => -1,
+            (_, Some(p)) => i64::from(p),
+            (_, None) => 0,
+        }
+    }
+
+    fn targets(&self, out: &mut Vec<u8>) {
+        let r = self.rec();
+        let list: Vec<SocketAddr> = r.retried_from.into_iter().chain(r.target).collect();
+        if list.is_empty() {
+            out.push(b'-');
+        }
+        for (i, t) in list.iter().enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            let _ = write!(out, "{t}");
+        }
+    }
+
+    fn write_alb(&self, out: &mut Vec<u8>) {
+        let r = self.rec();
+        out.extend_from_slice(self.kind().as_bytes());
+        out.push(b' ');
+        clock::write_iso8601_micros(out, self.now);
+        let _ = write!(out, " {} {} ", self.elb, self.entry.client);
+        match r.target {
+            Some(t) => {
+                let _ = write!(out, "{t}");
+            }
+            None => out.push(b'-'),
+        }
+        for t in self.times() {
+            match t {
+                Some(s) => {
+                    let _ = write!(out, " {s:.3}");
+                }
+                None => out.extend_from_slice(b" -1"),
+            }
+        }
+        let _ = write!(out, " {} ", r.status);
+        match r.target_status {
+            Some(s) => {
+                let _ = write!(out, "{s}");
+            }
+            None => out.push(b'-'),
+        }
+        let _ = write!(out, " {} {} \"", self.entry.received_bytes, self.entry.sent_bytes);
+        self.request(out);
+        out.extend_from_slice(b"\" \"");
+        quoted_or_dash(out, self.user_agent());
+        // ssl_cipher, ssl_protocol: known only on HTTPS listeners.
+        out.extend_from_slice(b"\" - - ");
+        match &r.group {
+            Some(g) => out.extend_from_slice(arn::group_arn(g).as_bytes()),
+            None => out.push(b'-'),
+        }
+        out.extend_from_slice(b" \"");
+        quoted_or_dash(out, self.trace_id());
+        // domain_name (SNI) and chosen_cert_arn: HTTPS listeners only.
+        out.extend_from_slice(b"\" \"-\" \"-\" ");
+        let _ = write!(out, "{} ", self.rule());
+        clock::write_iso8601_micros(out, r.created.unwrap_or(self.now));
+        out.extend_from_slice(b" \"");
+        out.extend_from_slice(if r.action.is_empty() {
+            b"-"
+        } else {
+            r.action.as_bytes()
+        });
+        out.extend_from_slice(b"\" \"");
+        quoted_or_dash(out, r.redirect.as_deref());
+        out.extend_from_slice(b"\" \"");
+        quoted_or_dash(out, r.error.map(str::as_bytes));
+        out.extend_from_slice(b"\" \"");
+        self.targets(out);
+        out.extend_from_slice(b"\" \"");
+        match r.target_status {
+            Some(s) => {
+                let _ = write!(out, "{s}");
+            }
+            None => out.push(b'-'),
+        }
+        out.extend_from_slice(b"\" \"");
+        let (class, reason) = r.desync.unwrap_or(("-", "-"));
+        let _ = write!(out, "{class}\" \"{reason}\" TID_{:032x}", self.entry.conn_trace);
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        let r = self.rec();
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        let mut time = Vec::with_capacity(32);
+        clock::write_iso8601_micros(&mut time, self.now);
+        let mut created = Vec::with_capacity(32);
+        clock::write_iso8601_micros(&mut created, r.created.unwrap_or(self.now));
+        let mut request = Vec::with_capacity(128);
+        self.request(&mut request);
+        let mut targets = Vec::with_capacity(64);
+        self.targets(&mut targets);
+        let [req_t, target_t, resp_t] = self
+            .times()
+            .map(|t| t.map(|s| (s * 1000.0).round() / 1000.0).unwrap_or(-1.0));
+        let value = serde_json::json!({
+            "type": self.kind(),
+            "time": text(Some(&time)),
+            "elb": self.elb,
+            "client:port": self.entry.client.to_string(),
+            "target:port": r.target.map(|t| t.to_string()),
+            "request_processing_time": req_t,
+            "target_processing_time": target_t,
+            "response_processing_time": resp_t,
+            "elb_status_code": r.status,
+            "target_status_code": r.target_status,
+            "received_bytes": self.entry.received_bytes,
+            "sent_bytes": self.entry.sent_bytes,
+            "request": text(Some(&request)),
+            "user_agent": text(self.user_agent()),
+            "ssl_cipher": None::<String>,
+            "ssl_protocol": None::<String>,
+            "target_group_arn": r.group.as_deref().map(arn::group_arn),
+            "trace_id": text(self.trace_id()),
+            "domain_name": None::<String>,
+            "chosen_cert_arn": None::<String>,
+            "matched_rule_priority": self.rule(),
+            "request_creation_time": text(Some(&created)),
+            "actions_executed": (!r.action.is_empty()).then_some(r.action),
+            "redirect_url": text(r.redirect.as_deref()),
+            "error_reason": r.error,
+            "target:port_list": (targets != b"-").then(|| String::from_utf8_lossy(&targets).into_owned()),
+            "target_status_code_list": r.target_status.map(|s| s.to_string()),
+            "classification": r.desync.map(|d| d.0),
+            "classification_reason": r.desync.map(|d| d.1),
+            "conn_trace_id": format!("TID_{:032x}", self.entry.conn_trace),
+        });
+        let _ = serde_json::to_writer(&mut *out, &value);
+    }
+}
+
+/// Appends `b` with `"`, `\` and bytes outside printable ASCII written as `\xHH`, so a
+/// quoted field always ends at its closing quote.
+fn escaped(out: &mut Vec<u8>, b: &[u8]) {
+    for &c in b {
+        if c == b'"' || c == b'\\' || !(0x20..0x7f).contains(&c) {
+            let _ = write!(out, "\\x{c:02x}");
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+fn quoted_or_dash(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        Some(v) if !v.is_empty() => escaped(out, v),
+        _ => out.push(b'-'),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::http1::request;
+
+    /// The regular expression of AWS's Athena table for ALB access logs (with the
+    /// classification and conn_trace_id columns): what ALB users parse their logs with.
+    const ATHENA: &str = concat!(
+        r#"^([^ ]*) ([^ ]*) ([^ ]*) ([^ ]*):([0-9]*) ([^ ]*)[:-]([0-9]*) ([-.0-9]*) ([-.0-9]*) ([-.0-9]*) "#,
+        r#"(|[-0-9]*) (-|[-0-9]*) ([-0-9]*) ([-0-9]*) "([^ ]*) (.*) (- |[^ ]*)" "([^"]*)" "#,
+        r#"([A-Z0-9_-]+) ([A-Za-z0-9.-]*) ([^ ]*) "([^"]*)" "([^"]*)" "([^"]*)" ([-.0-9]*) ([^ ]*) "#,
+        r#""([^"]*)" "([^"]*)" "([^ ]*)" "([^\s]+?)" "([^\s]+)" "([^ ]*)" "([^ ]*)" ?([^ ]*)?( .*)?$"#
+    );
+
+    fn head(raw: &str) -> RequestHead {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        match request::parse(&mut buf) {
+            Ok(Some(h)) => h,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn line(entry: &Entry<'_>, format: AccessLogFormat) -> String {
+        let fields = Fields::of(entry, "app/hostalb/0123456789abcdef");
+        let mut out = Vec::new();
+        match format {
+            AccessLogFormat::Alb => fields.write_alb(&mut out),
+            AccessLogFormat::Json => fields.write_json(&mut out),
+        }
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    fn forwarded() -> Record {
+        let t0 = Instant::now();
+        Record {
+            status: 200,
+            target: Some("127.0.0.1:9001".parse().expect("addr")),
+            target_status: Some(200),
+            group: Some("api".into()),
+            rule: Some(10),
+            action: "forward",
+            created: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_543_616_568)),
+            received: Some(t0),
+            dispatched: Some(t0 + Duration::from_micros(400)),
+            answered: Some(t0 + Duration::from_millis(12)),
+            replied: Some(t0 + Duration::from_millis(12)),
+            trace_id: Some(b"Root=1-58337364-23a8c76965a2ef7629b185e3".as_slice().into()),
+            ..Record::default()
+        }
+    }
+
+    fn entry<'a>(head: Option<&'a RequestHead>, rec: &'a Record) -> Entry<'a> {
+        Entry {
+            tls: false,
+            client: "192.168.131.39:2817".parse::<SocketAddr>().expect("addr"),
+            local_port: 80,
+            head,
+            rec,
+            received_bytes: 34,
+            sent_bytes: 366,
+            conn_trace: 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef,
+        }
+    }
+
+    #[test]
+    fn a_forwarded_request_is_one_alb_line_that_athena_parses() {
+        let h = head("GET /a/b?x=1 HTTP/1.1\r\nHost: WWW.Example.com\r\nUser-Agent: curl/8.0 \"q\"\r\n\r\n");
+        let rec = forwarded();
+        let text = line(&entry(Some(&h), &rec), AccessLogFormat::Alb);
+        let re = regex::Regex::new(ATHENA).expect("regex");
+        let caps = re
+            .captures(&text)
+            .unwrap_or_else(|| panic!("Athena's regex does not parse:\n{text}"));
+        let field = |i: usize| caps.get(i).map(|m| m.as_str()).unwrap_or("");
+        assert_eq!(field(1), "http");
+        assert_eq!(field(3), "app/hostalb/0123456789abcdef");
+        assert_eq!((field(4), field(5)), ("192.168.131.39", "2817"));
+        assert_eq!((field(6), field(7)), ("127.0.0.1", "9001"));
+        assert_eq!((field(8), field(9), field(10)), ("0.000", "0.012", "0.000"));
+        assert_eq!(
+            (field(11), field(12), field(13), field(14)),
+            ("200", "200", "34", "366")
+        );
+        assert_eq!(
+            (field(15), field(16), field(17)),
+            ("GET", "http://www.example.com:80/a/b?x=1", "HTTP/1.1")
+        );
+        assert_eq!(field(18), r"curl/8.0 \x22q\x22", "quotes never end the field");
+        assert_eq!((field(19), field(20)), ("-", "-"));
+        assert!(
+            field(21).starts_with("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/api/")
+        );
+        assert_eq!(field(22), "Root=1-58337364-23a8c76965a2ef7629b185e3");
+        assert_eq!(field(25), "10", "matched_rule_priority");
+        assert_eq!(field(26), "2018-11-30T22:22:48.000000Z");
+        assert_eq!((field(27), field(28), field(29)), ("forward", "-", "-"));
+        assert_eq!((field(30), field(31)), ("127.0.0.1:9001", "200"));
+        assert_eq!((field(32), field(33)), ("-", "-"));
+        assert_eq!(field(34), "TID_0123456789abcdef0123456789abcdef");
+    }
+
+    #[test]
+    fn answers_without_a_target_use_dash_and_minus_one() {
+        let h = head("GET /old HTTP/1.1\r\nHost: h.example\r\n\r\n");
+        let rec = Record {
+            status: 301,
+            rule: None,
+            action: "redirect",
+            redirect: Some(b"https://h.example:443/old".as_slice().into()),
+            ..Record::default()
+        };
+        let text = line(&entry(Some(&h), &rec), AccessLogFormat::Alb);
+        let re = regex::Regex::new(ATHENA).expect("regex");
+        let caps = re
+            .captures(&text)
+            .unwrap_or_else(|| panic!("not parsed:\n{text}"));
+        let field = |i: usize| caps.get(i).map(|m| m.as_str()).unwrap_or("");
+        assert_eq!(field(6), "", "no target: `-`");
+        assert_eq!((field(8), field(9), field(10)), ("-1", "-1", "-1"));
+        assert_eq!((field(11), field(12)), ("301", "-"));
+        assert_eq!(field(21), "-", "no target group");
+        assert_eq!(field(25), "0", "the default action");
+        assert_eq!((field(27), field(28)), ("redirect", "https://h.example:443/old"));
+
+        // A head refused before it parsed: no request line, rules never evaluated.
+        let rec = Record {
+            status: 400,
+            error: Some("BadHeader"),
+            ..Record::default()
+        };
+        let text = line(&entry(None, &rec), AccessLogFormat::Alb);
+        let caps = re
+            .captures(&text)
+            .unwrap_or_else(|| panic!("not parsed:\n{text}"));
+        let field = |i: usize| caps.get(i).map(|m| m.as_str()).unwrap_or("");
+        assert_eq!(field(15), "-");
+        assert!(
+            text.contains(r#" "- - - " "#),
+            "ALB's request field for a malformed request: {text}"
+        );
+        assert_eq!((field(25), field(27), field(29)), ("-1", "-", "BadHeader"));
+    }
+
+    #[test]
+    fn json_names_the_same_fields() {
+        let h = head("POST /x HTTP/1.1\r\nHost: a.example:8080\r\nContent-Length: 0\r\n\r\n");
+        let rec = forwarded();
+        let text = line(&entry(Some(&h), &rec), AccessLogFormat::Json);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["type"], "http");
+        assert_eq!(v["elb_status_code"], 200);
+        assert_eq!(v["target:port"], "127.0.0.1:9001");
+        assert_eq!(v["request"], "POST http://a.example:80/x HTTP/1.1");
+        assert_eq!(v["target_processing_time"], 0.012);
+        assert_eq!(v["matched_rule_priority"], 10);
+        assert_eq!(v["actions_executed"], "forward");
+        assert!(v["user_agent"].is_null());
+        assert_eq!(v.as_object().map(|o| o.len()), Some(30), "{v}");
+    }
+
+    #[test]
+    fn the_writer_appends_lines_and_reopens_a_moved_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("access.log");
+        let log = AccessLog::open(&LogConfig {
+            path: Some(path.clone()),
+            format: AccessLogFormat::Alb,
+        })
+        .expect("open");
+        let h = head("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+        let rec = forwarded();
+        let dropped = AtomicU64::new(0);
+        log.write(&entry(Some(&h), &rec), &dropped);
+        let read_lines = |p: &Path| std::fs::read_to_string(p).map(|t| t.lines().count()).unwrap_or(0);
+        wait_until(|| read_lines(&path) == 1);
+        let moved = dir.path().join("access.log.1");
+        std::fs::rename(&path, &moved).expect("rename");
+        log.reopen();
+        log.write(&entry(Some(&h), &rec), &dropped);
+        wait_until(|| read_lines(&path) == 1);
+        assert_eq!(read_lines(&moved), 1);
+        assert_eq!(dropped.load(Relaxed), 0);
+    }
+
+    fn wait_until(mut ok: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("not within 2 s");
+    }
+}
