@@ -9,7 +9,7 @@ use crate::data::conn::{ClientConn, Next, Record};
 use crate::data::errors::{ErrorKind, ProxyError};
 use crate::data::respond::{self, Own};
 use crate::http1::BodyKind;
-use crate::http1::request::RequestHead;
+use crate::http1::request::{self, RequestHead};
 use crate::model::metrics::inc;
 use crate::model::rules;
 use crate::model::shared::Shared;
@@ -70,7 +70,7 @@ where
         }
     }
     let version = head.map(|h| h.version).unwrap_or(crate::http1::Version::Http11);
-    let is_head = head.is_some_and(|h| h.is_method(b"HEAD"));
+    let is_head = head.map_or_else(|| request::starts_head_request(&c.rbuf), |h| h.is_method(b"HEAD"));
     respond::write_own(&mut c.wbuf, &Own { close: !keep, ..own }, version, is_head);
     rec.status = own.status;
     if flush(&mut c.wr, &mut c.wbuf, idle).await.is_err() {

@@ -263,7 +263,7 @@ where
         });
         return Next::Close;
     }
-    if clean && resp.keep_alive {
+    if clean && resp.keep_alive && head.target_reusable() {
         target.pool.put(stream);
     }
     drop(inflight);
