@@ -180,6 +180,13 @@ fn cases() -> Vec<Case> {
         )
         .sees("GET /a%20b?c%20d HTTP/1.1\r\n"),
         case(
+            "NonCompliantVersion: a request line without a version (HTTP/0.9, read as HTTP/1.0)",
+            Some("NonCompliantVersion"),
+            b"GET /v09\r\nConnection: keep-alive\r\n\r\n".to_vec(),
+            acceptable(Nothing),
+        )
+        .sees("GET /v09 HTTP/1.1\r\n"),
+        case(
             "SpaceInUri: two spaces after the method",
             Some("SpaceInUri"),
             req("GET  /two HTTP/1.1", "", ""),
@@ -270,6 +277,16 @@ fn cases() -> Vec<Case> {
             ),
             ambiguous(Chunked(b"hello")),
         ),
+        case(
+            "UndefinedContentLengthSemantics: CL 5 in HTTP/0.9",
+            Some("UndefinedContentLengthSemantics"),
+            req(
+                "POST /p09 HTTP/0.9",
+                "Connection: keep-alive\r\nContent-Length: 5\r\n",
+                "hello",
+            ),
+            ambiguous(Length(b"hello")),
+        ),
         // Severe, and still forwardable.
         case(
             "BadMethod: G(T (monitor forwards it)",
@@ -351,13 +368,7 @@ fn cases() -> Vec<Case> {
             req("GET / HTTP/1.32", "", ""),
             never(400),
         ),
-        // Not HTTP/1.x, or a coding hostalb does not implement.
-        case(
-            "NonCompliantVersion: HTTP/0.9 (not HTTP/1.x: 505)",
-            Some("NonCompliantVersion"),
-            b"GET /\r\n\r\n".to_vec(),
-            never(505),
-        ),
+        // HTTP/2 and later, or a coding hostalb does not implement.
         case(
             "Compliant: HTTP/2.0 on an HTTP/1 connection (505)",
             None,

@@ -555,12 +555,11 @@ async fn unsupported_transfer_coding_answers_501() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_http_versions_answer_505() {
-    // Versions that are not HTTP/1.x. (HTTP/1.2 to 1.9 are NonCompliantVersion, Acceptable:
-    // ALB forwards them, as HTTP/1.1; see desync.rs.)
+    // HTTP/2 and later on an HTTP/1 connection. (HTTP/1.2 to 1.9 and HTTP/0.9 are
+    // NonCompliantVersion, Acceptable: ALB forwards them; see desync.rs.)
     let backend = Backend::start("a").await;
     let alb = start(&forward_config(&[backend.addr()], "")).await;
-    let cases: [&[u8]; 4] = [
-        b"GET / HTTP/0.9\r\nHost: example.com\r\n\r\n",
+    let cases: [&[u8]; 3] = [
         b"GET / HTTP/2.0\r\nHost: example.com\r\n\r\n",
         b"GET / HTTP/3\r\nHost: example.com\r\n\r\n",
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",

@@ -816,15 +816,17 @@ mod tests {
                 "505 UnsupportedVersion",
                 None,
             ),
+            (b"GET / HTTP/0.9\r\n\r\n", "forward", Some("NonCompliantVersion")),
+            (b"GET /\r\n\r\n", "forward", Some("NonCompliantVersion")),
             (
-                b"GET / HTTP/0.9\r\n\r\n",
-                "505 UnsupportedVersion",
-                Some("NonCompliantVersion"),
+                b"POST / HTTP/0.9\r\nContent-Length: 2\r\n\r\n",
+                "forward+close",
+                Some("UndefinedContentLengthSemantics"),
             ),
             (
-                b"GET /\r\n\r\n",
-                "505 UnsupportedVersion",
-                Some("NonCompliantVersion"),
+                b"POST / HTTP/0.9\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "forward+close",
+                Some("UndefinedTransferEncodingSemantics"),
             ),
         ];
         for (text, want, why) in rows {

@@ -10,7 +10,9 @@
 //!
 //! What cannot be forwarded at all is marked as a refusal with its status: NUL or CR in
 //! the request line, a bare LF line ending, an obs-fold continuation line or a header line
-//! without a colon (400), a version that is not HTTP/1.x (505) or not a version (400).
+//! without a colon (400), HTTP/2 and later (505), or what is not a version (400). HTTP/0.9
+//! (named, or a request line without a version) is read with HTTP/1.0's rules; a head is
+//! still complete only at its empty line.
 //! This path runs only for heads httparse refused, so it may allocate.
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -63,7 +65,8 @@ enum VersionRead {
     Http11,
     /// HTTP/1.2 to HTTP/1.9: not compliant, harmless (NonCompliantVersion).
     Http1x,
-    /// HTTP/0.9 (also a request line without a version).
+    /// HTTP/0.9 (also a request line without a version): ALB takes it on the front end;
+    /// hostalb reads it with HTTP/1.0's rules (NonCompliantVersion).
     Http09,
     /// HTTP/2 and later: not a version hostalb reads on an HTTP/1 connection.
     Later,
@@ -88,7 +91,8 @@ fn read_version(v: &[u8]) -> VersionRead {
         (b'1', Some(b'1')) => VersionRead::Http11,
         (b'1', Some(_)) => VersionRead::Http1x,
         (b'1', None) => VersionRead::Bad,
-        (b'0', _) => VersionRead::Http09,
+        (b'0', Some(b'9')) => VersionRead::Http09,
+        (b'0', _) => VersionRead::Bad,
         _ => VersionRead::Later,
     }
 }
@@ -192,13 +196,12 @@ pub(crate) fn parse(input: &[u8], fields: &mut Vec<HeaderField>) -> Result<Optio
     };
     match read {
         VersionRead::Bad => refusal = refusal.or(refuse(400, "BadVersion")),
-        VersionRead::Http09 | VersionRead::Later => refusal = refusal.or(refuse(505, "UnsupportedVersion")),
+        VersionRead::Later => refusal = refusal.or(refuse(505, "UnsupportedVersion")),
         _ => {}
     }
-    let version = if read == VersionRead::Http10 {
-        Version::Http10
-    } else {
-        Version::Http11
+    let version = match read {
+        VersionRead::Http10 | VersionRead::Http09 => Version::Http10,
+        _ => Version::Http11,
     };
 
     let method_span = put(&mut out, method);
@@ -371,9 +374,10 @@ mod tests {
             (
                 b"HTTP/0.9",
                 Some(Reason::NonCompliantVersion),
-                Some(505),
-                Version::Http11,
+                None,
+                Version::Http10,
             ),
+            (b"HTTP/0.1", Some(Reason::BadVersion), Some(400), Version::Http11),
             (b"HTTP/2.0", None, Some(505), Version::Http11),
             (b"HTTP/3", None, Some(505), Version::Http11),
             (b"HTTP/1.32", Some(Reason::BadVersion), Some(400), Version::Http11),
@@ -399,7 +403,7 @@ mod tests {
         }
         let (t, _) = read(b"GET /\r\n\r\n");
         assert_eq!(t.findings.version, Some(Reason::NonCompliantVersion));
-        assert_eq!(t.refusal, Some(HeadError::new(505, "UnsupportedVersion")));
+        assert_eq!((t.refusal, t.version), (None, Version::Http10));
         assert!(t.before_1_0 && t.before_1_1);
     }
 
