@@ -142,6 +142,12 @@ async fn every_request_is_one_line_that_athena_parses() {
     let refused = by_status("400");
     assert_eq!((refused[25].as_str(), refused[27].as_str()), ("-1", "-"));
     assert_ne!(refused[29], "-", "the reason is logged: {refused:?}");
+    assert_eq!(
+        (refused[32].as_str(), refused[33].as_str()),
+        ("Severe", "BadContentLength"),
+        "desync classification: {refused:?}"
+    );
+    assert_eq!((fwd[32].as_str(), fwd[33].as_str()), ("-", "-"), "compliant");
     // One connection id per connection; four connections here.
     let mut ids: Vec<&String> = parsed.iter().map(|f| &f[34]).collect();
     ids.dedup();

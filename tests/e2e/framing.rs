@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::common::start;
+use crate::desync::{self, Sent, Then};
 use crate::errors::{assert_closed_after, expect_metric, forward_config, get, send};
 
 /// What the raw target answers to every request head.
@@ -107,23 +108,49 @@ async fn run_battery(cases: Vec<Case>) {
     assert_eq!(elb, f64::from(total), "one ELB answer per payload");
 }
 
+/// A payload ALB's defensive mode forwards (Ambiguous): hostalb frames it one way, sends it
+/// with that one framing, then closes the client and the target connection, so whatever a
+/// differently-framing server made of the rest never reaches a target.
+fn forwarded_then_closed(
+    name: &'static str,
+    reason: &'static str,
+    payload: impl Into<Vec<u8>>,
+    sent: Sent,
+) -> desync::Case {
+    let then = Then::ForwardClose(sent);
+    desync::Case {
+        name,
+        reason: Some(reason),
+        request: payload.into(),
+        then: [then; 3],
+        target_sees: None,
+    }
+}
+
+/// Runs payloads that defensive mode (the default) forwards and then closes after.
+async fn run_forwarded_then_closed(cases: Vec<desync::Case>) {
+    desync::run_cases(None, 1, &cases).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a1_content_length_with_transfer_encoding_is_refused() {
-    run_battery(vec![
-        case(
-            "A1",
-            "TE chunked then CL 5",
+async fn a1_content_length_with_transfer_encoding_is_forwarded_chunked_then_closed() {
+    // BothTeClPresent (Ambiguous): ALB forwards it in defensive mode; hostalb sends it
+    // chunked only and closes both connections.
+    run_forwarded_then_closed(vec![
+        forwarded_then_closed(
+            "A1 BothTeClPresent: TE chunked then CL 5",
+            "BothTeClPresent",
             post("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", "0\r\n\r\n"),
-            &[400],
+            Sent::Chunked(b""),
         ),
-        case(
-            "A1",
-            "CL then TE, smuggled request after the last chunk",
+        forwarded_then_closed(
+            "A1 BothTeClPresent: CL then TE, smuggled request after the last chunk",
+            "BothTeClPresent",
             post(
                 "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
                 &format!("0\r\n\r\n{SMUGGLED}"),
             ),
-            &[400],
+            Sent::Chunked(b""),
         ),
     ])
     .await;
@@ -141,12 +168,6 @@ async fn a2_several_content_lengths_are_refused() {
         ),
         case(
             "A2",
-            "CL 5 twice",
-            post("Content-Length: 5\r\nContent-Length: 5\r\n", &body),
-            &[400],
-        ),
-        case(
-            "A2",
             "CL 1000,1000",
             post("Content-Length: 1000,1000\r\n", &body),
             &[400],
@@ -158,6 +179,22 @@ async fn a2_several_content_lengths_are_refused() {
             &[400],
         ),
     ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a2_the_same_content_length_twice_is_forwarded_once_then_closed() {
+    // DuplicateContentLength (Ambiguous): forwarded with one Content-Length, then both
+    // connections closed; the bytes after the body never become a request.
+    run_forwarded_then_closed(vec![forwarded_then_closed(
+        "A2 DuplicateContentLength: CL 5 twice, a request after the body",
+        "DuplicateContentLength",
+        post(
+            "Content-Length: 5\r\nContent-Length: 5\r\n",
+            &format!("hello{SMUGGLED}"),
+        ),
+        Sent::Length(b"hello"),
+    )])
     .await;
 }
 
@@ -184,12 +221,13 @@ async fn a3_content_length_that_is_not_digits_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a5_transfer_codings_other_than_chunked_are_refused() {
+    // `identity` alone is a no-op coding (ALB supports chunked and identity): such a POST
+    // is forwarded without a body, see desync.rs. After chunked no coding may follow.
     let body = format!("0\r\n\r\n{SMUGGLED}");
     let te = |v: &str| format!("Transfer-Encoding: {v}\r\n");
     run_battery(vec![
         case("A5", "xchunked", post(&te("xchunked"), &body), &[501]),
         case("A5", "gzip, chunked", post(&te("gzip, chunked"), &body), &[501]),
-        case("A5", "identity", post(&te("identity"), &body), &[501]),
         case(
             "A5",
             "chunked, identity",
@@ -215,11 +253,19 @@ async fn a5_transfer_codings_other_than_chunked_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a6_transfer_encoding_in_http_1_0_is_refused() {
+async fn a6_transfer_encoding_in_http_1_0_is_forwarded_chunked_then_closed() {
+    // UndefinedTransferEncodingSemantics (Ambiguous): forwarded chunked as HTTP/1.1, then
+    // both connections closed.
     let payload = format!(
-        "POST /refused HTTP/1.0\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{SMUGGLED}"
+        "POST /p10 HTTP/1.0\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{SMUGGLED}"
     );
-    run_battery(vec![case("A6", "TE in HTTP/1.0", payload, &[400])]).await;
+    run_forwarded_then_closed(vec![forwarded_then_closed(
+        "A6 UndefinedTransferEncodingSemantics: TE in HTTP/1.0",
+        "UndefinedTransferEncodingSemantics",
+        payload,
+        Sent::Chunked(b""),
+    )])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,19 +302,33 @@ async fn a8_malformed_header_lines_are_refused() {
         p
     };
     run_battery(vec![
-        case(
-            "A8",
-            "space before the colon",
-            line(b"Content-Length : 1"),
-            &[400],
-        ),
-        case("A8", "empty name", line(b": empty"), &[400]),
         case("A8", "no colon", line(b"Content-Length 10"), &[400]),
         case("A8", "CR in a value", line(b"X-A: a\rb"), &[400]),
         case("A8", "NUL in a value", line(b"X-A: a\x00b"), &[400]),
         case("A8", "obs-fold", line(b"X-A: a\r\n folded"), &[400]),
-        case("A8", "\\x85 in a name", line(b"X-\x85: 1"), &[400]),
-        case("A8", "\\xa0 in a name", line(b"X-\xa0: 1"), &[400]),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a8_look_alike_and_nameless_fields_are_dropped_then_both_connections_closed() {
+    // SuspiciousHeader and EmptyHeader (Ambiguous): forwarded without the field, then both
+    // connections closed. (A name with \x85 or \xa0 is NonCompliantHeader, Acceptable:
+    // forwarded, see desync.rs.)
+    let line = |l: &str| format!("GET /a8 HTTP/1.1\r\nHost: example.com\r\n{l}\r\n\r\n{SMUGGLED}");
+    run_forwarded_then_closed(vec![
+        forwarded_then_closed(
+            "A8 SuspiciousHeader: space before the colon",
+            "SuspiciousHeader",
+            line("Content-Length : 1"),
+            Sent::Nothing,
+        ),
+        forwarded_then_closed(
+            "A8 EmptyHeader: empty name",
+            "EmptyHeader",
+            line(": empty"),
+            Sent::Nothing,
+        ),
     ])
     .await;
 }
@@ -285,23 +345,18 @@ async fn a9_malformed_request_lines_and_hosts_are_refused() {
         ),
         case(
             "A9",
-            "HTTP/1.32",
+            "BadVersion: HTTP/1.32",
             format!("GET / HTTP/1.32\r\n{host}\r\n"),
-            &[400, 505],
-        ),
-        case(
-            "A9",
-            "HTTP/4294967295.255",
-            format!("GET / HTTP/4294967295.255\r\n{host}\r\n"),
-            &[400, 505],
-        ),
-        case("A9", "HTTP/0.9 request line", "GET /\r\n\r\n", &[400]),
-        case(
-            "A9",
-            "two spaces in the request line",
-            format!("GET  / HTTP/1.1\r\n{host}\r\n"),
             &[400],
         ),
+        case(
+            "A9",
+            "BadVersion: HTTP/4294967295.255",
+            format!("GET / HTTP/4294967295.255\r\n{host}\r\n"),
+            &[400],
+        ),
+        // An HTTP/0.9 request line and two spaces in the request line are
+        // NonCompliantVersion and SpaceInUri (Acceptable): forwarded, see desync.rs.
         case("A9", "no Host", "GET / HTTP/1.1\r\nX-A: 1\r\n\r\n", &[400]),
         case(
             "A9",

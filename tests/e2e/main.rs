@@ -9,6 +9,7 @@ mod balancing;
 mod cli;
 mod common;
 mod connections;
+mod desync;
 mod docker;
 mod errors;
 mod framing;

@@ -17,7 +17,7 @@ use crate::data::conn::{ClientConn, ClientRead, Next, Record};
 use crate::data::context::RequestCx;
 use crate::data::errors::{ErrorKind, ProxyError};
 use crate::data::respond::{self, Own};
-use crate::http1::request::RequestHead;
+use crate::http1::request::{self, RequestHead};
 use crate::model::metrics::inc;
 use crate::model::rules;
 use crate::model::shared::Shared;
@@ -141,7 +141,10 @@ where
     let mut keep = !own.close;
     let (version, is_head) = match &req {
         Some((h, _, _)) => (h.version, h.is_method(b"HEAD")),
-        None => (crate::http1::Version::Http11, false),
+        None => (
+            crate::http1::Version::Http11,
+            request::starts_head_request(&c.rbuf),
+        ),
     };
     if let Some((h, body, continue_sent)) = req {
         keep = keep && keep_alive_allowed(shared, listener, c, h);

@@ -223,7 +223,7 @@ where
         cx.rec.error = Some(ProxyError::response_body_reason(&e));
         return Ok(Next::Close);
     }
-    if clean && resp.keep_alive {
+    if clean && resp.keep_alive && head.target_reusable() {
         target.pool.put(stream);
     }
     drop(inflight);

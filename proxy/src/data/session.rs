@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use hostalb_config::DesyncMitigationMode;
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::sync::watch;
 use tokio::time::sleep_until;
@@ -25,6 +24,7 @@ use crate::data::conn::{ClientConn, ClientRead, Next, Record};
 use crate::data::context::RequestCx;
 use crate::data::errors::{ErrorKind, ProxyError};
 use crate::data::forward;
+use crate::http1::desync::Verdict;
 use crate::http1::request::{self, RequestHead};
 use crate::model::metrics::inc;
 use crate::model::rules::{Action, HeaderSource, RequestView};
@@ -69,6 +69,7 @@ where
         if cx.logging {
             cx.rec.created = Some(SystemTime::now());
             cx.rec.received = Some(Instant::now());
+            cx.rec.desync = head.desync.logged();
         }
         // Not boxed: a box per request costs more CPU than the kilobytes it would save
         // an idle connection (docs/performance.md).
@@ -119,7 +120,11 @@ where
     let mut header_deadline: Option<tokio::time::Instant> = None;
     loop {
         if !c.rbuf.is_empty() {
-            match request::parse_with(&mut c.rbuf, &mut c.spare_fields) {
+            match request::parse_with(
+                &mut c.rbuf,
+                &mut c.spare_fields,
+                listener.cfg.desync_mitigation_mode,
+            ) {
                 Ok(Some(head)) => return HeadRead::Head(head),
                 Ok(None) => {}
                 Err(e) => return HeadRead::Refused(ProxyError::new(ErrorKind::BadHead(e))),
@@ -228,7 +233,7 @@ where
 {
     let (shared, listener, head) = (cx.shared, cx.listener, cx.head);
     // 2. ALB's request rules.
-    if let Err(e) = check(shared, listener, head) {
+    if let Err(e) = check(shared, head) {
         return answer::error(cx, c, e).await;
     }
     // 3. Route.
@@ -261,19 +266,25 @@ where
     }
 }
 
-/// Phase 2: ALB's rules for requests that parsed.
-fn check(shared: &Shared, listener: &ListenerRt, head: &RequestHead) -> Result<(), ProxyError> {
+/// Phase 2: ALB's rules for requests that parsed: what hostalb cannot forward at all
+/// (400/405/501/505), what the listener's desync mode blocks (400), TRACE, and
+/// X-Forwarded-For. Every request desync mitigation does not find compliant is counted.
+fn check(shared: &Shared, head: &RequestHead) -> Result<(), ProxyError> {
+    if !head.desync.is_compliant() {
+        inc(&shared.metrics.desync_non_compliant);
+    }
+    if let Some(refusal) = head.refusal {
+        return Err(ProxyError::new(ErrorKind::BadHead(refusal)));
+    }
+    if head.verdict == Verdict::Block {
+        let reason = head.desync.reason.unwrap_or("NonCompliant");
+        return Err(ProxyError::new(ErrorKind::NonCompliant(reason)));
+    }
     if head.is_method(b"TRACE") {
         return Err(ProxyError::new(ErrorKind::Trace));
     }
     if head.xff_addresses > 30 {
         return Err(ProxyError::new(ErrorKind::TooManyForwardedFor));
-    }
-    if let Some(reason) = head.non_compliant {
-        inc(&shared.metrics.desync_non_compliant);
-        if listener.cfg.desync_mitigation_mode == DesyncMitigationMode::Strictest {
-            return Err(ProxyError::new(ErrorKind::NonCompliant(reason)));
-        }
     }
     Ok(())
 }

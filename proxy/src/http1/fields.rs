@@ -56,6 +56,12 @@ pub(crate) enum FieldKind {
     XAmznTraceId,
     Cookie,
     SetCookie,
+    /// A request field whose name imitates `Transfer-Encoding` (desync `SuspiciousHeader`).
+    LooksLikeTransferEncoding,
+    /// A request field whose name imitates `Content-Length` (desync `SuspiciousHeader`).
+    LooksLikeContentLength,
+    /// A request field with an empty or blank name (desync `EmptyHeader`).
+    Nameless,
 }
 
 impl FieldKind {
@@ -86,11 +92,15 @@ impl FieldKind {
     }
 
     /// Hop-by-hop fields (RFC 9110 §7.6.1) that never cross the proxy as they came.
-    /// Framing fields are included: hostalb always writes its own.
+    /// Framing fields are included: hostalb always writes its own; so are look-alikes of
+    /// them and nameless fields, which a target could read as framing or cannot read.
     pub(crate) fn is_hop_by_hop(self) -> bool {
         matches!(
             self,
             FieldKind::Connection
+                | FieldKind::LooksLikeTransferEncoding
+                | FieldKind::LooksLikeContentLength
+                | FieldKind::Nameless
                 | FieldKind::KeepAlive
                 | FieldKind::ProxyConnection
                 | FieldKind::Te

@@ -4,15 +4,19 @@
 //! mitigation needs (it drops a `Content-Length` that arrives with `Transfer-Encoding` and
 //! silently merges duplicate `Content-Length` fields, on requests and on responses), and it
 //! answers parse errors itself with fixed codes, so 414/431/501/505/408 at ALB's limits and
-//! "400, never forwarded" for ambiguous framing cannot be had from it. This codec parses
-//! heads with `httparse` (SIMD, no allocation), keeps header fields as spans into the head
-//! bytes (forwarding re-serialises them without copying each one into a map), and decodes
-//! bodies strictly. hyper still serves the admin API.
+//! ALB's desync classes ([`desync`]: forward, forward then close, or 400, by listener mode)
+//! cannot be had from it. This codec parses compliant heads with `httparse` (SIMD, no
+//! allocation) and the rest tolerantly ([`tolerant`]), keeps header fields as spans into
+//! the head bytes (forwarding re-serialises them without copying each one into a map, with
+//! one framing field of hostalb's own), and decodes bodies strictly. hyper still serves the
+//! admin API.
 
 pub(crate) mod chunked;
+pub(crate) mod desync;
 pub(crate) mod fields;
 pub(crate) mod request;
 pub(crate) mod response;
+pub(crate) mod tolerant;
 
 pub(crate) use fields::FieldKind;
 
