@@ -16,6 +16,7 @@ mod framing;
 mod headers;
 mod health;
 mod lifecycle;
+mod operator_logs;
 mod retry;
 mod routing;
 mod smoke;

@@ -591,7 +591,7 @@ impl State {
                     Some(reg) if reg.target.origin == r.origin => reg,
                     other => {
                         if let Some(old) = other {
-                            self.drain(&mut entry.draining, old, tg.deregistration_delay, now);
+                            self.drain(&tg.name, &mut entry.draining, old, tg.deregistration_delay, now);
                         }
                         // A target registered again while draining starts over as new.
                         let revived = entry.draining.iter().position(|d| {
@@ -610,6 +610,12 @@ impl State {
                             }
                             None => Target::new(r.address, r.origin.clone()),
                         };
+                        tracing::info!(
+                            target_group = %tg.name,
+                            target = %r.address,
+                            container = %container_of(&r.origin),
+                            "target registered"
+                        );
                         target
                             .slow_start_eligible
                             .store(serving, std::sync::atomic::Ordering::Relaxed);
@@ -631,7 +637,7 @@ impl State {
                 targets.insert(r.address, reg);
             }
             for (_, gone) in std::mem::take(&mut entry.targets) {
-                self.drain(&mut entry.draining, gone, tg.deregistration_delay, now);
+                self.drain(&tg.name, &mut entry.draining, gone, tg.deregistration_delay, now);
                 woke = true;
             }
             entry.targets = targets;
@@ -646,6 +652,13 @@ impl State {
                 .unwrap_or(cfg::defaults::DEREGISTRATION_DELAY);
             let mut orphans = removed.draining;
             for (_, reg) in removed.targets {
+                tracing::info!(
+                    target_group = %name,
+                    target = %reg.target.addr,
+                    container = %container_of(&reg.target.origin),
+                    drain_seconds = delay.as_secs_f64(),
+                    "target group removed: target deregistered, draining"
+                );
                 mark_draining(&reg.target);
                 reg.target.pool.clear();
                 orphans.push(Draining {
@@ -664,7 +677,21 @@ impl State {
 
     /// Moves a registration to draining: no new requests, idle connections closed, the
     /// requests in flight finish until `delay` has passed.
-    fn drain(&self, draining: &mut Vec<Draining>, reg: Registered, delay: Duration, now: Instant) {
+    fn drain(
+        &self,
+        group: &str,
+        draining: &mut Vec<Draining>,
+        reg: Registered,
+        delay: Duration,
+        now: Instant,
+    ) {
+        tracing::info!(
+            target_group = %group,
+            target = %reg.target.addr,
+            container = %container_of(&reg.target.origin),
+            drain_seconds = delay.as_secs_f64(),
+            "target deregistered, draining"
+        );
         drop(reg.checker);
         mark_draining(&reg.target);
         reg.target.pool.clear();
@@ -860,9 +887,11 @@ async fn run_checker(
             tracing::info!(
                 target_group = %group,
                 target = %target.addr,
+                container = %container_of(&target.origin),
                 from = from.as_str(),
                 to = to.as_str(),
-                reason = reason.as_ref().map(Reason::code).unwrap_or(""),
+                reason = reason.as_ref().map(Reason::code).unwrap_or("-"),
+                description = %reason.as_ref().map(Reason::description).unwrap_or_default(),
                 "target health changed"
             );
             if events
@@ -938,5 +967,15 @@ async fn sweep_pools(inner: std::sync::Weak<Inner>) {
                 t.pool.sweep(max_idle);
             }
         }
+    }
+}
+
+/// The container behind a target, for operators' logs: its name, else its short id, else
+/// `-` (a static registration).
+fn container_of(origin: &TargetOrigin) -> String {
+    match (&origin.container_name, &origin.container_id) {
+        (Some(name), _) => name.trim_start_matches('/').to_owned(),
+        (None, Some(id)) => id.chars().take(12).collect(),
+        (None, None) => "-".to_owned(),
     }
 }

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::data::body::{BodyTransfer, flush};
 use crate::data::conn::{ClientConn, ClientRead, Next, Record};
 use crate::data::context::RequestCx;
+use crate::data::error_log;
 use crate::data::errors::{ErrorKind, ProxyError};
 use crate::data::respond::{self, Own};
 use crate::http1::request::{self, RequestHead};
@@ -107,6 +108,7 @@ where
     rec.status = status;
     rec.error = Some(e.reason());
     shared.metrics.count_elb_answer(status, e.reason());
+    error_log::answered(status, e.reason(), c.peer, rec.target);
     if matches!(e.kind, ErrorKind::ClientClosed) {
         // 460: logged, never sent (the client is gone).
         return Next::Close;

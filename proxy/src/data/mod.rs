@@ -26,6 +26,7 @@ pub(crate) mod conn;
 pub(crate) mod context;
 pub(crate) mod cookies;
 pub(crate) mod counted;
+pub(crate) mod error_log;
 pub(crate) mod errors;
 pub(crate) mod forward;
 pub(crate) mod headers;
