@@ -141,7 +141,10 @@ async fn every_request_is_one_line_that_athena_parses() {
 
     let refused = by_status("400");
     assert_eq!((refused[25].as_str(), refused[27].as_str()), ("-1", "-"));
-    assert_ne!(refused[29], "-", "the reason is logged: {refused:?}");
+    assert_eq!(
+        refused[29], "-",
+        "ALB's error_reason names apply to actions hostalb has not"
+    );
     assert_eq!(
         (refused[32].as_str(), refused[33].as_str()),
         ("Severe", "BadContentLength"),
@@ -215,4 +218,73 @@ async fn an_access_log_path_that_cannot_be_opened_is_refused_with_the_fix() {
     let err = result.expect_err("a log that cannot be opened stops the start");
     let text = format!("{err:?}");
     assert!(text.contains("access_log.path"), "{text}");
+}
+
+/// The interpreter of the venv `scripts/python-tools` makes (scripts/test sets it).
+fn python() -> String {
+    std::env::var("HOSTALB_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "HOSTALB_PYTHON is not set: run scripts/test, or eval \"$(scripts/python-tools)\" first \
+             (it installs aws-log-parser from PyPI into target/pyenv)"
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_log_parser_reads_every_line() {
+    let backend = Backend::start("api").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("access.log");
+    let alb = start(&config(&log, "alb", backend.addr())).await;
+    traffic(&alb).await;
+    wait_lines(&log, 4).await;
+    let script = r#"
+import json, sys
+from aws_log_parser import AwsLogParser, LogType
+parser = AwsLogParser(log_type=LogType.LoadBalancer)
+with open(sys.argv[1]) as f:
+    lines = f.read().splitlines()
+out = []
+for e in parser.parse(lines):
+    out.append({
+        "status": e.elb_status_code,
+        "target_status": e.target_status_code,
+        "method": e.http_request.method,
+        "path": e.http_request.path,
+        "rule": e.matched_rule_priority,
+        "actions": e.actions_executed,
+        "trace": e.trace_id,
+    })
+print(json.dumps(out))
+"#;
+    let output = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(&log)
+        .output()
+        .expect("run the venv's python");
+    assert!(
+        output.status.success(),
+        "aws-log-parser failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        lines(&log).join("\n")
+    );
+    let parsed: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(parsed.len(), 4, "{parsed:#?}");
+    let fwd = parsed
+        .iter()
+        .find(|e| e["status"] == 200)
+        .expect("the forwarded request");
+    assert_eq!(fwd["target_status"], 200);
+    assert_eq!(
+        (&fwd["method"], &fwd["path"]),
+        (&"GET".into(), &"/api/items".into())
+    );
+    assert_eq!(fwd["rule"], 10);
+    assert_eq!(fwd["actions"], serde_json::json!(["forward"]));
+    assert!(
+        fwd["trace"].as_str().is_some_and(|t| t.starts_with("Root=1-")),
+        "{fwd}"
+    );
+    assert!(parsed.iter().any(|e| e["status"] == 400), "{parsed:#?}");
 }
