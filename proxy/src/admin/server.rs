@@ -567,7 +567,7 @@ fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
     let lb = format!("app/{LB_NAME}/{}", id16(&[LB_NAME]));
     let mut e = Exposition::new();
     let lbl: [(&str, &str); 1] = [("LoadBalancer", &lb)];
-    let counters: [(&'static str, &str, &std::sync::atomic::AtomicU64); 21] = [
+    let counters: [(&'static str, &str, &std::sync::atomic::AtomicU64); 23] = [
         (
             "RequestCount",
             "Requests for which a target was chosen",
@@ -629,6 +629,16 @@ fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
             "Reloads refused (the running configuration kept serving)",
             &m.reload_failures,
         ),
+        (
+            "hostalb_budget_closed_connections_total",
+            "Idle client connections closed to make room under max_client_connections",
+            &m.budget_closed_connections,
+        ),
+        (
+            "hostalb_budget_waits_total",
+            "Times accepting paused at max_client_connections with no idle connection to close",
+            &m.budget_waits,
+        ),
     ];
     for (name, help, c) in counters {
         e.sample(name, "counter", help, &lbl, get(c));
@@ -639,6 +649,13 @@ fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
         "Open client connections",
         &lbl,
         m.active_connections.load(Relaxed) as f64,
+    );
+    e.sample(
+        "hostalb_max_client_connections",
+        "gauge",
+        "Client connections held at most (max_client_connections, or derived from the descriptor limit)",
+        &lbl,
+        proxy.shared().budget.limit() as f64,
     );
     if let Ok(reasons) = m.elb_reasons.lock() {
         for ((status, reason), count) in reasons.iter() {

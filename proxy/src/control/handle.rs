@@ -16,6 +16,7 @@ use tokio::sync::{Mutex, broadcast, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::control::health::{self, Reason, State as Health};
+use crate::data::budget::Budget;
 use crate::data::listener;
 use crate::data::tls::{self, TlsError};
 use crate::data::upstream::TlsConnector;
@@ -252,7 +253,10 @@ impl Proxy {
         state.sync_groups();
         state.compile_listeners();
         let snapshot = state.build_snapshot();
-        let shared = Shared::new(snapshot);
+        // The client connection budget, derived from the descriptor limit now unless the
+        // configuration sets it; a reload may set it anew.
+        let budget = Budget::new(config.max_client_connections);
+        let shared = Shared::new(snapshot, budget);
         let (events, _) = broadcast::channel(64);
         let inner = Arc::new(Inner {
             shared,
@@ -328,6 +332,7 @@ impl Proxy {
         let mut state = self.inner.state.lock().await;
         let config = Arc::new(loaded.config);
         let (pending, closing) = state.rebind(&config)?;
+        self.inner.shared.budget.configure(config.max_client_connections);
         state.config = config;
         state.sync_groups();
         state.compile_listeners();

@@ -6,6 +6,7 @@
 
 pub(crate) mod answer;
 pub(crate) mod body;
+pub(crate) mod budget;
 pub(crate) mod buffers;
 pub(crate) mod conn;
 pub(crate) mod cookies;
