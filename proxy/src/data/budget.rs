@@ -11,9 +11,9 @@
 //! "Idle" costs a request an atomic store when its connection starts to wait, a
 //! compare-and-swap when it stops, and a few loads: the wait is the one in which an idle
 //! connection has parked its buffers ([`ClientRead::readable`], called by
-//! `session::read_head` only then), so [`Budgeted`], the reader every client connection is
-//! served through, marks it there. A TLS connection cannot park its buffers and is never
-//! idle to the budget: it is held until it closes (idle timeout at the latest).
+//! `session::read_head` only then), so [`Budgeted`], the reader every plain client
+//! connection is served through, marks it there. A TLS connection cannot park its buffers
+//! and is never idle to the budget: it is held until it closes (idle timeout at the latest).
 
 use std::collections::BinaryHeap;
 use std::io;
@@ -386,6 +386,31 @@ impl Drop for Idle<'_> {
     }
 }
 
+/// [`ClientRead::readable`] of a connection waiting idle: marked idle from the first poll
+/// until dropped; ready early when the budget asks it to close.
+struct IdleWait<'a> {
+    held: &'a Held,
+    idle: Option<Idle<'a>>,
+    stream: &'a tokio::net::TcpStream,
+}
+
+impl Future for IdleWait<'_> {
+    type Output = io::Result<()>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let held = this.held;
+        this.idle.get_or_insert_with(|| held.idle(cx.waker()));
+        if held.reclaimed() {
+            return Poll::Ready(Ok(()));
+        }
+        // The stream's reader waker slot, as the unbudgeted reader waits (`conn.rs`): this
+        // task is the only reader.
+        this.stream.poll_read_ready(cx)
+    }
+}
+
 /// A client connection's reader, holding its place in the budget: its
 /// [`ClientRead::readable`] (the idle wait) marks the connection idle, and a connection
 /// asked to close reads as aborted.
@@ -408,23 +433,17 @@ impl<R: AsyncRead + Unpin> AsyncRead for Budgeted<R> {
     }
 }
 
-impl<R: ClientRead> ClientRead for Budgeted<R> {
-    const WAITS_WITHOUT_BUFFER: bool = R::WAITS_WITHOUT_BUFFER;
+/// A plain TCP client connection: the one kind that waits idle without its buffers. (A TLS
+/// connection holds its place outside its reader: it is never idle to the budget.)
+impl ClientRead for Budgeted<tokio::net::tcp::ReadHalf<'_>> {
+    const WAITS_WITHOUT_BUFFER: bool = true;
 
+    #[inline]
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
-        let held = &self.held;
-        let ready = self.inner.readable();
-        async move {
-            let mut ready = std::pin::pin!(ready);
-            let mut idle = None;
-            std::future::poll_fn(move |cx| {
-                idle.get_or_insert_with(|| held.idle(cx.waker()));
-                if held.reclaimed() {
-                    return Poll::Ready(Ok(()));
-                }
-                ready.as_mut().poll(cx)
-            })
-            .await
+        IdleWait {
+            held: &self.held,
+            idle: None,
+            stream: self.inner.as_ref(),
         }
     }
 
@@ -433,7 +452,8 @@ impl<R: ClientRead> ClientRead for Budgeted<R> {
         if self.held.reclaimed() {
             return Err(io::ErrorKind::ConnectionAborted.into());
         }
-        self.inner.try_read_buf(buf)
+        // The trait's read (it forgets a drained socket's readiness), not tokio's inherent one.
+        ClientRead::try_read_buf(&mut self.inner, buf)
     }
 }
 

@@ -235,8 +235,9 @@ async fn connection(
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.0.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
                         let (rd, wr) = tokio::io::split(tls_stream);
-                        let rd = Budgeted::new(rd, held);
                         session::serve(shared, ClientConn::new(rd, wr, peer, local, true, id)).await;
+                        // Held until here: a TLS connection is never idle to the budget.
+                        drop(held);
                     }
                     _ => inc(&shared.metrics.client_tls_negotiation_errors),
                 }
