@@ -56,6 +56,20 @@ fn fd_count(alb: &HostAlb) -> usize {
         .unwrap_or_else(|e| panic!("reading /proc/{}/fd: {e}", alb.pid()))
 }
 
+/// CPU seconds the process has used (user + system).
+fn cpu_seconds(alb: &HostAlb) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", alb.pid())).expect("stat");
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let after = &stat[stat.rfind(')').expect("a command name") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    ticks / hz
+}
+
 async fn metric_value(alb: &HostAlb, name: &str) -> f64 {
     let (status, text) = alb.admin_get("/metrics").await;
     assert_eq!(status, 200, "{text}");
@@ -121,7 +135,8 @@ async fn a_flood_is_held_at_the_budget_while_targets_still_get_connections() {
     // next request is already sent), and a client whose head has begun.
     let mut idle = idle_clients(addr, 5, "idle").await;
     let mut slow = RawConn::connect(addr).await.expect("connect");
-    slow.send(&[get("/delay/6000"), get("/after")].concat())
+    let delay = scaled(Duration::from_secs(6)).as_millis();
+    slow.send(&[get(&format!("/delay/{delay}")), get("/after")].concat())
         .await
         .expect("send");
     let mut partial = RawConn::connect(addr).await.expect("connect");
@@ -171,7 +186,7 @@ async fn a_flood_is_held_at_the_budget_while_targets_still_get_connections() {
 
     // The client mid-use is answered, and its next request too.
     let first = slow
-        .read_response(scaled(ANSWER * 2))
+        .read_response(scaled(ANSWER) + scaled(Duration::from_secs(6)))
         .await
         .expect("the slow answer");
     assert_eq!(first.status, 200, "{first:?}");
@@ -204,7 +219,8 @@ async fn idle_keep_alive_clients_are_closed_oldest_first_to_admit_new_ones() {
         for c in idle_clients(addr, 10, &format!("gen{generation}")).await {
             old.push((generation, c));
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // Well apart on hostalb's coarse clock (50 ms ticks).
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     wait_metric(&alb, "ActiveConnectionCount", "50", |v| v == 50.0).await;
 
@@ -317,7 +333,12 @@ async fn accept_errors_are_logged_at_most_once_a_second_and_hostalb_keeps_answer
         alb.wait_stderr("accept failed", SETTLE).await,
         "hostalb ran out of descriptors"
     );
+    // Out of descriptors for 3 s: the accept loop waits instead of spinning (a spinning loop
+    // would use about as much CPU time as the wall time).
+    let cpu_before = cpu_seconds(&alb);
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu = cpu_seconds(&alb) - cpu_before;
+    assert!(cpu < 1.5, "{cpu:.2} s of CPU in 3 s out of descriptors");
     // The client already connected is still served.
     let during = existing.get("/during").await.expect("answer");
     assert_eq!(during.status, 200, "{during:?}");
