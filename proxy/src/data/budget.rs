@@ -9,10 +9,10 @@
 //! kernel's backlog keeps the new connections, until a held one closes or goes idle.
 //!
 //! "Idle" costs a request an atomic store when its connection starts to wait, a
-//! compare-and-swap when it stops, and a few loads: the wait is the one in which an idle
-//! connection has parked its buffers ([`ClientRead::readable`], called by
-//! `session::read_head` only then), so [`Budgeted`], the reader every plain client
-//! connection is served through, marks it there. A TLS connection cannot park its buffers
+//! compare-and-swap when it stops, and a few loads (no lock, no waker registration): the
+//! wait is the one in which an idle connection has parked its buffers
+//! ([`ClientRead::readable`], called by `session::read_head` only then), so [`Budgeted`],
+//! the reader every plain client connection is served through, marks it there. A TLS connection cannot park its buffers
 //! and is never idle to the budget: it is held until it closes (idle timeout at the latest).
 
 use std::collections::BinaryHeap;
@@ -58,7 +58,7 @@ const RECLAIM_SHARE: usize = 8;
 const BUSY: u64 = 0;
 const RECLAIM: u64 = u64::MAX;
 
-/// The client-side descriptor limit of the process (the soft `RLIMIT_NOFILE`), capped.
+/// The process's descriptor limit (the soft `RLIMIT_NOFILE`), capped.
 pub(crate) fn descriptor_limit() -> u64 {
     use nix::sys::resource::{Resource, getrlimit};
     match getrlimit(Resource::RLIMIT_NOFILE) {
@@ -135,8 +135,9 @@ struct Slot {
     /// [`BUSY`], idle since (coarse ms), or [`RECLAIM`]. The connection moves it between
     /// busy and idle; only the scan moves idle to reclaim.
     state: AtomicU64,
-    /// The connection task's waker, taken when it first waits idle (a task's waker does
-    /// not change), so a reclaim can wake it without a registration per wait.
+    /// The connection task's waker ([`Held::attach_task`]), so a reclaim can wake it
+    /// without a registration per wait. Without one, a reclaim is noticed at the
+    /// connection's next wake-up (its idle timeout at the latest).
     waker: OnceLock<Waker>,
     /// Where the slot is in `Budget::slots` (changed only under that lock).
     index: AtomicUsize,
@@ -329,17 +330,25 @@ impl Held {
         self.slot.state.load(Ordering::Relaxed) == RECLAIM
     }
 
+    /// Lets a reclaim wake the task that serves this connection: awaited once by that
+    /// task, before the connection first waits idle (a tokio task's waker does not
+    /// change, so none is registered per wait).
+    pub(crate) async fn attach_task(&self) {
+        std::future::poll_fn(|cx| {
+            self.slot.waker.get_or_init(|| cx.waker().clone());
+            Poll::Ready(())
+        })
+        .await
+    }
+
     /// Marks the connection idle until the returned guard drops.
     #[inline]
-    fn idle(&self, waker: &Waker) -> Idle<'_> {
-        self.idle_since(crate::clock::coarse_ms(), waker)
+    fn idle(&self) -> Idle<'_> {
+        self.idle_since(crate::clock::coarse_ms())
     }
 
     #[inline]
-    fn idle_since(&self, since_ms: u64, waker: &Waker) -> Idle<'_> {
-        // Were another waker ever passed (not under tokio), a reclaim would be noticed at
-        // the connection's next wake-up instead, its idle timeout at the latest.
-        self.slot.waker.get_or_init(|| waker.clone());
+    fn idle_since(&self, since_ms: u64) -> Idle<'_> {
         // SeqCst with the load of `waiting` in `wake_waiting`: an accept loop that starts
         // to wait either sees this connection idle in its scan or is woken by it.
         self.slot
@@ -386,11 +395,11 @@ impl Drop for Idle<'_> {
     }
 }
 
-/// [`ClientRead::readable`] of a connection waiting idle: marked idle from the first poll
-/// until dropped; ready early when the budget asks it to close.
+/// [`ClientRead::readable`] of a connection waiting idle: marked idle from its creation
+/// (where `read_head` starts the wait) until dropped; ready early when the budget asks the
+/// connection to close.
 struct IdleWait<'a> {
-    held: &'a Held,
-    idle: Option<Idle<'a>>,
+    idle: Idle<'a>,
     stream: &'a tokio::net::TcpStream,
 }
 
@@ -400,9 +409,7 @@ impl Future for IdleWait<'_> {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let held = this.held;
-        this.idle.get_or_insert_with(|| held.idle(cx.waker()));
-        if held.reclaimed() {
+        if this.idle.0.reclaimed() {
             return Poll::Ready(Ok(()));
         }
         // The stream's reader waker slot, as the unbudgeted reader waits (`conn.rs`): this
@@ -441,8 +448,7 @@ impl ClientRead for Budgeted<tokio::net::tcp::ReadHalf<'_>> {
     #[inline]
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
         IdleWait {
-            held: &self.held,
-            idle: None,
+            idle: self.held.idle(),
             stream: self.inner.as_ref(),
         }
     }
@@ -487,6 +493,12 @@ mod tests {
 
     fn budget(limit: u32) -> Arc<Budget> {
         Budget::with_derived(Some(limit), 1000)
+    }
+
+    /// `held` idle since `since`, woken by `waker` when reclaimed.
+    fn idle_with<'a>(held: &'a Held, since: u64, waker: &Waker) -> Idle<'a> {
+        held.slot.waker.get_or_init(|| waker.clone());
+        held.idle_since(since)
     }
 
     #[test]
@@ -546,8 +558,8 @@ mod tests {
         let old = b.try_hold().expect("room");
         let new = b.try_hold().expect("room");
         let busy = b.try_hold().expect("room");
-        let _old_idle = old.idle_since(100, &old_waker);
-        let _new_idle = new.idle_since(200, &new_waker);
+        let _old_idle = idle_with(&old, 100, &old_waker);
+        let _new_idle = idle_with(&new, 200, &new_waker);
         assert_eq!(b.reclaim_idle(), Reclaim::Closed(1));
         assert!(old.reclaimed());
         assert!(!new.reclaimed() && !busy.reclaimed());
@@ -570,7 +582,7 @@ mod tests {
         let a = b.try_hold().expect("room");
         let c = b.try_hold().expect("room");
         // Idle, then busy again (a request arrived).
-        drop(a.idle_since(10, &waker));
+        drop(idle_with(&a, 10, &waker));
         assert_eq!(b.reclaim_idle(), Reclaim::NoneIdle);
         assert!(!a.reclaimed() && !c.reclaimed());
     }
@@ -584,7 +596,7 @@ mod tests {
             let guards: Vec<Idle<'_>> = held
                 .iter()
                 .enumerate()
-                .map(|(i, h)| h.idle_since(1000 + i as u64, &waker))
+                .map(|(i, h)| idle_with(h, 1000 + i as u64, &waker))
                 .collect();
             assert_eq!(b.reclaim_idle(), Reclaim::Closed(batch), "{idle} idle");
             // The oldest ones, in order.
@@ -603,7 +615,7 @@ mod tests {
         tokio::pin!(freed);
         freed.as_mut().enable();
         let waiting = b.waiting();
-        let idle = held.idle(&waker);
+        let idle = idle_with(&held, 1, &waker);
         tokio::time::timeout(Duration::from_secs(5), freed.as_mut())
             .await
             .expect("woken by the idle connection");
@@ -628,7 +640,9 @@ mod tests {
         let (mut server, _) = listener.accept().await.expect("accept");
         let (rd, _wr) = server.split();
         let b = budget(1);
-        let mut reader = Budgeted::new(rd, b.try_hold().expect("room"));
+        let held = b.try_hold().expect("room");
+        held.attach_task().await;
+        let mut reader = Budgeted::new(rd, held);
 
         // Bytes arrive: the wait ends, the bytes are read, the connection is busy.
         tokio::io::AsyncWriteExt::write_all(&mut client, b"GET")

@@ -225,6 +225,7 @@ async fn connection(
     let tls = shared.snapshot.load().listener(id).and_then(|l| l.tls.clone());
     match tls {
         None => {
+            held.attach_task().await;
             let (rd, wr) = stream.split();
             let rd = Budgeted::new(rd, held);
             session::serve(shared, ClientConn::new(rd, wr, peer, local, false, id)).await;
