@@ -4,9 +4,10 @@
 //! Each accepted connection takes its place in the descriptor budget
 //! ([`crate::data::budget`]). At the limit, the connection just accepted waits in the loop
 //! while idle client connections are closed to make room, or, when none is idle, until a
-//! held one closes or goes idle; the connections behind it wait in the kernel's backlog. Accept errors are logged at most once per
-//! second per listener, with the count of those not logged; running out of descriptors or
-//! memory backs the loop off instead of spinning.
+//! held one closes or goes idle; the connections behind it wait in the kernel's backlog.
+//! Accept errors are logged at most once per second per listener, with the count of those
+//! not logged; running out of descriptors or memory backs the loop off instead of
+//! spinning.
 
 use std::io;
 use std::net::SocketAddr;
