@@ -61,13 +61,29 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(config),
         Command::Run { config, workers } => {
+            raise_descriptor_limit();
             let source = match config {
                 Some(path) => ConfigSource::File(path),
                 None => ConfigSource::Embedded,
             };
             with_runtime(workers, run(source))
         }
-        Command::Demo { port, admin_port } => with_runtime(None, demo::run(port, admin_port)),
+        Command::Demo { port, admin_port } => {
+            raise_descriptor_limit();
+            with_runtime(None, demo::run(port, admin_port))
+        }
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one before anything is opened (as Go's
+/// runtime and HAProxy do); the client connection budget is derived from the result.
+fn raise_descriptor_limit() {
+    match hostalb_proxy::raise_descriptor_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::info!(from = before, to = after, "descriptor limit raised")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
     }
 }
 

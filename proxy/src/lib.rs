@@ -33,6 +33,7 @@ mod rng;
 
 pub use control::supervise::{Exit, Supervisor};
 pub use control::{ConfigSource, ControlError, DiscoveryReport, Event, NotRegistered, Proxy, Registration};
+pub use data::budget::raise_descriptor_limit;
 pub use data::tls::TlsError;
 pub use model::rules;
 pub use model::target::TargetOrigin;

@@ -528,7 +528,7 @@ fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
     let lb = lb_dimension();
     let mut e = Exposition::new();
     let lbl: [(&str, &str); 1] = [("LoadBalancer", &lb)];
-    let counters: [(&'static str, &str, &std::sync::atomic::AtomicU64); 22] = [
+    let counters: [(&'static str, &str, &std::sync::atomic::AtomicU64); 24] = [
         (
             "RequestCount",
             "Requests for which a target was chosen",
@@ -595,6 +595,16 @@ fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
             "Access log entries dropped because the writer could not keep up",
             &m.access_log_dropped,
         ),
+        (
+            "hostalb_budget_closed_connections_total",
+            "Idle client connections closed to make room under max_client_connections",
+            &m.budget_closed_connections,
+        ),
+        (
+            "hostalb_budget_waits_total",
+            "Times accepting paused at max_client_connections with no idle connection to close",
+            &m.budget_waits,
+        ),
     ];
     for (name, help, c) in counters {
         e.sample(name, "counter", help, &lbl, get(c));
@@ -605,6 +615,13 @@ fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
         "Open client connections",
         &lbl,
         m.active_connections.load(Relaxed) as f64,
+    );
+    e.sample(
+        "hostalb_max_client_connections",
+        "gauge",
+        "Client connections held at most (max_client_connections, or derived from the descriptor limit)",
+        &lbl,
+        proxy.shared().budget.limit() as f64,
     );
     if let Ok(reasons) = m.elb_reasons.lock() {
         for ((status, reason), count) in reasons.iter() {

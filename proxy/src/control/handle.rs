@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::control::health;
 use crate::data::access_log::AccessLog;
+use crate::data::budget::Budget;
 use crate::data::listener;
 use crate::data::tls::{self, TlsError};
 use crate::data::upstream::TlsConnector;
@@ -260,7 +261,10 @@ impl Proxy {
         state.sync_groups();
         state.compile_listeners();
         let snapshot = state.build_snapshot();
-        let shared = Shared::new(snapshot);
+        // The client connection budget, derived from the descriptor limit now unless the
+        // configuration sets it; a reload may set it anew.
+        let budget = Budget::new(config.max_client_connections);
+        let shared = Shared::new(snapshot, budget);
         let (events, _) = broadcast::channel(64);
         let inner = Arc::new(Inner {
             shared,
@@ -346,6 +350,7 @@ impl Proxy {
         let access_log = state.access_log_for(&config)?;
         let (pending, closing) = state.rebind(&config)?;
         state.access_log = access_log;
+        self.inner.shared.budget.configure(config.max_client_connections);
         state.config = config;
         state.sync_groups();
         state.compile_listeners();

@@ -1,15 +1,24 @@
 //! Listening sockets and the accept loop: one task accepts, one task per connection
 //! serves it (TLS first on HTTPS listeners).
+//!
+//! Each accepted connection takes its place in the descriptor budget
+//! ([`crate::data::budget`]). At the limit, the connection just accepted waits in the loop
+//! while idle client connections are closed to make room, or, when none is idle, until a
+//! held one closes or goes idle; the connections behind it wait in the kernel's backlog.
+//! Accept errors are logged at most once per second per listener, with the count of those
+//! not logged; running out of descriptors or memory backs the loop off instead of
+//! spinning.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::data::budget::{Budgeted, Held, Reclaim};
 use crate::data::conn::ClientConn;
 use crate::data::session;
 use crate::model::metrics::inc;
@@ -21,6 +30,17 @@ const BACKLOG: i32 = 4096;
 /// ALB's TLS handshake limit towards targets, used here for clients too: a client that
 /// cannot finish a handshake in 10 s is not going to.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// First pause after an accept failed for want of descriptors or memory; doubled on each
+/// failure in a row up to [`ACCEPT_BACKOFF_MAX`] (Go's `net/http` numbers). A client
+/// connection that closes meanwhile ends the pause early.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// One log line per this interval and listener for accept errors and for a full budget;
+/// the next line says how many were not logged.
+const LOG_INTERVAL: Duration = Duration::from_secs(1);
+/// While the budget is full, how often the loop looks again without being woken: a safety
+/// net (connections that close or go idle wake it).
+const BUDGET_RECHECK: Duration = Duration::from_millis(250);
 
 /// Binds a listening socket (`SO_REUSEADDR`; dual-stack when bound to `[::]`).
 pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -44,33 +64,171 @@ pub(crate) async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let bound = listener.local_addr().ok();
+    let mut errors = Throttle::default();
+    let mut full = Throttle::default();
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
-        tokio::select! {
+        let accepted = tokio::select! {
             biased;
             _ = stop.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection(shared.clone(), id, stream, peer));
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                // At the limit, this connection waits here, unread, like those behind it in
+                // the backlog, until there is room: one descriptor per listener beyond the
+                // budget, and no accept-and-close loop.
+                let held = match shared.budget.try_hold() {
+                    Some(held) => held,
+                    None => match wait_for_room(&shared, &mut stop, &mut full, bound).await {
+                        Some(held) => held,
+                        None => return,
+                    },
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(connection(shared.clone(), id, stream, peer, held));
+            }
+            Err(e) => {
+                inc(&shared.metrics.rejected_connections);
+                let exhausted = out_of_resources(&e);
+                if let Some(suppressed) = errors.allow(Instant::now()) {
+                    if exhausted {
+                        tracing::warn!(listener = ?bound, error = %e, suppressed, "accept failed");
+                    } else {
+                        tracing::debug!(listener = ?bound, error = %e, suppressed, "accept failed");
+                    }
                 }
-                Err(e) => {
-                    // Out of file descriptors or memory: back off briefly instead of spinning;
-                    // the kernel keeps the backlog meanwhile.
-                    inc(&shared.metrics.rejected_connections);
-                    tracing::warn!(listener = ?bound, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                if exhausted {
+                    // The connection stays in the backlog. Wait for a client connection to
+                    // close, or a while, before trying again.
+                    let budget = &shared.budget;
+                    let freed = budget.freed();
+                    tokio::pin!(freed);
+                    freed.as_mut().enable();
+                    let _waiting = budget.waiting();
+                    tokio::select! {
+                        biased;
+                        _ = stop.changed() => return,
+                        _ = freed => {}
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                 }
             }
         }
     }
 }
 
-async fn connection(shared: Arc<Shared>, id: ListenerId, mut stream: TcpStream, peer: SocketAddr) {
+/// With a connection accepted and the budget full: asks idle connections to close, or,
+/// when none is idle, waits until a held one closes or goes idle (or the limit changes).
+/// `None` when `stop` fired (the waiting connection is closed with the listener).
+async fn wait_for_room(
+    shared: &Shared,
+    stop: &mut watch::Receiver<bool>,
+    full: &mut Throttle,
+    bound: Option<SocketAddr>,
+) -> Option<Held> {
+    let budget = &shared.budget;
+    let mut counted = false;
+    loop {
+        // Enabled before the check, so a close between the check and the wait still wakes.
+        let freed = budget.freed();
+        tokio::pin!(freed);
+        freed.as_mut().enable();
+        let _waiting = budget.waiting();
+        if let Some(held) = budget.try_hold() {
+            return Some(held);
+        }
+        match budget.reclaim_idle() {
+            Reclaim::Closed(n) => {
+                shared
+                    .metrics
+                    .budget_closed_connections
+                    .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                if let Some(suppressed) = full.allow(Instant::now()) {
+                    tracing::info!(
+                        listener = ?bound,
+                        max_client_connections = budget.limit(),
+                        closed = n,
+                        suppressed,
+                        "client connection budget reached: closing idle connections"
+                    );
+                }
+            }
+            Reclaim::Pending => {}
+            Reclaim::NoneIdle => {
+                if !counted {
+                    counted = true;
+                    inc(&shared.metrics.budget_waits);
+                }
+                if let Some(suppressed) = full.allow(Instant::now()) {
+                    tracing::warn!(
+                        listener = ?bound,
+                        max_client_connections = budget.limit(),
+                        suppressed,
+                        "client connection budget reached and no connection idle: \
+                         new connections wait in the backlog"
+                    );
+                }
+            }
+        }
+        tokio::select! {
+            biased;
+            _ = stop.changed() => return None,
+            _ = freed => {}
+            _ = tokio::time::sleep(BUDGET_RECHECK) => {}
+        }
+    }
+}
+
+/// Errors that say the process or the system ran out of descriptors or buffer memory: the
+/// pending connection stays in the backlog, and trying again at once would fail again.
+fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// At most one log line per [`LOG_INTERVAL`].
+#[derive(Debug, Default)]
+struct Throttle {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    /// Whether to log at `now`: `Some(lines not logged since the last one)`, or `None`
+    /// (counted as not logged).
+    fn allow(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < LOG_INTERVAL => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+async fn connection(
+    shared: Arc<Shared>,
+    id: ListenerId,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    held: Held,
+) {
     let Ok(local) = stream.local_addr() else { return };
     let tls = shared.snapshot.load().listener(id).and_then(|l| l.tls.clone());
     match tls {
         None => {
+            held.attach_task().await;
             let (rd, wr) = stream.split();
+            let rd = Budgeted::new(rd, held);
             session::serve(shared, ClientConn::new(rd, wr, peer, local, false, id)).await;
         }
         // Boxed: a plain connection's task need not make room for the TLS handshake.
@@ -80,11 +238,41 @@ async fn connection(shared: Arc<Shared>, id: ListenerId, mut stream: TcpStream, 
                     Ok(Ok(tls_stream)) => {
                         let (rd, wr) = tokio::io::split(tls_stream);
                         session::serve(shared, ClientConn::new(rd, wr, peer, local, true, id)).await;
+                        // Held until here: a TLS connection is never idle to the budget.
+                        drop(held);
                     }
                     _ => inc(&shared.metrics.client_tls_negotiation_errors),
                 }
             })
             .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_logs_once_per_interval_and_counts_the_rest() {
+        let mut t = Throttle::default();
+        let t0 = Instant::now();
+        assert_eq!(t.allow(t0), Some(0));
+        for i in 1..=99u64 {
+            assert_eq!(t.allow(t0 + Duration::from_millis(i * 10 - 5)), None);
+        }
+        assert_eq!(t.allow(t0 + LOG_INTERVAL), Some(99));
+        assert_eq!(t.allow(t0 + LOG_INTERVAL + Duration::from_millis(1)), None);
+        assert_eq!(t.allow(t0 + LOG_INTERVAL * 3), Some(1));
+    }
+
+    #[test]
+    fn descriptor_and_memory_shortages_back_off_other_errors_do_not() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            assert!(out_of_resources(&io::Error::from_raw_os_error(errno)), "{errno}");
+        }
+        for errno in [libc::ECONNABORTED, libc::EPROTO, libc::EPERM] {
+            assert!(!out_of_resources(&io::Error::from_raw_os_error(errno)), "{errno}");
         }
     }
 }

@@ -21,6 +21,7 @@
 pub(crate) mod access_log;
 pub(crate) mod answer;
 pub(crate) mod body;
+pub(crate) mod budget;
 pub(crate) mod buffers;
 pub(crate) mod conn;
 pub(crate) mod context;

@@ -35,6 +35,11 @@ pub(crate) struct Metrics {
     pub(crate) reload_failures: AtomicU64,
     /// Access log entries dropped because the writer could not keep up.
     pub(crate) access_log_dropped: AtomicU64,
+    /// Idle client connections closed to make room under `max_client_connections`.
+    pub(crate) budget_closed_connections: AtomicU64,
+    /// Times accepting paused at `max_client_connections` with no idle connection to close
+    /// (new connections waited in the backlog).
+    pub(crate) budget_waits: AtomicU64,
     /// ELB-generated answers by status and reason (errors are rare: a lock is fine).
     pub(crate) elb_reasons: Mutex<BTreeMap<(u16, &'static str), u64>>,
 }

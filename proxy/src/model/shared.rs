@@ -1,5 +1,5 @@
-//! State every connection task shares: the published snapshot, counters, the cookie key
-//! and the drain signal.
+//! State every connection task shares: the published snapshot, counters, the cookie key,
+//! the client connection budget and the drain signal.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use arc_swap::ArcSwap;
 use tokio::sync::{Notify, watch};
 
+use crate::data::budget::Budget;
 use crate::data::cookies::CookieKey;
 use crate::model::metrics::Metrics;
 use crate::model::snapshot::Snapshot;
@@ -18,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) snapshot: ArcSwap<Snapshot>,
     pub(crate) metrics: Metrics,
     pub(crate) cookie_key: CookieKey,
+    /// Client connections held against `max_client_connections` (the accept loops').
+    pub(crate) budget: Arc<Budget>,
     /// Set once at shutdown. An atomic for the per-response check, and a watch channel so
     /// that idle connections waiting for a request wake up and close.
     draining: AtomicBool,
@@ -28,12 +31,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(snapshot: Snapshot) -> Arc<Shared> {
+    pub(crate) fn new(snapshot: Snapshot, budget: Arc<Budget>) -> Arc<Shared> {
         let (drain_tx, _) = watch::channel(false);
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics: Metrics::default(),
             cookie_key: CookieKey::random(),
+            budget,
             draining: AtomicBool::new(false),
             drain_tx,
             open: AtomicUsize::new(0),
