@@ -288,3 +288,74 @@ print(json.dumps(out))
     );
     assert!(parsed.iter().any(|e| e["status"] == 400), "{parsed:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_entries_name_the_cipher_protocol_sni_and_certificate() {
+    let backend = Backend::start("api").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            "/CN=shop.example",
+            "-addext",
+            "subjectAltName=DNS:shop.example",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian's openssl package)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let log = dir.path().join("access.log");
+    let text = config(&log, "alb", backend.addr()).replace(
+        "address = \"127.0.0.1:0\"\n",
+        &format!(
+            "address = \"127.0.0.1:0\"\nprotocol = \"HTTPS\"\ncertificates = [{{ cert_file = \"{}\", key_file = \"{}\" }}]\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let alb = start(&text).await;
+    let port = alb.listener("web").port();
+    let out = std::process::Command::new("curl")
+        .args(["-sk", "--tlsv1.3", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg("--resolve")
+        .arg(format!("shop.example:{port}:127.0.0.1"))
+        .arg(format!("https://shop.example:{port}/api/tls"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
+    let got = wait_lines(&log, 1).await;
+    let re = regex::Regex::new(ATHENA).expect("regex");
+    let caps = re
+        .captures(&got[0])
+        .unwrap_or_else(|| panic!("not parsed: {}", got[0]));
+    let field = |i: usize| caps.get(i).map(|m| m.as_str()).unwrap_or("");
+    assert_eq!(field(1), "https");
+    assert_eq!(field(16), format!("https://shop.example:{port}/api/tls"));
+    assert!(
+        field(19).starts_with("TLS_"),
+        "a TLS 1.3 suite in OpenSSL's naming: {}",
+        got[0]
+    );
+    assert_eq!(field(20), "TLSv1.3");
+    assert_eq!(field(23), "shop.example", "domain_name is the SNI");
+    assert!(
+        field(24).starts_with("arn:aws:acm:us-east-1:000000000000:certificate/"),
+        "{}",
+        got[0]
+    );
+}

@@ -21,6 +21,7 @@ use hostalb_config::{AccessLog as LogConfig, AccessLogFormat};
 
 use crate::clock;
 use crate::data::conn::Record;
+use crate::data::tls::TlsInfo;
 use crate::http1::Version;
 use crate::http1::request::RequestHead;
 use crate::model::arn;
@@ -47,6 +48,8 @@ pub(crate) struct AccessLog {
 #[derive(Debug)]
 pub(crate) struct Entry<'a> {
     pub(crate) tls: bool,
+    /// The client's TLS session on an HTTPS listener.
+    pub(crate) tls_info: Option<&'a TlsInfo>,
     pub(crate) client: SocketAddr,
     /// The listener port the client connected to (the `request` field's port).
     pub(crate) local_port: u16,
@@ -329,16 +332,23 @@ impl<'a> Fields<'a> {
         self.request(out);
         out.extend_from_slice(b"\" \"");
         quoted_or_dash(out, self.user_agent());
-        // ssl_cipher, ssl_protocol: known only on HTTPS listeners.
-        out.extend_from_slice(b"\" - - ");
+        out.extend_from_slice(b"\" ");
+        let tls = self.entry.tls_info;
+        out.extend_from_slice(tls.map_or("-", |t| t.cipher).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(tls.map_or("-", |t| t.protocol).as_bytes());
+        out.push(b' ');
         match &r.group {
             Some(g) => out.extend_from_slice(arn::group_arn(g).as_bytes()),
             None => out.push(b'-'),
         }
         out.extend_from_slice(b" \"");
         quoted_or_dash(out, self.trace_id());
-        // domain_name (SNI) and chosen_cert_arn: HTTPS listeners only.
-        out.extend_from_slice(b"\" \"-\" \"-\" ");
+        out.extend_from_slice(b"\" \"");
+        quoted_or_dash(out, tls.and_then(|t| t.sni.as_deref()).map(str::as_bytes));
+        out.extend_from_slice(b"\" \"");
+        quoted_or_dash(out, tls.map(|t| t.cert_arn.as_bytes()));
+        out.extend_from_slice(b"\" ");
         let _ = write!(out, "{} ", self.rule());
         clock::write_iso8601_micros(out, r.created.unwrap_or(self.now));
         out.extend_from_slice(b" \"");
@@ -395,12 +405,12 @@ impl<'a> Fields<'a> {
             "sent_bytes": self.entry.sent_bytes,
             "request": text(Some(&request)),
             "user_agent": text(self.user_agent()),
-            "ssl_cipher": None::<String>,
-            "ssl_protocol": None::<String>,
+            "ssl_cipher": self.entry.tls_info.map(|t| t.cipher),
+            "ssl_protocol": self.entry.tls_info.map(|t| t.protocol),
             "target_group_arn": r.group.as_deref().map(arn::group_arn),
             "trace_id": text(self.trace_id()),
-            "domain_name": None::<String>,
-            "chosen_cert_arn": None::<String>,
+            "domain_name": self.entry.tls_info.and_then(|t| t.sni.as_deref()),
+            "chosen_cert_arn": self.entry.tls_info.map(|t| &*t.cert_arn),
             "matched_rule_priority": self.rule(),
             "request_creation_time": text(Some(&created)),
             "actions_executed": (!r.action.is_empty()).then_some(r.action),
@@ -494,6 +504,7 @@ mod tests {
     fn entry<'a>(head: Option<&'a RequestHead>, rec: &'a Record) -> Entry<'a> {
         Entry {
             tls: false,
+            tls_info: None,
             client: "192.168.131.39:2817".parse::<SocketAddr>().expect("addr"),
             local_port: 80,
             head,

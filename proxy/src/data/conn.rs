@@ -40,6 +40,8 @@ pub(crate) struct ClientConn<R, W> {
     pub(crate) trace: u128,
     /// The client connected to an HTTPS listener.
     pub(crate) tls: bool,
+    /// Its TLS session, for the access log.
+    pub(crate) tls_info: Option<Box<crate::data::tls::TlsInfo>>,
     pub(crate) listener: ListenerId,
 }
 
@@ -95,6 +97,7 @@ impl<R, W> ClientConn<R, W> {
             local,
             opened_ms: crate::clock::coarse_ms(),
             tls,
+            tls_info: None,
             trace: (u128::from(crate::rng::next_u64()) << 64) | u128::from(crate::rng::next_u64()),
             listener,
         }

@@ -236,8 +236,11 @@ async fn connection(
             Box::pin(async move {
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.0.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
+                        let info = acceptor.info(tls_stream.get_ref().1);
                         let (rd, wr) = tokio::io::split(tls_stream);
-                        session::serve(shared, ClientConn::new(rd, wr, peer, local, true, id)).await;
+                        let mut conn = ClientConn::new(rd, wr, peer, local, true, id);
+                        conn.tls_info = Some(Box::new(info));
+                        session::serve(shared, conn).await;
                         // Held until here: a TLS connection is never idle to the budget.
                         drop(held);
                     }

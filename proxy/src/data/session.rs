@@ -307,6 +307,7 @@ fn log_exchange<R, W>(
         log.write(
             &Entry {
                 tls: c.tls,
+                tls_info: c.tls_info.as_deref(),
                 client: c.peer,
                 local_port: c.local.port(),
                 head,

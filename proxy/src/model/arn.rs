@@ -52,3 +52,18 @@ pub(crate) fn lb_dimension() -> String {
 pub(crate) fn group_dimension(name: &str) -> String {
     format!("targetgroup/{name}/{}", id16(&["targetgroup", name]))
 }
+
+/// An ACM-shaped certificate ARN for a certificate file (ALB logs the presented
+/// certificate's ARN): a UUID-shaped id hashed from the file's path.
+pub(crate) fn certificate_arn(cert_file: &str) -> String {
+    let a = id16(&["certificate", cert_file]);
+    let b = id16(&["certificate-2", cert_file]);
+    format!(
+        "arn:aws:acm:us-east-1:000000000000:certificate/{}-{}-{}-{}-{}",
+        &a[..8],
+        &a[8..12],
+        &a[12..16],
+        &b[..4],
+        &b[4..16]
+    )
+}
