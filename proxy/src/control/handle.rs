@@ -949,9 +949,11 @@ async fn control_loop(inner: std::sync::Weak<Inner>, mut events: mpsc::Unbounded
     }
 }
 
+/// One line per warning (log shippers read a line as an event): where, what, and the fix.
 fn log_warnings(warnings: &[Problem]) {
     for w in warnings {
-        tracing::warn!("{w}");
+        let kind = if w.alb_limit { "ALB limit" } else { "warning" };
+        tracing::warn!(path = %w.path, fix = %w.fix, kind, "{}", w.message);
     }
 }
 
