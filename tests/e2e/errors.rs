@@ -21,6 +21,11 @@ const CLOSE: Duration = Duration::from_secs(3);
 
 /// A listener `web` forwarding everything to group `app` with these targets.
 pub(crate) fn forward_config(targets: &[SocketAddr], listener_extra: &str) -> String {
+    forward_config_with(targets, listener_extra, "health_check = { enabled = false }")
+}
+
+/// [`forward_config`] with `group_extra` as the target group's other keys.
+pub(crate) fn forward_config_with(targets: &[SocketAddr], listener_extra: &str, group_extra: &str) -> String {
     let list = targets
         .iter()
         .map(|a| format!("\"{a}\""))
@@ -36,7 +41,7 @@ default_action = {{ type = "forward", target_group = "app" }}
 
 [target_group.app]
 targets = [{list}]
-health_check = {{ enabled = false }}
+{group_extra}
 "#
     )
 }

@@ -7,22 +7,15 @@ use std::time::Duration;
 use hostalb_testkit::{Backend, raw_exchange, scaled};
 
 use crate::common::start;
+use crate::errors::{forward_config, forward_config_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registrations_and_health_changes_are_logged_with_their_reason() {
     let backend = Backend::builder().name("a").health_status(500).start().await;
-    let alb = start(&format!(
-        r#"
-[[listener]]
-name = "web"
-address = "127.0.0.1:0"
-default_action = {{ type = "forward", target_group = "app" }}
-
-[target_group.app]
-targets = ["{}"]
-health_check = {{ path = "/health", interval_seconds = 0.2, timeout_seconds = 0.1, unhealthy_threshold = 2, healthy_threshold = 2 }}
-"#,
-        backend.addr()
+    let alb = start(&forward_config_with(
+        &[backend.addr()],
+        "",
+        "health_check = { path = \"/health\", interval_seconds = 0.2, timeout_seconds = 0.1, unhealthy_threshold = 2, healthy_threshold = 2 }",
     ))
     .await;
     let patience = scaled(Duration::from_secs(5));
@@ -53,19 +46,7 @@ async fn answered_errors_are_logged_at_most_once_a_second_per_class() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr")
     };
-    let alb = start(&format!(
-        r#"
-[[listener]]
-name = "web"
-address = "127.0.0.1:0"
-default_action = {{ type = "forward", target_group = "app" }}
-
-[target_group.app]
-targets = ["{refused}"]
-health_check = {{ enabled = false }}
-"#
-    ))
-    .await;
+    let alb = start(&forward_config(&[refused], "")).await;
     for _ in 0..40 {
         let resp = raw_exchange(
             alb.listener("web"),

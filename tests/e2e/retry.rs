@@ -8,30 +8,16 @@ use std::time::{Duration, Instant};
 use hostalb_testkit::{Backend, LoadGen, RawBackend, RawBehaviour, RawConn, scaled};
 
 use crate::common::start;
-use crate::errors::{assert_elb_page, send};
+use crate::errors::{assert_elb_page, forward_config_with, send};
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
-/// Two targets behind one listener; `group_extra` goes into the target group.
+/// A forward to `targets` with health checks off; `group_extra` goes into the target group.
 fn config(targets: &[SocketAddr], group_extra: &str, listener_extra: &str) -> String {
-    let list = targets
-        .iter()
-        .map(|a| format!("\"{a}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        r#"
-[[listener]]
-name = "web"
-address = "127.0.0.1:0"
-{listener_extra}
-default_action = {{ type = "forward", target_group = "app" }}
-
-[target_group.app]
-targets = [{list}]
-health_check = {{ enabled = false }}
-{group_extra}
-"#
+    forward_config_with(
+        targets,
+        listener_extra,
+        &format!("health_check = {{ enabled = false }}\n{group_extra}"),
     )
 }
 
