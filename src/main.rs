@@ -22,8 +22,24 @@ use hostalb_proxy::{ConfigSource, Event, Exit, Proxy, Supervisor};
     about = "An Application Load Balancer for one host: Docker discovery, ALB listener rules, health checks."
 )]
 struct Cli {
+    /// How log lines are written to standard error: `text` for people, `json` (one object
+    /// per line) for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "HOSTALB_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,7 +73,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     match cli.command {
         Command::Check { config } => check(config),
         Command::Run { config, workers } => {
@@ -87,14 +103,20 @@ fn raise_descriptor_limit() {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // Not flattened: an event's own `target` field (a target address) must not clash
+        // with the module path the formatter writes as `target`.
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 fn with_runtime(workers: Option<usize>, main: impl std::future::Future<Output = ExitCode>) -> ExitCode {

@@ -77,3 +77,32 @@ async fn answered_errors_are_logged_at_most_once_a_second_per_class() {
         alb.stderr_text()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_json_writes_one_object_per_line() {
+    let backend = hostalb_testkit::Backend::start("a").await;
+    let alb = hostalb_testkit::HostAlb::builder(crate::common::bin())
+        .config(forward_config(&[backend.addr()], ""))
+        .arg("--log-format")
+        .arg("json")
+        .start()
+        .await;
+    assert!(
+        alb.wait_stderr("target registered", scaled(Duration::from_secs(5)))
+            .await,
+        "{}",
+        alb.stderr_text()
+    );
+    let text = alb.stderr_text();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    let registered = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "target registered")
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(registered["fields"]["target"], backend.addr().to_string());
+    assert_eq!(registered["level"], "INFO");
+}
