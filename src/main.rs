@@ -7,12 +7,14 @@
 
 mod demo;
 mod discovery;
+mod embedded;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hostalb_config::Severity;
+use hostalb_config::{Overlay, Severity};
 use hostalb_proxy::{ConfigSource, Event, Exit, Proxy, Supervisor};
 
 #[derive(Debug, Parser)]
@@ -45,7 +47,8 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve: listeners, admin API and (with Docker) discovery. Without --config the
-    /// embedded default is used.
+    /// embedded default is used: listener 0.0.0.0:8080, admin 127.0.0.1:9901, target
+    /// groups and rules from container labels.
     Run {
         /// Configuration file (TOML, or JSON by its .json extension).
         #[arg(long, value_name = "FILE")]
@@ -53,11 +56,21 @@ enum Command {
         /// Worker threads of the runtime (default: one per core).
         #[arg(long, value_name = "N")]
         workers: Option<usize>,
+        #[command(flatten)]
+        embedded: EmbeddedArgs,
+        /// Without --config: seconds a label-declared target group stays once no
+        /// container declares it (its rule answers 503 meanwhile) [env:
+        /// HOSTALB_LABEL_GROUP_GRACE] [default: 60]
+        #[arg(long, value_name = "SECONDS")]
+        label_group_grace: Option<f64>,
     },
     /// Validate a configuration file: print every problem; exit 1 when any is an error.
+    /// Without --config: print the embedded default and validate it.
     Check {
         #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        embedded: EmbeddedArgs,
     },
     /// A self-contained showcase without Docker: three local backends, two target
     /// groups, weighted and fixed-response rules. Runs until Ctrl-C.
@@ -71,18 +84,55 @@ enum Command {
     },
 }
 
+/// The embedded default's addresses.
+#[derive(Debug, clap::Args)]
+struct EmbeddedArgs {
+    /// Without --config: the listener's address [env: HOSTALB_LISTEN] [default:
+    /// 0.0.0.0:8080]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Without --config: the admin API's address [env: HOSTALB_ADMIN] [default:
+    /// 127.0.0.1:9901]
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Check { config } => check(config),
-        Command::Run { config, workers } => {
+        Command::Check { config, embedded } => {
+            let flags = embedded::Flags {
+                listen: embedded.listen,
+                admin: embedded.admin,
+                label_group_grace: None,
+            };
+            match settings(flags, config.is_some()) {
+                Ok(e) => check(config, e.addresses),
+                Err(code) => code,
+            }
+        }
+        Command::Run {
+            config,
+            workers,
+            embedded,
+            label_group_grace,
+        } => {
+            let flags = embedded::Flags {
+                listen: embedded.listen,
+                admin: embedded.admin,
+                label_group_grace,
+            };
+            let settings = match settings(flags, config.is_some()) {
+                Ok(e) => e,
+                Err(code) => return code,
+            };
             raise_descriptor_limit();
             let source = match config {
                 Some(path) => ConfigSource::File(path),
                 None => ConfigSource::Embedded,
             };
-            with_runtime(workers, run(source))
+            with_runtime(workers, run(source, settings))
         }
         Command::Demo { port, admin_port } => {
             raise_descriptor_limit();
@@ -100,6 +150,25 @@ fn raise_descriptor_limit() {
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
+}
+
+/// The embedded default's settings from flags and environment; a refusal is printed and
+/// becomes exit code 2 (a usage error, as the command-line parser's own).
+fn settings(flags: embedded::Flags, file: bool) -> Result<embedded::Embedded, ExitCode> {
+    match embedded::resolve(flags, file, |name| std::env::var(name).ok()) {
+        Ok(r) => {
+            for name in r.ignored {
+                tracing::warn!(
+                    "{name} is ignored: it changes the embedded default, and --config names a file"
+                );
+            }
+            Ok(r.embedded)
+        }
+        Err(message) => {
+            eprintln!("hostalb: {message}");
+            Err(ExitCode::from(2))
+        }
     }
 }
 
@@ -134,10 +203,23 @@ fn with_runtime(workers: Option<usize>, main: impl std::future::Future<Output = 
     }
 }
 
-/// `hostalb check`: every problem on stdout, a summary line, exit 0 or 1.
-fn check(path: PathBuf) -> ExitCode {
-    let origin = path.display().to_string();
-    let (problems, valid) = match hostalb_config::load(&path) {
+/// `hostalb check`: every problem on stdout, a summary line, exit 0 or 1. Without a file:
+/// the embedded default's text first (with the addresses given), then its check.
+fn check(path: Option<PathBuf>, addresses: hostalb_config::EmbeddedAddresses) -> ExitCode {
+    let (origin, result) = match &path {
+        Some(path) => (path.display().to_string(), hostalb_config::load(path)),
+        None => {
+            let text = hostalb_config::embedded_default_text(&addresses);
+            println!("{}", text.trim_end());
+            println!();
+            let origin = hostalb_config::EMBEDDED_ORIGIN;
+            (
+                origin.to_owned(),
+                hostalb_config::parse(&text, hostalb_config::Format::Toml, origin),
+            )
+        }
+    };
+    let (problems, valid) = match result {
         Ok(loaded) => (loaded.warnings, true),
         Err(e) => (e.problems(), false),
     };
@@ -157,8 +239,17 @@ fn check(path: PathBuf) -> ExitCode {
 
 /// `hostalb run`: serve until a signal ends it. Prints the bound addresses on stdout
 /// (`listening admin ADDR`, `listening listener NAME ADDR`, then `ready`).
-async fn run(source: ConfigSource) -> ExitCode {
-    let loaded = match source.load() {
+async fn run(source: ConfigSource, settings: embedded::Embedded) -> ExitCode {
+    // Without a configuration file, container labels declare target groups and rules.
+    let labels = (source == ConfigSource::Embedded).then_some(discovery::LabelMode {
+        addresses: settings.addresses,
+        grace: settings.label_group_grace,
+    });
+    let overlay = Overlay {
+        addresses: settings.addresses,
+        label_groups: Vec::new(),
+    };
+    let loaded = match source.load_with(&overlay) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("hostalb: {e}");
@@ -166,8 +257,6 @@ async fn run(source: ConfigSource) -> ExitCode {
         }
     };
     let grace = drain_grace(&loaded.config);
-    // Without a configuration file, container labels declare target groups and rules.
-    let label_groups = source == ConfigSource::Embedded;
     let proxy = match Proxy::start(loaded, source).await {
         Ok(p) => p,
         Err(e) => {
@@ -175,7 +264,9 @@ async fn run(source: ConfigSource) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let discovery = discovery::start(&proxy, label_groups);
+    // Reloads (SIGHUP, POST /api/reload) keep the addresses given.
+    proxy.record_overlay(overlay);
+    let discovery = discovery::start(&proxy, labels);
     let code = serve(proxy, grace).await;
     discovery.abort();
     code

@@ -18,7 +18,10 @@ use std::path::Path;
 
 pub use glob::{Case, Glob};
 pub use model::*;
-pub use overlay::{LabelGroup, Overlay};
+pub use overlay::{
+    AUTO_PRIORITY_START, EmbeddedAddresses, LABEL_ALIASES, LABEL_ATTRIBUTES, LabelAttribute, LabelGroup,
+    LabelNote, LabelReport, LabelValue, Overlay, Place, label_attribute, label_attribute_like,
+};
 pub use problems::{ConfigError, Problem, Severity};
 
 /// hostalb's built-in configuration (`hostalb run` without `--config`).
@@ -68,9 +71,30 @@ pub fn embedded_default() -> Result<Loaded, ConfigError> {
     embedded_default_with_overlay(&Overlay::default())
 }
 
-/// The embedded default with target groups and rules from container labels.
+/// What `hostalb check` and messages call the embedded default.
+pub const EMBEDDED_ORIGIN: &str = "(embedded default)";
+
+/// The embedded default's text with the command line's addresses written in.
+pub fn embedded_default_text(addresses: &EmbeddedAddresses) -> String {
+    addresses.apply(EMBEDDED_DEFAULT)
+}
+
+/// The embedded default with the command line's addresses and the target groups and
+/// rules from container labels.
 pub fn embedded_default_with_overlay(overlay: &Overlay) -> Result<Loaded, ConfigError> {
-    parse_with_overlay(EMBEDDED_DEFAULT, Format::Toml, "(embedded default)", overlay)
+    let text = embedded_default_text(&overlay.addresses);
+    parse_with_overlay(&text, Format::Toml, EMBEDDED_ORIGIN, overlay)
+}
+
+/// What is wrong with the labels of `overlay`'s groups and the priority each group's rule
+/// runs at, as [`embedded_default_with_overlay`] merges them (the same resolution, so the
+/// report describes exactly what is served).
+pub fn embedded_label_report(overlay: &Overlay) -> LabelReport {
+    let text = embedded_default_text(&overlay.addresses);
+    match toml::from_str::<serde_json::Value>(&text) {
+        Ok(doc) => overlay.resolve(&doc).report,
+        Err(_) => LabelReport::default(),
+    }
 }
 
 /// Validates configuration text. `origin` names it in messages (a file path).
@@ -78,8 +102,9 @@ pub fn parse(text: &str, format: Format, origin: &str) -> Result<Loaded, ConfigE
     parse_with_overlay(text, format, origin, &Overlay::default())
 }
 
-/// Validates configuration text with `overlay` merged in. Label groups that would make the
-/// configuration invalid are left out with a warning.
+/// Validates configuration text with `overlay`'s label groups merged in. Label values that
+/// validation refuses are left out (see [`embedded_label_report`]); should the merged
+/// document still fail, the label groups are left out whole with one warning.
 pub fn parse_with_overlay(
     text: &str,
     format: Format,
@@ -96,15 +121,21 @@ pub fn parse_with_overlay(
             message: format!("JSON syntax: {e}"),
         })?,
     };
-    let mut doc = doc;
-    let mut notes = Vec::new();
-    if !overlay.is_empty() {
-        notes = overlay.merge(&mut doc, |candidate| {
-            validate::validate(candidate.clone()).0.is_some()
-        });
-    }
-    let (config, mut problems) = validate::validate(doc);
-    problems.extend(notes);
+    let (config, problems) = if overlay.is_empty() {
+        validate::validate(doc)
+    } else {
+        let merged = overlay.resolve(&doc).doc;
+        match validate::validate(merged) {
+            (Some(config), problems) => (Some(config), problems),
+            (None, merged_problems) => {
+                let (config, mut problems) = validate::validate(doc);
+                if config.is_some() {
+                    problems.push(overlay::left_out(&merged_problems));
+                }
+                (config, problems)
+            }
+        }
+    };
     match config {
         Some(config) => Ok(Loaded {
             config,

@@ -29,7 +29,8 @@ impl fmt::Display for Problem {
         let kind = match (self.severity, self.alb_limit) {
             (Severity::Error, false) => "error",
             (Severity::Error, true) => "error (ALB limit, strict_alb = true)",
-            (Severity::Warning, _) => "warning (ALB limit)",
+            (Severity::Warning, true) => "warning (ALB limit)",
+            (Severity::Warning, false) => "warning",
         };
         write!(f, "{kind}: {}: {}", self.path, self.message)?;
         if !self.fix.is_empty() {

@@ -30,6 +30,9 @@ pub struct Container {
     /// Without Docker's leading `/`.
     pub name: String,
     pub labels: BTreeMap<String, String>,
+    /// When it was created (Unix seconds; 0 when the engine does not say): the oldest
+    /// container of a label-declared target group defines it.
+    pub created: i64,
     pub running: bool,
     pub paused: bool,
     /// A stop signal was sent (a `kill` or `stop` event): out of rotation before the
@@ -81,6 +84,7 @@ impl Container {
             id,
             name,
             labels: s.labels.unwrap_or_default().into_iter().collect(),
+            created: s.created.unwrap_or(0),
             running: matches!(
                 state,
                 ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED
@@ -121,6 +125,7 @@ mod tests {
             names: Some(vec!["/web-1".into()]),
             labels: Some(HashMap::from([("hostalb.target-group".into(), "web".into())])),
             state: Some(ContainerSummaryStateEnum::RUNNING),
+            created: Some(1_700_000_000),
             status: Some("Up 3 seconds (healthy)".into()),
             ports: Some(vec![
                 PortSummary {
@@ -155,6 +160,7 @@ mod tests {
         };
         let c = Container::from_summary(summary).unwrap();
         assert_eq!(c.name, "web-1");
+        assert_eq!(c.created, 1_700_000_000);
         assert!(c.running && !c.paused && !c.stopping);
         assert_eq!(c.health, DockerHealth::Healthy);
         assert_eq!(

@@ -321,6 +321,19 @@ fn publish(desired: &watch::Sender<Desired>, known: &BTreeMap<String, Container>
                 );
             }
         }
+        for p in &next.label_problems {
+            if !d.label_problems.contains(p) {
+                tracing::warn!(
+                    container = %p.container_name,
+                    target_group = p.target_group.as_deref().unwrap_or("-"),
+                    label = %p.label,
+                    problem = %p.message,
+                    effect = %p.effect,
+                    fix = %p.fix,
+                    "container label"
+                );
+            }
+        }
         *d = next;
         true
     });
@@ -494,6 +507,7 @@ mod tests {
             id: id.into(),
             name: id.into(),
             labels: Default::default(),
+            created: 0,
             running: true,
             paused: false,
             stopping,

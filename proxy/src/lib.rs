@@ -32,7 +32,10 @@ mod model;
 mod rng;
 
 pub use control::supervise::{Exit, Supervisor};
-pub use control::{ConfigSource, ControlError, DiscoveryReport, Event, NotRegistered, Proxy, Registration};
+pub use control::{
+    ConfigSource, ControlError, DiscoveryReport, Event, LabelGroupReport, LabelProblem, NotRegistered, Proxy,
+    Registration,
+};
 pub use data::budget::raise_descriptor_limit;
 pub use data::tls::TlsError;
 pub use model::rules;

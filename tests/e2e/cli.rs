@@ -1,5 +1,7 @@
-//! The command line: `hostalb check` on valid and invalid files, the examples shipped in
-//! `examples/`, `--help`, `hostalb demo`, and how `hostalb run` fails on a bad file.
+//! The command line: `hostalb check` on valid and invalid files and without one, the
+//! examples shipped in `examples/`, `--help`, `hostalb demo`, how `hostalb run` fails on a
+//! bad file, and the embedded default's `--listen` / `--admin` (and their environment
+//! variables).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 
 use crate::common::{bin, start};
+use crate::labels::LabelModeAlb;
 
 /// One problem as `hostalb check` prints it: `ORIGIN: KIND: PATH: MESSAGE` and, on the
 /// next line, `  fix: ...`.
@@ -38,6 +41,7 @@ fn problems(stdout: &str) -> (Vec<Printed>, String) {
         let kind_end = [
             "error (ALB limit, strict_alb = true): ",
             "warning (ALB limit): ",
+            "warning: ",
             "error: ",
         ]
         .iter()
@@ -73,8 +77,14 @@ fn find<'a>(printed: &'a [Printed], path: &str, stdout: &str) -> &'a Printed {
 
 /// Runs `hostalb ARGS` to completion (bounded); `(exit code, stdout, stderr)`.
 async fn run_cli(args: &[&str]) -> (i32, String, String) {
+    run_cli_env(args, &[]).await
+}
+
+/// [`run_cli`] with environment variables.
+async fn run_cli_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(bin());
     cmd.args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -479,8 +489,19 @@ async fn help_mentions_the_commands_and_flags() {
         assert!(stdout.contains(word), "hostalb --help mentions {word}:\n{stdout}");
     }
     for (command, flags) in [
-        ("run", &["--config", "--workers"][..]),
-        ("check", &["--config"][..]),
+        (
+            "run",
+            &[
+                "--config",
+                "--workers",
+                "--listen",
+                "--admin",
+                "--label-group-grace",
+                "HOSTALB_LISTEN",
+                "HOSTALB_ADMIN",
+            ][..],
+        ),
+        ("check", &["--config", "--listen", "--admin"][..]),
         ("demo", &["--port", "--admin-port"][..]),
     ] {
         let (code, stdout, _) = run_cli(&[command, "--help"]).await;
@@ -806,4 +827,133 @@ address = "127.0.0.1:0"
         "stderr is a pipe, not a terminal: no ANSI escape codes expected:\n{}",
         stderr.escape_debug()
     );
+}
+
+/// No engine at this address: discovery retries in the background, hostalb serves.
+const NO_DOCKER: (&str, &str) = ("DOCKER_HOST", "unix:///nonexistent/hostalb-cli-test.sock");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_without_a_file_listens_where_listen_and_admin_say_and_keeps_it_on_reload() {
+    let alb = LabelModeAlb::start(
+        &["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
+        &[NO_DOCKER],
+    )
+    .await;
+    assert!(alb.web.ip().is_loopback() && alb.web.port() != 0, "{:?}", alb.web);
+    assert!(
+        alb.admin.ip().is_loopback() && alb.admin.port() != 0,
+        "{:?}",
+        alb.admin
+    );
+    let client = Client::new();
+    let miss = client.get(&alb.url("/anything")).await.unwrap();
+    assert_eq!((miss.status, miss.text().as_str()), (404, "no rule matched"));
+    let health = client.get(&alb.admin_url("/healthz")).await.unwrap();
+    assert_eq!(health.status, 200);
+
+    // A reload re-reads the embedded default with the same addresses.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(alb.pid()),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let applied = try_eventually(Duration::from_secs(10), async || {
+        alb.stderr_text().contains("configuration applied")
+    })
+    .await;
+    assert!(applied.is_ok(), "SIGHUP reloads:\n{}", alb.stderr_text());
+    let again = client.get(&alb.url("/anything")).await.unwrap();
+    assert_eq!(again.status, 404, "still served where it was");
+    let lines = alb.stdout_lines();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("0.0.0.0:8080") || l.contains(":9901")),
+        "the embedded addresses never come back: {lines:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_without_a_file_takes_its_addresses_from_the_environment() {
+    let alb = LabelModeAlb::start(
+        &[],
+        &[
+            NO_DOCKER,
+            ("HOSTALB_LISTEN", "127.0.0.1:0"),
+            ("HOSTALB_ADMIN", "127.0.0.1:0"),
+        ],
+    )
+    .await;
+    assert!(alb.web.ip().is_loopback() && alb.web.port() != 0, "{:?}", alb.web);
+    let r = Client::new().get(&alb.admin_url("/healthz")).await.unwrap();
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_and_admin_are_refused_with_a_file_and_bad_values_are_named() {
+    let file = std::env::temp_dir().join("hostalb-cli-refused.toml");
+    let file = file.to_str().unwrap();
+    for args in [
+        &["run", "--config", file, "--listen", "127.0.0.1:1"][..],
+        &["check", "--config", file, "--admin", "127.0.0.1:1"][..],
+        &["run", "--config", file, "--label-group-grace", "5"][..],
+    ] {
+        let (code, stdout, stderr) = run_cli(args).await;
+        assert_eq!(code, 2, "hostalb {args:?}: {stdout}\n{stderr}");
+        assert!(
+            stderr.contains("only apply to the embedded default") && stderr.contains("[admin] `address`"),
+            "hostalb {args:?} says why and what to do:\n{stderr}"
+        );
+    }
+    let (code, _, stderr) = run_cli_env(&["run"], &[NO_DOCKER, ("HOSTALB_ADMIN", "localhost")]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("HOSTALB_ADMIN=localhost is not an address"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run_cli(&["run", "--listen", "nowhere"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--listen"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_is_ignored_with_a_file_and_says_so() {
+    let alb = HostAlb::builder(bin())
+        .config(
+            "[admin]\naddress = \"127.0.0.1:0\"\n[[listener]]\nname = \"web\"\naddress = \"127.0.0.1:0\"\n",
+        )
+        .env("HOSTALB_LISTEN", "127.0.0.1:1")
+        .start()
+        .await;
+    assert_ne!(alb.listener("web").port(), 1, "the file's address");
+    assert!(
+        alb.wait_stderr("HOSTALB_LISTEN is ignored", Duration::from_secs(2))
+            .await,
+        "{}",
+        alb.stderr_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_without_a_file_prints_and_checks_the_embedded_default() {
+    let (code, stdout, stderr) = run_cli(&["check"]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    for needle in [
+        "[[listener]]",
+        "address = \"0.0.0.0:8080\"",
+        "address = \"127.0.0.1:9901\"",
+        "hostalb.target-group",
+        "(embedded default): valid (0 warning(s))",
+    ] {
+        assert!(stdout.contains(needle), "`{needle}` in:\n{stdout}");
+    }
+    let (code, stdout, _) =
+        run_cli(&["check", "--listen", "127.0.0.1:18080", "--admin", "[::1]:19901"]).await;
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("address = \"127.0.0.1:18080\""), "{stdout}");
+    assert!(stdout.contains("address = \"[::1]:19901\""), "{stdout}");
+    assert!(!stdout.contains("0.0.0.0:8080"), "{stdout}");
+    let (printed, summary) = problems(&stdout);
+    assert!(printed.is_empty(), "{stdout}");
+    assert_eq!(summary, "valid (0 warning(s))");
 }

@@ -16,6 +16,7 @@ mod errors;
 mod framing;
 mod headers;
 mod health;
+mod labels;
 mod lifecycle;
 mod operator_logs;
 mod retry;

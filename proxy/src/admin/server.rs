@@ -76,7 +76,7 @@ async fn route(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Bytes>> {
                 .inner
                 .discovery
                 .lock()
-                .map(|r| r.clone())
+                .map(|r| r.at(std::time::Instant::now()))
                 .unwrap_or_default();
             json_response(StatusCode::OK, serde_json::to_value(report).unwrap_or_default())
         }

@@ -55,7 +55,7 @@ impl ConfigSource {
 }
 
 /// What discovery reports, shown by `GET /api/discovery`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DiscoveryReport {
     pub enabled: bool,
@@ -68,6 +68,24 @@ pub struct DiscoveryReport {
     pub events: u64,
     /// Selected containers that could not be registered, and why.
     pub not_registered: Vec<NotRegistered>,
+    /// Container labels that are not understood, conflict, are invalid or do not apply:
+    /// one entry per container and label, with what hostalb does meanwhile and the fix.
+    pub label_problems: Vec<LabelProblem>,
+    /// Target groups container labels declare (hostalb without a configuration file).
+    pub label_groups: Vec<LabelGroupReport>,
+}
+
+impl DiscoveryReport {
+    /// The report as of `now`: the time left before each empty label group goes.
+    pub fn at(&self, now: std::time::Instant) -> DiscoveryReport {
+        let mut r = self.clone();
+        for g in &mut r.label_groups {
+            g.removed_in_seconds = g
+                .removal
+                .map(|at| at.saturating_duration_since(now).as_secs_f64());
+        }
+        r
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -77,6 +95,48 @@ pub struct NotRegistered {
     pub container_name: String,
     pub target_group: String,
     pub reason: String,
+    /// The label to fix, when a label is the cause.
+    pub label: Option<String>,
+}
+
+/// One label of one container that needs attention.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LabelProblem {
+    pub container_id: String,
+    pub container_name: String,
+    pub target_group: Option<String>,
+    /// The label to fix, as the container spells it.
+    pub label: String,
+    /// Its value; `None` when the problem is a label the container does not set.
+    pub value: Option<String>,
+    /// `error`: the label is not in effect; `warning`: it is, with a caveat.
+    pub severity: String,
+    /// An ALB limit (ALB would refuse the value; hostalb serves it).
+    pub alb_limit: bool,
+    pub problem: String,
+    /// What hostalb does about it.
+    pub effect: String,
+    pub fix: String,
+}
+
+/// A target group declared by container labels.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LabelGroupReport {
+    pub target_group: String,
+    /// The container whose labels define it (the oldest that sets any).
+    pub defined_by: String,
+    /// Containers that declare it now, oldest first.
+    pub containers: Vec<String>,
+    /// Its rule's priority; `None`: it has no rule.
+    pub priority: Option<u32>,
+    /// While no container declares it: seconds until it is removed (its rule answers
+    /// 503 meanwhile).
+    pub removed_in_seconds: Option<f64>,
+    /// When it is removed (no container declares it).
+    #[serde(skip)]
+    pub removal: Option<std::time::Instant>,
 }
 
 /// One registration of a target in a target group (from Docker discovery).
@@ -397,8 +457,16 @@ impl Proxy {
         self.inner.shared.snapshot.store(Arc::new(snapshot));
     }
 
-    /// Sets the target groups and rules container labels declare, and reloads when they
-    /// changed.
+    /// Records the overlay the running configuration was loaded with (the command line's
+    /// addresses), so that reloads keep it; no reload.
+    pub fn record_overlay(&self, overlay: cfg::Overlay) {
+        if let Ok(mut current) = self.inner.overlay.lock() {
+            *current = overlay;
+        }
+    }
+
+    /// Sets what is added to the configuration (the command line's addresses, the target
+    /// groups and rules container labels declare), and reloads when it changed.
     pub async fn set_overlay(&self, overlay: cfg::Overlay) -> Result<(), ControlError> {
         {
             let Ok(mut current) = self.inner.overlay.lock() else {

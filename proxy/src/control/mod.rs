@@ -5,4 +5,7 @@ mod handle;
 pub(crate) mod health;
 pub(crate) mod supervise;
 
-pub use handle::{ConfigSource, ControlError, DiscoveryReport, Event, NotRegistered, Proxy, Registration};
+pub use handle::{
+    ConfigSource, ControlError, DiscoveryReport, Event, LabelGroupReport, LabelProblem, NotRegistered, Proxy,
+    Registration,
+};
