@@ -1117,8 +1117,8 @@ impl Drop for Unconfigured {
     }
 }
 
-/// Label mode binds the embedded default's fixed ports (listener 0.0.0.0:8080, admin
-/// 127.0.0.1:9901; the command line cannot change them), so it runs alone.
+/// This test runs the embedded default on its fixed ports (listener 0.0.0.0:8080, admin
+/// 127.0.0.1:9901), as a user without flags does, so it runs alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serial_label_mode_without_config_builds_rules_from_labels() {
     require_docker();

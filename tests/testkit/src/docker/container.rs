@@ -448,7 +448,7 @@ fn unique_name(prefix: &str) -> String {
 /// Returns how many it removed. Runs by itself before a process's first container.
 ///
 /// To remove every test container whatever its owner (no tests running):
-/// `docker rm -f $(docker ps -aq --filter label=hostalb.test=1)`.
+/// `docker rm -f $(docker ps -aq --filter label=io.hostalb.test=1)`.
 pub fn remove_leftover_containers() -> usize {
     let format = format!("{{{{.ID}}}} {{{{.Label \"{OWNER_LABEL}\"}}}}");
     let filter = format!("label={TEST_LABEL}=1");

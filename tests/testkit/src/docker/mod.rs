@@ -47,10 +47,10 @@ pub use http::{ContainerReply, http_get, http_request, wait_http};
 pub const TEST_IMAGE: &str = "hostalb-test-backend:latest";
 
 /// Label (value `1`) on every container a test starts.
-pub const TEST_LABEL: &str = "hostalb.test";
+pub const TEST_LABEL: &str = "io.hostalb.test";
 
 /// Label holding the pid of the test process that started the container.
-pub const OWNER_LABEL: &str = "hostalb.test.owner";
+pub const OWNER_LABEL: &str = "io.hostalb.test.owner";
 
 /// Where `scripts/docker-engine` starts its own engine when no other answers.
 pub const PRIVATE_DOCKER_HOST: &str = "unix:///run/hostalb-docker/docker.sock";
