@@ -7,6 +7,7 @@
 
 mod demo;
 mod discovery;
+mod import;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,16 @@ enum Command {
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
     },
+    /// Write a configuration from `aws elbv2 describe-*` and `aws ecs describe-services |
+    /// describe-task-definition` JSON output; what cannot be carried over is listed on
+    /// stderr. Give describe-target-group-attributes output as NAME_OR_ARN=FILE.
+    Import {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<String>,
+        /// Where to write the configuration (default: standard output).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +71,7 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::Check { config } => check(config),
+        Command::Import { files, output } => import::run(&files, output.as_deref()),
         Command::Run { config, workers } => {
             raise_descriptor_limit();
             let source = match config {

@@ -21,6 +21,7 @@
 pub mod arn;
 pub mod ecs;
 pub mod elbv2;
+pub mod import;
 
 pub mod json11;
 pub mod query;
