@@ -16,6 +16,7 @@ mod errors;
 mod framing;
 mod headers;
 mod health;
+mod import;
 mod lifecycle;
 mod operator_logs;
 mod retry;
