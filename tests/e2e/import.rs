@@ -145,6 +145,15 @@ fn runnable(toml: &str, backends: &[(&str, String)]) -> String {
     out
 }
 
+/// (method, path, headers, expected status, expected backend or body).
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    u16,
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imported_rules_route_as_the_originals_describe() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,8 +183,7 @@ async fn imported_rules_route_as_the_originals_describe() {
         .await;
     }
 
-    // (method, path, headers, expected status, expected backend or body).
-    let table: [(&str, &str, &[(&str, &str)], u16, &str); 9] = [
+    let table: [Case; 9] = [
         ("GET", "/", &[], 200, "web"),
         ("GET", "/api/orders", &[], 200, "api"),
         (
