@@ -58,6 +58,8 @@ enum Command {
     /// describe-task-definition` JSON output; what cannot be carried over is listed on
     /// stderr. Give describe-target-group-attributes output as NAME_OR_ARN=FILE.
     Import {
+        /// Describe output (JSON); NAME_OR_ARN=FILE for attributes output; a directory
+        /// stands for its .json files.
         #[arg(value_name = "FILE", required = true)]
         files: Vec<String>,
         /// Where to write the configuration (default: standard output).
