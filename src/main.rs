@@ -8,6 +8,7 @@
 mod demo;
 mod discovery;
 mod embedded;
+mod import;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -82,6 +83,18 @@ enum Command {
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
     },
+    /// Write a configuration from `aws elbv2 describe-*` and `aws ecs describe-services |
+    /// describe-task-definition` JSON output; what cannot be carried over is listed on
+    /// stderr. Give describe-target-group-attributes output as NAME_OR_ARN=FILE.
+    Import {
+        /// Describe output (JSON); NAME_OR_ARN=FILE for attributes output; a directory
+        /// stands for its .json files.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<String>,
+        /// Where to write the configuration (default: standard output).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// The embedded default's addresses.
@@ -112,6 +125,7 @@ fn main() -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::Import { files, output } => import::run(&files, output.as_deref()),
         Command::Run {
             config,
             workers,

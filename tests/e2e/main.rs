@@ -16,6 +16,7 @@ mod errors;
 mod framing;
 mod headers;
 mod health;
+mod import;
 mod labels;
 mod lifecycle;
 mod operator_logs;
