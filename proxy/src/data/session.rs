@@ -77,15 +77,16 @@ where
         // Closing with request bytes unread would reset the connection, and a reset can
         // destroy the answer before the client reads it.
         let unread_body = !cx.body.is_done();
-        let rec = cx.rec;
+        // The record is read where it lies: moving it out would copy it per request.
         log_exchange(
             &shared,
             snap.access_log.as_deref(),
             &mut c,
             Some(&head),
-            &rec,
+            &cx.rec,
             started,
         );
+        drop(cx);
         c.spare_fields = head.fields;
         if next == Next::Close {
             if unread_body {
