@@ -511,6 +511,119 @@ mod tests {
         assert_eq!(bytes_rate(1_500_000.0), "1.5 MB/s");
     }
 
+    fn view_with(target: TargetView, discovery: DiscoveryReport) -> View {
+        use crate::admin::dashboard::{LoadBalancerView, RuleView};
+        View {
+            generated_at: "2026-12-01T00:00:00Z".into(),
+            uptime_seconds: 75,
+            load_balancer: LoadBalancerView {
+                name: "app/hostalb/0123456789abcdef".into(),
+                requests_per_second: 12.5,
+                requests_total: 1_000,
+                active_connections: 3,
+                new_connections_per_second: 0.5,
+                processed_bytes_per_second: 2_048.0,
+                elb_4xx_per_second: 0.0,
+                elb_5xx_per_second: 0.1,
+                elb_4xx_total: 0,
+                elb_5xx_total: 7,
+                target_4xx_per_second: 0.0,
+                target_5xx_per_second: 0.0,
+                target_4xx_total: 2,
+                target_5xx_total: 0,
+                healthy_hosts: 1,
+                unhealthy_hosts: 0,
+                consumed_lcus: 0.01,
+                request_rates: vec![0.0, 10.0, 12.5],
+            },
+            warnings: vec![Warning {
+                level: Level::Error,
+                text: "Docker: not connected to <x>".into(),
+            }],
+            listeners: vec![ListenerView {
+                name: "web".into(),
+                protocol: "HTTP".into(),
+                address: "127.0.0.1:8080".into(),
+                rules: vec![RuleView {
+                    priority: "default".into(),
+                    conditions: Vec::new(),
+                    action: "forward app".into(),
+                    target_groups: vec!["app".into()],
+                }],
+            }],
+            target_groups: vec![GroupView {
+                name: "app".into(),
+                dimension: "targetgroup/app/0123456789abcdef".into(),
+                protocol: "HTTP",
+                algorithm: "round_robin",
+                health_check: "HTTP / every 30s".into(),
+                in_use: true,
+                fail_open: false,
+                healthy: 1,
+                unhealthy: 0,
+                traffic: target.traffic.clone(),
+                request_rates: Vec::new(),
+                targets: vec![target],
+            }],
+            discovery,
+            configuration: ConfigView {
+                source: "/etc/hostalb.toml".into(),
+                generation: None,
+                snapshot_generation: 4,
+                applied_at: Some("2026-12-01T00:00:00Z".into()),
+                applied_by_reload: false,
+                reloads: 0,
+                reload_failures: 0,
+                warnings: Vec::new(),
+                last_failure_at: None,
+                last_failure: None,
+                last_reload_failed: false,
+            },
+        }
+    }
+
+    #[test]
+    fn targets_show_their_container_and_docker_its_state_escaped() {
+        let target = TargetView {
+            address: "172.17.0.1:49153".into(),
+            container_name: Some("/web-<1>".into()),
+            container_id: Some("0123456789abcdef0123".into()),
+            state: "healthy",
+            reason: None,
+            description: None,
+            since: "2026-11-30T23:58:45Z".into(),
+            since_seconds: 75,
+            since_start: false,
+            in_flight: 2,
+            traffic: Traffic {
+                requests_total: 1_000,
+                p50: Some(0.0007),
+                ..Traffic::default()
+            },
+        };
+        let discovery = DiscoveryReport {
+            enabled: true,
+            endpoint: "unix:///var/run/docker.sock".into(),
+            connected: false,
+            last_error: Some("connection refused <eof>".into()),
+            ..DiscoveryReport::default()
+        };
+        let page = page(&view_with(target, discovery));
+        assert!(
+            page.contains("web-&lt;1&gt;<div class=\"reason mono\">0123456789ab</div>"),
+            "{page}"
+        );
+        assert!(!page.contains("<1>") && !page.contains("<eof>") && !page.contains("<x>"));
+        assert!(page.contains("data-field=\"docker-state\">disconnected</span>"));
+        assert!(page.contains("connection refused &lt;eof&gt;"));
+        assert!(page.contains("<span title=\"2026-11-30T23:58:45Z\">1m 15s ago</span>"));
+        assert!(page.contains("data-field=\"p50\">0.70 ms<"));
+        assert!(page.contains("<li class=\"error\">Docker: not connected to &lt;x&gt;</li>"));
+        // The shell's markers are all replaced, the fragment sits in #view.
+        assert!(!page.contains("<!--"), "{page}");
+        assert!(page.contains("<main id=\"view\"><section class=\"cards\">"));
+    }
+
     #[test]
     fn a_sparkline_scales_to_its_maximum() {
         let svg = spark(&[0.0, 5.0, 10.0]);

@@ -320,6 +320,66 @@ mod tests {
         assert_eq!(Lcu::default().consumed(), 0.0);
     }
 
+    /// A sample `secs` after `t0` with `requests` counted by the load balancer and `app`.
+    fn at(t0: Instant, secs: u64, requests: u64) -> Sample {
+        let mut groups = HashMap::new();
+        groups.insert(
+            Arc::from("app"),
+            Counts {
+                requests,
+                ..Counts::default()
+            },
+        );
+        Sample {
+            at: t0 + Duration::from_secs(secs),
+            lb: LbCounts {
+                requests,
+                ..LbCounts::default()
+            },
+            groups,
+            targets: HashMap::new(),
+        }
+    }
+
+    fn push(sampler: &Sampler, sample: Sample) {
+        if let Ok(mut h) = sampler.history.lock() {
+            h.samples.push_back(sample);
+            while h.samples.len() > HISTORY {
+                h.samples.pop_front();
+            }
+        }
+    }
+
+    #[test]
+    fn baselines_are_the_newest_sample_old_enough_and_history_keeps_a_minute() {
+        let t0 = Instant::now();
+        let sampler = Sampler::default();
+        let now = at(t0, 100, 1_000);
+        assert!(
+            sampler.baseline(&now, RATE_SPAN).is_none(),
+            "nothing to compare with"
+        );
+        for s in 0..100 {
+            push(&sampler, at(t0, s, s * 10));
+        }
+        // 100 samples pushed, the last minute and one kept.
+        assert_eq!(
+            sampler.history.lock().map(|h| h.samples.len()).unwrap_or(0),
+            HISTORY
+        );
+        let base = sampler.baseline(&now, RATE_SPAN).map(|b| b.lb.requests);
+        assert_eq!(base, Some(900), "the sample 10 s before");
+        // Older than what is kept: the oldest kept.
+        let base = sampler
+            .baseline(&now, Duration::from_secs(600))
+            .map(|b| b.lb.requests);
+        assert_eq!(base, Some(390));
+        let rates = sampler.request_rates(Some("app"));
+        assert_eq!(rates.len(), HISTORY - 1);
+        assert!(rates.iter().all(|r| (*r - 10.0).abs() < 1e-9), "{rates:?}");
+        assert!(sampler.request_rates(Some("other")).iter().all(|r| *r == 0.0));
+    }
+
     #[test]
     fn rates_never_go_negative() {
         assert_eq!(rate(10, 20, Duration::from_secs(1)), 0.0);
