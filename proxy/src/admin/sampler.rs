@@ -151,18 +151,30 @@ pub(crate) struct Sampler {
 }
 
 impl Sampler {
-    /// Samples `proxy` every [`SAMPLE_INTERVAL`] for as long as the runtime runs.
-    pub(crate) async fn run(self: Arc<Self>, proxy: Proxy) {
+    /// Takes the first sample now (before the admin server answers anything, so that
+    /// every request it reports on came after it), then samples every
+    /// [`SAMPLE_INTERVAL`] on a task of its own for as long as the runtime runs.
+    pub(crate) fn start(self: &Arc<Self>, proxy: Proxy) {
         if let Ok(mut s) = self.started.lock() {
             *s = Some(SystemTime::now());
         }
-        let mut every = tokio::time::interval(SAMPLE_INTERVAL);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        self.sample(&proxy);
+        let sampler = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SAMPLE_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The first tick completes at once: that sample was just taken.
             every.tick().await;
-            let snap = proxy.shared().snapshot.load_full();
-            self.record(Sample::take(&proxy.shared().metrics, &snap), &snap);
-        }
+            loop {
+                every.tick().await;
+                sampler.sample(&proxy);
+            }
+        });
+    }
+
+    fn sample(&self, proxy: &Proxy) {
+        let snap = proxy.shared().snapshot.load_full();
+        self.record(Sample::take(&proxy.shared().metrics, &snap), &snap);
     }
 
     /// Keeps `sample` (dropping the oldest beyond [`HISTORY`]) and notes health changes.

@@ -41,7 +41,7 @@ pub(crate) struct Live {
 
 pub(crate) async fn serve(proxy: Proxy, socket: TcpListener) {
     let live = Arc::new(Live::default());
-    tokio::spawn(live.sampler.clone().run(proxy.clone()));
+    live.sampler.start(proxy.clone());
     tokio::spawn(live.config.clone().run(proxy.clone()));
     loop {
         let Ok((stream, _)) = socket.accept().await else {
