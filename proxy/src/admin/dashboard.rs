@@ -501,13 +501,13 @@ fn warnings(
         push(
             Level::Error,
             format!(
-                "the last reload was refused ({}); {} keeps serving: {}",
+                "the last reload was refused ({}); {} keeps serving: {} (all of it under Configuration)",
                 config.last_failure_at.as_deref().unwrap_or("-"),
                 match config.generation {
                     Some(g) => format!("generation {g}"),
                     None => "the start's configuration".to_owned(),
                 },
-                config.last_failure.as_deref().unwrap_or("")
+                first_error(config.last_failure.as_deref().unwrap_or(""))
             ),
         );
     }
@@ -571,6 +571,17 @@ fn warnings(
     out
 }
 
+/// The first error of a refused reload's message (which lists every problem, warnings
+/// included), and how many more there are.
+fn first_error(message: &str) -> String {
+    let errors: Vec<&str> = message.lines().filter(|l| l.starts_with("error")).collect();
+    match errors.as_slice() {
+        [] => message.lines().next().unwrap_or("").to_owned(),
+        [one] => (*one).to_owned(),
+        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+    }
+}
+
 /// A container id as Docker prints it (12 hex digits).
 pub(crate) fn short_id(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
@@ -590,5 +601,22 @@ pub(crate) fn iso(t: SystemTime) -> String {
     match text.split_once('.') {
         Some((seconds, _)) => format!("{seconds}Z"),
         None => text.into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_reload_is_summed_up_by_its_first_error() {
+        let message =
+            "/etc/hostalb.toml: 2 error(s):\nerror: a: bad\n  fix: x\nwarning (ALB limit): w\nerror: b: bad";
+        assert_eq!(first_error(message), "error: a: bad (and 1 more)");
+        assert_eq!(first_error("error: only"), "error: only");
+        assert_eq!(
+            first_error("listener `web`: cannot listen"),
+            "listener `web`: cannot listen"
+        );
     }
 }

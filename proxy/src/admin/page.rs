@@ -354,7 +354,7 @@ fn discovery(h: &mut String, d: &DiscoveryReport) {
 fn configuration(h: &mut String, c: &ConfigView) {
     let _ = write!(
         h,
-        "<h2>Configuration</h2><div class=\"panel\" data-field=\"configuration\"><dl class=\"kv\"><dt>Source</dt><dd><code>{}</code></dd><dt>Generation</dt><dd data-field=\"generation\">{} <span class=\"muted\">(snapshot {})</span></dd><dt>Applied</dt><dd>{} {}</dd><dt>Reloads</dt><dd>{} applied, {} refused</dd><dt>Warnings</dt><dd>{}</dd></dl>",
+        "<h2 id=\"configuration\">Configuration</h2><div class=\"panel\" data-field=\"configuration\"><dl class=\"kv\"><dt>Source</dt><dd><code>{}</code></dd><dt>Generation</dt><dd data-field=\"generation\">{} <span class=\"muted\">(snapshot {})</span></dd><dt>Applied</dt><dd>{} {}</dd><dt>Reloads</dt><dd>{} applied, {} refused</dd><dt>Warnings</dt><dd>{}</dd></dl>",
         esc(&c.source),
         match c.generation {
             Some(g) => g.to_string(),
@@ -381,7 +381,11 @@ fn configuration(h: &mut String, c: &ConfigView) {
         );
     }
     if !c.warnings.is_empty() {
-        let _ = write!(h, "<pre class=\"problems\">{}</pre>", esc(&c.warnings.join("\n")));
+        let _ = write!(
+            h,
+            "<div class=\"head\"><span class=\"badge initial\">warnings</span><span class=\"meta\">of the configuration serving</span></div><pre class=\"problems\">{}</pre>",
+            esc(&c.warnings.join("\n"))
+        );
     }
     h.push_str("</div>");
 }
