@@ -78,12 +78,32 @@ fn parse_labels(body: &str) -> Vec<(String, String)> {
     labels
 }
 
+/// Panics unless `/metrics` text declares the family of sample name `name` (a `# TYPE`
+/// line for it, or for the histogram it is the `_bucket`, `_count` or `_sum` of): a
+/// renamed metric must fail a test, never read as 0.
+pub(crate) fn assert_family(text: &str, name: &str) {
+    let base = ["_bucket", "_count", "_sum"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    let declared = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .any(|n| n == name || n == base);
+    assert!(
+        declared,
+        "/metrics has no metric {name} (see the README's Metrics table):\n{text}"
+    );
+}
+
 /// Label values a sample must start with, by label name.
 pub(crate) type Labels<'a> = &'a [(&'a str, &'a str)];
 
 /// Sum of the samples of `name` whose labels start with the given values; `None` when no
 /// sample of that name matches.
 pub(crate) fn metric_sum(text: &str, name: &str, filter: Labels<'_>) -> Option<f64> {
+    assert_family(text, name);
     let matching: Vec<f64> = parse_metrics(text)
         .into_iter()
         .filter(|s| s.name == name)
@@ -810,19 +830,19 @@ health_check = {{ enabled = false }}
     let (status, before) = alb.admin_get("/metrics").await;
     assert_eq!(status, 200);
     for name in [
-        "RequestCount",
-        "ActiveConnectionCount",
-        "NewConnectionCount",
-        "HTTPCode_ELB_3XX_Count",
-        "HTTPCode_ELB_4XX_Count",
-        "HTTPCode_ELB_5XX_Count",
-        "HTTPCode_ELB_502_Count",
-        "HTTPCode_ELB_503_Count",
-        "HTTP_Fixed_Response_Count",
-        "HTTP_Redirect_Count",
-        "HTTPCode_Target_2XX_Count",
-        "TargetResponseTime",
-        "HealthyHostCount",
+        "hostalb_requests_total",
+        "hostalb_active_connections",
+        "hostalb_new_connections_total",
+        "hostalb_httpcode_elb_3xx_total",
+        "hostalb_httpcode_elb_4xx_total",
+        "hostalb_httpcode_elb_5xx_total",
+        "hostalb_httpcode_elb_502_total",
+        "hostalb_httpcode_elb_503_total",
+        "hostalb_http_fixed_responses_total",
+        "hostalb_http_redirects_total",
+        "hostalb_httpcode_target_2xx_total",
+        "hostalb_target_response_time_seconds_count",
+        "hostalb_healthy_hosts",
         "hostalb_reloads_total",
         "hostalb_reload_failures_total",
     ] {
@@ -830,22 +850,27 @@ health_check = {{ enabled = false }}
             metric_sum(&before, name, &[]).is_some(),
             "metric {name} missing from /metrics:\n{before}"
         );
+        let family = name.strip_suffix("_count").unwrap_or(name);
         assert!(
-            before.contains(&format!("# TYPE {name} ")),
-            "metric {name} has no TYPE line:\n{before}"
+            before.contains(&format!("# TYPE {family} ")),
+            "metric {family} has no TYPE line:\n{before}"
         );
     }
     let lb = parse_metrics(&before)
         .into_iter()
-        .find(|s| s.name == "RequestCount")
-        .and_then(|s| s.labels.into_iter().find(|(k, _)| k == "LoadBalancer"))
+        .find(|s| s.name == "hostalb_requests_total")
+        .and_then(|s| s.labels.into_iter().find(|(k, _)| k == "load_balancer"))
         .map(|(_, v)| v)
         .expect("RequestCount carries the LoadBalancer dimension");
     assert!(
         lb.starts_with("app/hostalb/"),
         "LoadBalancer = app/<name>/<id>: {lb}"
     );
-    assert_eq!(metric_sum(&before, "RequestCount", &[]), Some(0.0), "{before}");
+    assert_eq!(
+        metric_sum(&before, "hostalb_requests_total", &[]),
+        Some(0.0),
+        "{before}"
+    );
 
     let client = Client::new();
     let url = |p: &str| alb.url("web", p);
@@ -869,22 +894,22 @@ health_check = {{ enabled = false }}
 
     let expected: [(&str, Labels, f64); 12] = [
         (
-            "HTTPCode_Target_2XX_Count",
-            &[("TargetGroup", "targetgroup/app/")],
+            "hostalb_httpcode_target_2xx_total",
+            &[("target_group", "targetgroup/app/")],
             3.0,
         ),
         (
-            "HTTPCode_Target_5XX_Count",
-            &[("TargetGroup", "targetgroup/app/")],
+            "hostalb_httpcode_target_5xx_total",
+            &[("target_group", "targetgroup/app/")],
             0.0,
         ),
-        ("HTTPCode_ELB_502_Count", &[], 2.0),
-        ("HTTPCode_ELB_503_Count", &[], 1.0),
-        ("HTTPCode_ELB_5XX_Count", &[], 3.0),
-        ("HTTPCode_ELB_3XX_Count", &[], 1.0),
-        ("HTTPCode_ELB_4XX_Count", &[], 1.0),
-        ("HTTP_Redirect_Count", &[], 1.0),
-        ("HTTP_Fixed_Response_Count", &[], 1.0),
+        ("hostalb_httpcode_elb_502_total", &[], 2.0),
+        ("hostalb_httpcode_elb_503_total", &[], 1.0),
+        ("hostalb_httpcode_elb_5xx_total", &[], 3.0),
+        ("hostalb_httpcode_elb_3xx_total", &[], 1.0),
+        ("hostalb_httpcode_elb_4xx_total", &[], 1.0),
+        ("hostalb_http_redirects_total", &[], 1.0),
+        ("hostalb_http_fixed_responses_total", &[], 1.0),
         ("hostalb_elb_answers_total", &[("code", "502")], 2.0),
         (
             "hostalb_elb_answers_total",
@@ -920,14 +945,14 @@ health_check = {{ enabled = false }}
     assert!(
         metric_sum(
             &text,
-            "TargetConnectionErrorCount",
-            &[("TargetGroup", "targetgroup/dead/")]
+            "hostalb_target_connection_errors_total",
+            &[("target_group", "targetgroup/dead/")]
         )
         .is_some_and(|n| n >= 2.0),
         "refused connections are target connection errors:\n{text}"
     );
     assert!(
-        metric_sum(&text, "NewConnectionCount", &[]).is_some_and(|n| n >= 1.0),
+        metric_sum(&text, "hostalb_new_connections_total", &[]).is_some_and(|n| n >= 1.0),
         "{text}"
     );
     // ALB counts a request in RequestCount once a target was chosen: the three answered
@@ -935,13 +960,13 @@ health_check = {{ enabled = false }}
     // target), the redirect, the fixed response or the TRACE. ProcessedBytes counts the
     // bytes of every request and response.
     let mut wrong = Vec::new();
-    let requests = metric_sum(&text, "RequestCount", &[]);
+    let requests = metric_sum(&text, "hostalb_requests_total", &[]);
     if requests != Some(5.0) {
         wrong.push(format!(
             "RequestCount should count every request for which a target was chosen (5), got {requests:?}"
         ));
     }
-    let bytes = metric_sum(&text, "ProcessedBytes", &[]);
+    let bytes = metric_sum(&text, "hostalb_processed_bytes_total", &[]);
     if !bytes.is_some_and(|b| b > 0.0) {
         wrong.push(format!(
             "ProcessedBytes should count the bytes of the 10 requests and answers, got {bytes:?}"

@@ -128,7 +128,7 @@ async fn a_flood_is_held_at_the_budget_while_targets_still_get_connections() {
     let (warm, resp) = crate::errors::send(addr, &get("/warm")).await;
     assert_eq!(resp.status, 200);
     drop(warm);
-    wait_metric(&alb, "ActiveConnectionCount", "0", |v| v == 0.0).await;
+    wait_metric(&alb, "hostalb_active_connections", "0", |v| v == 0.0).await;
     let baseline = fd_count(&alb);
 
     // Five idle keep-alive clients, a client mid-use (its target answers in 6 s, and its
@@ -144,13 +144,13 @@ async fn a_flood_is_held_at_the_budget_while_targets_still_get_connections() {
         .send(b"GET /fresh HTTP/1.1\r\nHost: example.com\r\n")
         .await
         .expect("send");
-    wait_metric(&alb, "ActiveConnectionCount", "7", |v| v == 7.0).await;
+    wait_metric(&alb, "hostalb_active_connections", "7", |v| v == 7.0).await;
     let target_connections = backend.connections();
 
     let flooding = flood(addr, FLOOD).await;
     // The budget fills: the idle clients are closed to make room, the rest of the flood
     // waits in the backlog.
-    wait_metric(&alb, "ActiveConnectionCount", "50", |v| v == 50.0).await;
+    wait_metric(&alb, "hostalb_active_connections", "50", |v| v == 50.0).await;
     for (i, c) in idle.iter_mut().enumerate() {
         assert!(
             c.wait_closed(scaled(SETTLE)).await,
@@ -168,7 +168,7 @@ async fn a_flood_is_held_at_the_budget_while_targets_still_get_connections() {
         assert!(fds <= baseline + 60, "{fds} descriptors, baseline {baseline}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(metric_value(&alb, "ActiveConnectionCount").await, 50.0);
+    assert_eq!(metric_value(&alb, "hostalb_active_connections").await, 50.0);
 
     // A request that needs a new target connection (the pooled one is busy with the slow
     // request) gets one: the budget left descriptors for it.
@@ -196,7 +196,7 @@ async fn a_flood_is_held_at_the_budget_while_targets_still_get_connections() {
     // The flood ends: everything it held is given back.
     drop(flooding);
     drop((slow, partial, idle));
-    wait_metric(&alb, "ActiveConnectionCount", "0", |v| v == 0.0).await;
+    wait_metric(&alb, "hostalb_active_connections", "0", |v| v == 0.0).await;
     let settled = try_eventually(SETTLE, async || fd_count(&alb).abs_diff(baseline) <= 5).await;
     assert!(
         settled.is_ok(),
@@ -222,7 +222,7 @@ async fn idle_keep_alive_clients_are_closed_oldest_first_to_admit_new_ones() {
         // Well apart on hostalb's coarse clock (50 ms ticks).
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    wait_metric(&alb, "ActiveConnectionCount", "50", |v| v == 50.0).await;
+    wait_metric(&alb, "hostalb_active_connections", "50", |v| v == 50.0).await;
 
     // Twenty new clients, each served at once.
     let mut new = Vec::new();
@@ -251,7 +251,7 @@ async fn idle_keep_alive_clients_are_closed_oldest_first_to_admit_new_ones() {
         youngest_closed <= oldest_open,
         "closed up to generation {youngest_closed:?}, open from {oldest_open:?}"
     );
-    assert!(metric_value(&alb, "ActiveConnectionCount").await <= 50.0);
+    assert!(metric_value(&alb, "hostalb_active_connections").await <= 50.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +265,7 @@ async fn a_reload_changes_the_budget_for_new_accepts() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(metric_value(&alb, "hostalb_max_client_connections").await, 10.0);
     let second = idle_clients(addr, 5, "second").await;
-    assert_eq!(metric_value(&alb, "ActiveConnectionCount").await, 10.0);
+    assert_eq!(metric_value(&alb, "hostalb_active_connections").await, 10.0);
     assert_eq!(
         metric_value(&alb, "hostalb_budget_closed_connections_total").await,
         0.0
@@ -276,10 +276,10 @@ async fn a_reload_changes_the_budget_for_new_accepts() {
     alb.write_config(&config(Some(8), backend.addr()));
     let (status, body) = alb.reload_api().await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(metric_value(&alb, "ActiveConnectionCount").await, 10.0);
+    assert_eq!(metric_value(&alb, "hostalb_active_connections").await, 10.0);
     let third = idle_clients(addr, 1, "third").await;
     assert!(third.iter().all(|c| !c.is_closed()));
-    let held = wait_metric(&alb, "ActiveConnectionCount", "<= 8", |v| v <= 8.0).await;
+    let held = wait_metric(&alb, "hostalb_active_connections", "<= 8", |v| v <= 8.0).await;
     assert!(held >= 1.0);
 }
 
@@ -363,5 +363,5 @@ async fn accept_errors_are_logged_at_most_once_a_second_and_hostalb_keeps_answer
     })
     .await;
     assert!(recovered.is_ok(), "hostalb answers new clients after the flood");
-    assert!(metric_value(&alb, "RejectedConnectionCount").await >= 1.0);
+    assert!(metric_value(&alb, "hostalb_rejected_connections_total").await >= 1.0);
 }

@@ -23,7 +23,7 @@ fn alphabet(n: usize) -> Vec<u8> {
 /// finished, upstream connections included (they go back to the pool before hostalb reads
 /// the client's next request or end of stream).
 async fn wait_no_client_connections(alb: &hostalb_testkit::HostAlb) {
-    expect_metric(alb, "ActiveConnectionCount", &[], 0.0).await;
+    expect_metric(alb, "hostalb_active_connections", &[], 0.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,7 +49,7 @@ async fn client_keep_alive_carries_many_requests() {
         got.iter().map(|r| r.index).collect::<Vec<_>>(),
         (0..20).collect::<Vec<_>>()
     );
-    expect_metric(&alb, "ActiveConnectionCount", &[], 1.0).await;
+    expect_metric(&alb, "hostalb_active_connections", &[], 1.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -322,7 +322,7 @@ async fn target_closing_idle_pooled_connections_causes_no_client_errors() {
         "the target closed idle connections, so new ones were opened ({})",
         backend.connections()
     );
-    expect_metric(&alb, "HTTPCode_ELB_5XX_Count", &[], 0.0).await;
+    expect_metric(&alb, "hostalb_httpcode_elb_5xx_total", &[], 0.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -676,11 +676,14 @@ async fn probe_fresh(addr: SocketAddr, target: &Target, label: &str) -> Seen {
     last
 }
 
-/// The `DesyncMitigationMode_NonCompliant_Request_Count` value in `/metrics`.
+/// ALB's `DesyncMitigationMode_NonCompliant_Request_Count` in `/metrics`.
 async fn non_compliant(alb: &HostAlb) -> f64 {
     let (_, text) = alb.admin_get("/metrics").await;
-    let name = "DesyncMitigationMode_NonCompliant_Request_Count";
-    metric(&text, name, &[]) + metric(&text, &format!("{name}_total"), &[])
+    metric(
+        &text,
+        "hostalb_desync_mitigation_mode_non_compliant_requests_total",
+        &[],
+    )
 }
 
 /// Runs `table` in one mode (`None`: the key left out, i.e. the default), each case with

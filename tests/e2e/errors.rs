@@ -121,6 +121,7 @@ pub(crate) async fn assert_open_after(
 
 /// The sum of every sample of metric `name` whose labels include all of `labels`.
 pub(crate) fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    crate::admin::assert_family(text, name);
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|line| {
@@ -186,14 +187,14 @@ pub(crate) async fn expect_elb_counts_any(alb: &HostAlb, status: u16, reasons: &
         panic!("{n} answers {code} with a reason in {reasons:?} expected; lines: {lines:#?}");
     }
     let (class, other) = if status >= 500 {
-        ("HTTPCode_ELB_5XX_Count", "HTTPCode_ELB_4XX_Count")
+        ("hostalb_httpcode_elb_5xx_total", "hostalb_httpcode_elb_4xx_total")
     } else {
-        ("HTTPCode_ELB_4XX_Count", "HTTPCode_ELB_5XX_Count")
+        ("hostalb_httpcode_elb_4xx_total", "hostalb_httpcode_elb_5xx_total")
     };
     expect_metric(alb, class, &[], n).await;
     expect_metric(alb, other, &[], 0.0).await;
     for specific in [500, 502, 503, 504] {
-        let name = format!("HTTPCode_ELB_{specific}_Count");
+        let name = format!("hostalb_httpcode_elb_{specific}_total");
         let want = if specific == status { n } else { 0.0 };
         expect_metric(alb, &name, &[], want).await;
     }
@@ -302,7 +303,7 @@ async fn refused_connect_answers_502() {
     let second = assert_open_after(&mut conn, &resp, &get("/b")).await;
     assert_elb_page(&second, 502, "Bad Gateway");
     expect_elb_counts(&alb, 502, "TargetConnectionError", 2.0).await;
-    expect_metric(&alb, "TargetConnectionErrorCount", &[], 2.0).await;
+    expect_metric(&alb, "hostalb_target_connection_errors_total", &[], 2.0).await;
 }
 
 /// A target that breaks the exchange: the client gets a 502 page on a connection that
@@ -422,7 +423,7 @@ async fn response_head_under_32_kib_passes() {
     assert_eq!(resp.status, 200, "{resp:?}");
     assert_eq!(resp.header("x-fill-2").map(str::len), Some(9000));
     assert_eq!(resp.body, b"hi");
-    expect_metric(&alb, "HTTPCode_ELB_5XX_Count", &[], 0.0).await;
+    expect_metric(&alb, "hostalb_httpcode_elb_5xx_total", &[], 0.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,7 +537,7 @@ async fn connect_method_answers_405_and_closes() {
     assert_elb_page(&resp, 405, "Method Not Allowed");
     assert_closed_after(&mut conn, &resp).await;
     assert_eq!(backend.connections(), 0, "never forwarded");
-    expect_metric(&alb, "HTTPCode_ELB_4XX_Count", &[], 1.0).await;
+    expect_metric(&alb, "hostalb_httpcode_elb_4xx_total", &[], 1.0).await;
     expect_metric(&alb, "hostalb_elb_answers_total", &[("code", "405")], 1.0).await;
 }
 
@@ -617,7 +618,7 @@ async fn header_timeout_does_not_apply_to_an_idle_keep_alive_connection() {
     assert!(!conn.is_closed(), "the idle connection must stay open");
     let second = assert_open_after(&mut conn, &first, &get("/two")).await;
     assert_eq!(second.status, 200, "{second:?}");
-    expect_metric(&alb, "HTTPCode_ELB_4XX_Count", &[], 0.0).await;
+    expect_metric(&alb, "hostalb_httpcode_elb_4xx_total", &[], 0.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,8 +103,8 @@ async fn run_battery(cases: Vec<Case>) {
     assert!(!text.contains("/refused"), "a payload reached the target: {text}");
     let total: u32 = answered.values().sum();
     let (_, metrics) = alb.admin_get("/metrics").await;
-    let elb = crate::errors::metric(&metrics, "HTTPCode_ELB_4XX_Count", &[])
-        + crate::errors::metric(&metrics, "HTTPCode_ELB_5XX_Count", &[]);
+    let elb = crate::errors::metric(&metrics, "hostalb_httpcode_elb_4xx_total", &[])
+        + crate::errors::metric(&metrics, "hostalb_httpcode_elb_5xx_total", &[]);
     assert_eq!(elb, f64::from(total), "one ELB answer per payload");
 }
 
@@ -573,7 +573,7 @@ async fn check_bad_response_not_reused(answer: &[u8], what: &str) {
     assert_eq!(resp.status, 502, "{what}: {resp:?}");
     assert_eq!(resp.header("server"), Some("awselb/2.0"), "{what}: {resp:?}");
     assert_eq!(raw.connections(), 1);
-    expect_metric(&alb, "HTTPCode_ELB_502_Count", &[], 1.0).await;
+    expect_metric(&alb, "hostalb_httpcode_elb_502_total", &[], 1.0).await;
 
     // The same target now answers well, on new connections only: a reused connection
     // would still get the broken answer.

@@ -175,7 +175,7 @@ pub(crate) async fn group_metric(alb: &HostAlb, name: &str, group: &str) -> f64 
     let (status, text) = alb.admin_get("/metrics").await;
     assert_eq!(status, 200, "GET /metrics: {text}");
     let dimension = format!("targetgroup/{group}/");
-    metric_sum(&text, name, &[("TargetGroup", &dimension)])
+    metric_sum(&text, name, &[("target_group", &dimension)])
         .unwrap_or_else(|| panic!("no {name} sample for {dimension} in:\n{text}"))
 }
 
@@ -331,9 +331,13 @@ async fn the_probe_is_albs_get_on_a_fresh_connection_each_time() {
 
     // Probes are not requests: no metric counts them.
     let (_, text) = alb.admin_get("/metrics").await;
-    assert_eq!(metric_sum(&text, "RequestCount", &[]), Some(0.0), "{text}");
     assert_eq!(
-        metric_sum(&text, "HTTPCode_Target_2XX_Count", &[]),
+        metric_sum(&text, "hostalb_requests_total", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric_sum(&text, "hostalb_httpcode_target_2xx_total", &[]),
         Some(0.0),
         "{text}"
     );
@@ -512,8 +516,8 @@ async fn a_new_target_failing_its_checks_turns_unhealthy_after_the_unhealthy_thr
         "unhealthy after {failed} failed probes; unhealthy_threshold is 3: {seen:?}"
     );
     wait_health(&alb, "app", a.addr(), &mismatch(503)).await;
-    wait_group_metric(&alb, "UnHealthyHostCount", "app", 1.0).await;
-    assert_eq!(group_metric(&alb, "HealthyHostCount", "app").await, 0.0);
+    wait_group_metric(&alb, "hostalb_unhealthy_hosts", "app", 1.0).await;
+    assert_eq!(group_metric(&alb, "hostalb_healthy_hosts", "app").await, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,8 +532,8 @@ async fn a_healthy_target_needs_the_unhealthy_threshold_to_fail_and_the_healthy_
     ))
     .await;
     wait_state(&alb, "app", a.addr(), "healthy").await;
-    wait_group_metric(&alb, "HealthyHostCount", "app", 1.0).await;
-    assert_eq!(group_metric(&alb, "UnHealthyHostCount", "app").await, 0.0);
+    wait_group_metric(&alb, "hostalb_healthy_hosts", "app", 1.0).await;
+    assert_eq!(group_metric(&alb, "hostalb_unhealthy_hosts", "app").await, 0.0);
 
     // Failing: unhealthy only after two failed probes.
     a.set_health_status(503);
@@ -551,8 +555,8 @@ async fn a_healthy_target_needs_the_unhealthy_threshold_to_fail_and_the_healthy_
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     wait_health(&alb, "app", a.addr(), &mismatch(503)).await;
-    wait_group_metric(&alb, "UnHealthyHostCount", "app", 1.0).await;
-    assert_eq!(group_metric(&alb, "HealthyHostCount", "app").await, 0.0);
+    wait_group_metric(&alb, "hostalb_unhealthy_hosts", "app", 1.0).await;
+    assert_eq!(group_metric(&alb, "hostalb_healthy_hosts", "app").await, 0.0);
 
     // Recovering: one pass is not enough; three consecutive passes are.
     a.set_health_status(200);
@@ -577,8 +581,8 @@ async fn a_healthy_target_needs_the_unhealthy_threshold_to_fail_and_the_healthy_
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    wait_group_metric(&alb, "HealthyHostCount", "app", 1.0).await;
-    assert_eq!(group_metric(&alb, "UnHealthyHostCount", "app").await, 0.0);
+    wait_group_metric(&alb, "hostalb_healthy_hosts", "app", 1.0).await;
+    assert_eq!(group_metric(&alb, "hostalb_unhealthy_hosts", "app").await, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,8 +613,8 @@ async fn each_kind_of_failed_check_has_its_reason() {
     for (addr, reason, description) in expected {
         wait_health(&alb, "app", addr, &unhealthy(reason, description)).await;
     }
-    wait_group_metric(&alb, "UnHealthyHostCount", "app", 4.0).await;
-    assert_eq!(group_metric(&alb, "HealthyHostCount", "app").await, 0.0);
+    wait_group_metric(&alb, "hostalb_unhealthy_hosts", "app", 4.0).await;
+    assert_eq!(group_metric(&alb, "hostalb_healthy_hosts", "app").await, 0.0);
     assert!(
         silent.connections() >= 2 && garbage.connections() >= 2,
         "each probe opens a connection: silent {}, garbage {}",
@@ -673,8 +677,8 @@ async fn with_every_target_unhealthy_requests_fail_open_and_are_counted() {
     .await;
     wait_state(&alb, "app", a.addr(), "unhealthy").await;
     wait_state(&alb, "app", b.addr(), "unhealthy").await;
-    wait_group_metric(&alb, "UnHealthyHostCount", "app", 2.0).await;
-    assert_eq!(group_metric(&alb, "HealthyHostCount", "app").await, 0.0);
+    wait_group_metric(&alb, "hostalb_unhealthy_hosts", "app", 2.0).await;
+    assert_eq!(group_metric(&alb, "hostalb_healthy_hosts", "app").await, 0.0);
 
     // No target is healthy: every registered target still takes requests.
     let client = Client::new();
@@ -689,22 +693,22 @@ async fn with_every_target_unhealthy_requests_fail_open_and_are_counted() {
         "fail open spreads over all targets: {to_a} of 20 went to a"
     );
     assert_eq!(
-        group_metric(&alb, "UnhealthyRoutingRequestCount", "app").await,
+        group_metric(&alb, "hostalb_unhealthy_routing_requests_total", "app").await,
         20.0
     );
 
     // One target recovers: it takes everything, and nothing more is counted.
     a.set_health_status(200);
     wait_state(&alb, "app", a.addr(), "healthy").await;
-    wait_group_metric(&alb, "HealthyHostCount", "app", 1.0).await;
-    assert_eq!(group_metric(&alb, "UnHealthyHostCount", "app").await, 1.0);
+    wait_group_metric(&alb, "hostalb_healthy_hosts", "app", 1.0).await;
+    assert_eq!(group_metric(&alb, "hostalb_unhealthy_hosts", "app").await, 1.0);
     let before_b = b.request_count();
     for i in 0..10 {
         assert_eq!(routed(&client, &alb, &format!("/healthy/{i}")).await, "a");
     }
     assert_eq!(b.request_count(), before_b, "the unhealthy target gets nothing");
     assert_eq!(
-        group_metric(&alb, "UnhealthyRoutingRequestCount", "app").await,
+        group_metric(&alb, "hostalb_unhealthy_routing_requests_total", "app").await,
         20.0
     );
 }
@@ -935,7 +939,7 @@ async fn a_removed_target_drains_its_requests_in_flight_while_new_ones_go_elsewh
         }
     );
     assert_eq!(
-        group_metric(&alb, "HealthyHostCount", "app").await,
+        group_metric(&alb, "hostalb_healthy_hosts", "app").await,
         1.0,
         "a draining target is not counted healthy"
     );
@@ -960,7 +964,7 @@ async fn a_removed_target_drains_its_requests_in_flight_while_new_ones_go_elsewh
 
     // Reported as draining until the delay ends, then gone; its checks stopped.
     wait_gone(&alb, "app", b.addr()).await;
-    wait_group_metric(&alb, "HealthyHostCount", "app", 1.0).await;
+    wait_group_metric(&alb, "hostalb_healthy_hosts", "app", 1.0).await;
     let b_probes = b.health_probe_count();
     let a_probes = a.health_probe_count();
     let more = try_eventually(STATE_PATIENCE, async || a.health_probe_count() >= a_probes + 3).await;

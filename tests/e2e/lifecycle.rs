@@ -362,7 +362,7 @@ async fn keep_alive_connections_survive_a_reload_and_follow_the_new_rules() {
     let third = conn.get("/x/3").await.unwrap();
     assert_eq!((third.status, third.backend()), (200, Some("b")));
     assert_eq!(
-        metric(&alb, "NewConnectionCount").await,
+        metric(&alb, "hostalb_new_connections_total").await,
         1.0,
         "all three requests came over one client connection"
     );

@@ -220,7 +220,7 @@ async fn lb_cookie_sets_awsalb_and_its_cors_twin_and_sticks_while_renewed() {
         out
     };
     assert!(picks.iter().any(|p| *p != target), "{picks:?}");
-    assert_eq!(metric(&alb, "NonStickyRequestCount").await, 0.0);
+    assert_eq!(metric(&alb, "hostalb_non_sticky_requests_total").await, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,7 +261,7 @@ async fn a_tampered_or_forged_lb_cookie_gets_a_normal_pick_and_a_fresh_cookie() 
             "a bad cookie {value:?} steers nothing: both targets are picked in turn"
         );
     }
-    assert_eq!(metric(&alb, "NonStickyRequestCount").await, sent);
+    assert_eq!(metric(&alb, "hostalb_non_sticky_requests_total").await, sent);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,7 +280,7 @@ async fn a_cookie_naming_an_unhealthy_target_gets_a_new_target_and_cookie() {
     failing.set_health_status(503);
     wait_state(&alb, "app", failing.addr(), "unhealthy").await;
 
-    let before = metric(&alb, "NonStickyRequestCount").await;
+    let before = metric(&alb, "hostalb_non_sticky_requests_total").await;
     let resp = get_with(&client, &alb, "/s/1", &format!("AWSALB={old}")).await;
     assert_eq!(
         backend_of(&resp),
@@ -289,7 +289,10 @@ async fn a_cookie_naming_an_unhealthy_target_gets_a_new_target_and_cookie() {
     );
     let fresh = cookie(&resp, "AWSALB").value;
     assert_ne!(fresh, old);
-    assert_eq!(metric(&alb, "NonStickyRequestCount").await, before + 1.0);
+    assert_eq!(
+        metric(&alb, "hostalb_non_sticky_requests_total").await,
+        before + 1.0
+    );
     for i in 0..5 {
         let resp = get_with(&client, &alb, &format!("/s/f{i}"), &format!("AWSALB={fresh}")).await;
         assert_eq!(
@@ -312,13 +315,16 @@ async fn a_cookie_naming_a_removed_target_gets_a_new_target_and_cookie() {
     let (removed, kept) = if stuck == "a" { (&a, &b) } else { (&b, &a) };
 
     reload(&alb, &lb_config(&[kept.addr()], 60, NO_CHECKS)).await;
-    let before = metric(&alb, "NonStickyRequestCount").await;
+    let before = metric(&alb, "hostalb_non_sticky_requests_total").await;
     for i in 0..3 {
         let resp = get_with(&client, &alb, &format!("/s/{i}"), &format!("AWSALB={old}")).await;
         assert_eq!(backend_of(&resp), kept.name());
         assert_ne!(cookie(&resp, "AWSALB").value, old, "a fresh cookie");
     }
-    assert_eq!(metric(&alb, "NonStickyRequestCount").await, before + 3.0);
+    assert_eq!(
+        metric(&alb, "hostalb_non_sticky_requests_total").await,
+        before + 3.0
+    );
     assert_eq!(
         removed
             .requests()
@@ -542,5 +548,5 @@ async fn stickiness_ends_after_its_duration_unless_renewed() {
         issued.elapsed() > Duration::from_secs(3),
         "the renewed cookie was checked past its first duration"
     );
-    assert!(metric(&alb, "NonStickyRequestCount").await >= 2.0);
+    assert!(metric(&alb, "hostalb_non_sticky_requests_total").await >= 2.0);
 }

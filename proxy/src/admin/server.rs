@@ -7,6 +7,7 @@
 //! ALB reads it unchanged.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
@@ -19,25 +20,41 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::admin::config_log::ConfigLog;
+use crate::admin::exposition::Format;
+use crate::admin::sampler::Sampler;
+use crate::admin::{dashboard, page, prometheus};
 use crate::control::Proxy;
-use crate::model::arn::{group_arn, group_dimension, lb_arn, lb_dimension, listener_arn, rule_arn};
+use crate::model::arn::{group_arn, lb_arn, listener_arn, rule_arn};
 use crate::model::health::{Reason, State};
-use crate::model::metrics::{Exposition, get};
 use crate::model::snapshot::Snapshot;
 use crate::model::target::Target;
 use crate::model::target_group::GroupRt;
 
+/// What the admin server keeps beyond the proxy handle: the sampler of the last minute
+/// and the configuration's history, each fed by its own task.
+#[derive(Debug, Default)]
+pub(crate) struct Live {
+    pub(crate) sampler: Arc<Sampler>,
+    pub(crate) config: Arc<ConfigLog>,
+}
+
 pub(crate) async fn serve(proxy: Proxy, socket: TcpListener) {
+    let live = Arc::new(Live::default());
+    live.sampler.start(proxy.clone());
+    tokio::spawn(live.config.clone().run(proxy.clone()));
     loop {
         let Ok((stream, _)) = socket.accept().await else {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             continue;
         };
         let proxy = proxy.clone();
+        let live = live.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(route(&proxy, req).await) }
+                let live = live.clone();
+                async move { Ok::<_, Infallible>(route(&proxy, &live, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -48,7 +65,7 @@ pub(crate) async fn serve(proxy: Proxy, socket: TcpListener) {
     }
 }
 
-async fn route(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(proxy: &Proxy, live: &Live, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let query = req.uri().query().unwrap_or("").to_owned();
     let param = |name: &str| {
         query
@@ -60,13 +77,26 @@ async fn route(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let snap = proxy.shared().snapshot.load_full();
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/") => html(dashboard()),
+        (&Method::GET, "/") => {
+            let view = dashboard::build(proxy, &snap, &live.sampler, &live.config);
+            html(page::page(&view))
+        }
+        (&Method::GET, "/dashboard/view") => {
+            let view = dashboard::build(proxy, &snap, &live.sampler, &live.config);
+            html(page::fragment(&view))
+        }
+        (&Method::GET, "/api/dashboard") => {
+            let view = dashboard::build(proxy, &snap, &live.sampler, &live.config);
+            json_response(StatusCode::OK, serde_json::to_value(view).unwrap_or_default())
+        }
         (&Method::GET, "/metrics") => {
-            let body = metrics(proxy, &snap);
+            let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok());
+            let format = Format::from_accept(accept);
+            let body = prometheus::render(proxy, &snap, &live.sampler, format);
             let mut r = Response::new(Full::new(Bytes::from(body)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                header::HeaderValue::from_static("text/plain; version=0.0.4"),
+                header::HeaderValue::from_static(format.content_type()),
             );
             r
         }
@@ -161,8 +191,8 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-fn html(body: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+fn html(body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/html; charset=utf-8"),
@@ -521,195 +551,4 @@ fn describe_target_health(g: &GroupRt, only: Option<&[std::net::SocketAddr]>) ->
         }
     }
     json!({ "TargetHealthDescriptions": out })
-}
-
-fn metrics(proxy: &Proxy, snap: &Snapshot) -> String {
-    let m = &proxy.shared().metrics;
-    let lb = lb_dimension();
-    let mut e = Exposition::new();
-    let lbl: [(&str, &str); 1] = [("LoadBalancer", &lb)];
-    let counters: [(&'static str, &str, &std::sync::atomic::AtomicU64); 24] = [
-        (
-            "RequestCount",
-            "Requests for which a target was chosen",
-            &m.request_count,
-        ),
-        (
-            "NewConnectionCount",
-            "Client connections opened",
-            &m.new_connections,
-        ),
-        (
-            "RejectedConnectionCount",
-            "Client connections hostalb could not accept",
-            &m.rejected_connections,
-        ),
-        ("ProcessedBytes", "Bytes processed", &m.processed_bytes),
-        (
-            "HTTPCode_ELB_3XX_Count",
-            "Redirects answered by hostalb",
-            &m.elb_3xx,
-        ),
-        ("HTTPCode_ELB_4XX_Count", "4xx answered by hostalb", &m.elb_4xx),
-        ("HTTPCode_ELB_5XX_Count", "5xx answered by hostalb", &m.elb_5xx),
-        ("HTTPCode_ELB_500_Count", "500 answered by hostalb", &m.elb_500),
-        ("HTTPCode_ELB_502_Count", "502 answered by hostalb", &m.elb_502),
-        ("HTTPCode_ELB_503_Count", "503 answered by hostalb", &m.elb_503),
-        ("HTTPCode_ELB_504_Count", "504 answered by hostalb", &m.elb_504),
-        (
-            "HTTP_Fixed_Response_Count",
-            "Fixed-response actions",
-            &m.fixed_responses,
-        ),
-        ("HTTP_Redirect_Count", "Redirect actions", &m.redirects),
-        (
-            "HTTP_Redirect_Url_Limit_Exceeded_Count",
-            "Redirects whose Location exceeded 8 K",
-            &m.redirect_url_limit_exceeded,
-        ),
-        ("RuleEvaluations", "Rule table evaluations", &m.rule_evaluations),
-        (
-            "NonStickyRequestCount",
-            "Requests whose stickiness cookie could not be used",
-            &m.non_sticky_requests,
-        ),
-        (
-            "DesyncMitigationMode_NonCompliant_Request_Count",
-            "Requests not compliant with RFC 7230",
-            &m.desync_non_compliant,
-        ),
-        (
-            "ClientTLSNegotiationErrorCount",
-            "Failed client TLS handshakes",
-            &m.client_tls_negotiation_errors,
-        ),
-        ("IPv6RequestCount", "Requests from IPv6 clients", &m.ipv6_requests),
-        ("hostalb_reloads_total", "Configurations applied", &m.reloads),
-        (
-            "hostalb_reload_failures_total",
-            "Reloads refused (the running configuration kept serving)",
-            &m.reload_failures,
-        ),
-        (
-            "hostalb_access_log_dropped_total",
-            "Access log entries dropped because the writer could not keep up",
-            &m.access_log_dropped,
-        ),
-        (
-            "hostalb_budget_closed_connections_total",
-            "Idle client connections closed to make room under max_client_connections",
-            &m.budget_closed_connections,
-        ),
-        (
-            "hostalb_budget_waits_total",
-            "Times accepting paused at max_client_connections with no idle connection to close",
-            &m.budget_waits,
-        ),
-    ];
-    for (name, help, c) in counters {
-        e.sample(name, "counter", help, &lbl, get(c));
-    }
-    e.sample(
-        "ActiveConnectionCount",
-        "gauge",
-        "Open client connections",
-        &lbl,
-        m.active_connections.load(Relaxed) as f64,
-    );
-    e.sample(
-        "hostalb_max_client_connections",
-        "gauge",
-        "Client connections held at most (max_client_connections, or derived from the descriptor limit)",
-        &lbl,
-        proxy.shared().budget.limit() as f64,
-    );
-    if let Ok(reasons) = m.elb_reasons.lock() {
-        for ((status, reason), count) in reasons.iter() {
-            let code = status.to_string();
-            e.sample(
-                "hostalb_elb_answers_total",
-                "counter",
-                "Answers hostalb made itself, by status and reason",
-                &[("LoadBalancer", &lb), ("code", &code), ("reason", reason)],
-                *count as f64,
-            );
-        }
-    }
-    for g in snap.groups.iter() {
-        let tg = group_dimension(g.name());
-        let labels: [(&str, &str); 2] = [("LoadBalancer", &lb), ("TargetGroup", &tg)];
-        let gm = &g.state.metrics;
-        let group_counters: [(&'static str, &str, &std::sync::atomic::AtomicU64); 7] = [
-            ("HTTPCode_Target_2XX_Count", "2xx from targets", &gm.target_2xx),
-            ("HTTPCode_Target_3XX_Count", "3xx from targets", &gm.target_3xx),
-            ("HTTPCode_Target_4XX_Count", "4xx from targets", &gm.target_4xx),
-            ("HTTPCode_Target_5XX_Count", "5xx from targets", &gm.target_5xx),
-            (
-                "TargetConnectionErrorCount",
-                "Failed connections to targets",
-                &gm.target_connection_errors,
-            ),
-            (
-                "UnhealthyRoutingRequestCount",
-                "Requests routed while no target was healthy",
-                &gm.unhealthy_routing_requests,
-            ),
-            (
-                "hostalb_target_group_requests_total",
-                "Requests sent to the group",
-                &gm.request_count,
-            ),
-        ];
-        for (name, help, c) in group_counters {
-            e.sample(name, "counter", help, &labels, get(c));
-        }
-        let responses = gm.responses.load(Relaxed);
-        let avg = if responses == 0 {
-            0.0
-        } else {
-            gm.response_time_us.load(Relaxed) as f64 / responses as f64 / 1e6
-        };
-        e.sample(
-            "TargetResponseTime",
-            "gauge",
-            "Average seconds from request sent to response head",
-            &labels,
-            avg,
-        );
-        let per_target = if g.registered.is_empty() {
-            0.0
-        } else {
-            get(&gm.request_count) / g.registered.len() as f64
-        };
-        e.sample(
-            "RequestCountPerTarget",
-            "gauge",
-            "Requests per registered target",
-            &labels,
-            per_target,
-        );
-        let healthy = g
-            .registered
-            .iter()
-            .filter(|t| matches!(target_health(g, t, false).0, State::Healthy | State::Unavailable))
-            .count() as f64;
-        let unhealthy = g
-            .registered
-            .iter()
-            .filter(|t| target_health(g, t, false).0 == State::Unhealthy)
-            .count() as f64;
-        e.sample("HealthyHostCount", "gauge", "Healthy targets", &labels, healthy);
-        e.sample(
-            "UnHealthyHostCount",
-            "gauge",
-            "Unhealthy targets",
-            &labels,
-            unhealthy,
-        );
-    }
-    e.finish()
-}
-
-fn dashboard() -> &'static str {
-    include_str!("dashboard.html")
 }

@@ -146,13 +146,13 @@ where
     let target = inflight.target().clone();
     let mut set_cookie = set_cookie;
     write_target_cookies(shared, group, &target, head, &resp, &mut set_cookie);
-    group.state.metrics.count_target_status(resp.status);
+    let response_time_us = sent_at.elapsed().as_micros() as u64;
     group
         .state
         .metrics
-        .response_time_us
-        .fetch_add(sent_at.elapsed().as_micros() as u64, Relaxed);
-    inc(&group.state.metrics.responses);
+        .responses
+        .record(resp.status, response_time_us);
+    target.metrics.responses.record(resp.status, response_time_us);
     cx.rec.target_status = Some(resp.status);
     cx.rec.status = resp.status;
 

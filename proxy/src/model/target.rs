@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::model::health::{State, Tracker};
-use crate::model::metrics::inc;
+use crate::model::metrics::{TargetMetrics, inc};
 use crate::model::pool::Pool;
 
 /// Where a registration came from, shown by the admin API.
@@ -29,6 +29,8 @@ pub(crate) struct Target {
     pub(crate) in_flight: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) connection_errors: AtomicU64,
+    /// Responses by status class and their times (the admin API's per-target view).
+    pub(crate) metrics: TargetMetrics,
     /// Health-check state, written by the target's checker and the control plane; never
     /// read on the request path.
     pub(crate) health: Mutex<Tracker>,
@@ -60,6 +62,7 @@ impl Target {
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             connection_errors: AtomicU64::new(0),
+            metrics: TargetMetrics::default(),
             health: Mutex::new(Tracker::default()),
             slow_start_from: AtomicU64::new(0),
             cut: AtomicBool::new(false),
