@@ -55,8 +55,8 @@ scenarios (all by default, run in this order):
   e        a reload every 100 ms under load against no reloads, 1 worker
   f        10,000 idle keep-alive client connections: resident memory, 1 worker
   g        start-to-routable of a Docker container (needs `docker info` to work)
-  h        slow readers: wrk on a 3-byte response beside clients reading 1 MiB responses
-           slowly; p99 of the wrk clients, 1 worker
+  h        wrk on a 3-byte response beside 20 clients reading 1 MiB responses: slowly
+           (h-slow) or as fast as they can (h-fast); p99 of the wrk clients, 1 worker
   i        chunked upload: the median time of a 32 MiB chunked POST to a target that reads
            it, 1 worker
 
@@ -70,8 +70,8 @@ options:
   --docker-starts N     container starts of (g) (20)
   --reload-ms N         reload period of (e) (100)
   --slow-readers N      slow readers of (h) (20)
-  --slow-read BYTES     bytes each slow reader asks of one read (16384)
-  --slow-pause-ms N     pause of a slow reader after each read (1)
+  --slow-read BYTES     bytes each reader of (h-slow) asks of one read (16384)
+  --slow-pause-ms N     pause of a reader of (h-slow) after each read (1)
   --uploads N           uploads per target and round in (i) (3)
   --upload-mib N        size of one upload in (i), MiB (32)
   --upload-chunk KB     chunk size of the uploads in (i), KiB (64: curl's upload buffer)
@@ -99,6 +99,20 @@ struct Options {
     upload_mib: usize,
     upload_chunk_kb: usize,
     json: Option<PathBuf>,
+}
+
+/// The readers of (h-fast): a read as large as a socket buffer, no pause.
+const FAST_READ: usize = 256 * 1024;
+
+impl Options {
+    /// (bytes per read, pause in ms) of the readers of (h-slow) or (h-fast).
+    fn reader_pace(&self, fast: bool) -> (usize, u64) {
+        if fast {
+            (FAST_READ, 0)
+        } else {
+            (self.slow_read, self.slow_pause_ms)
+        }
+    }
 }
 
 fn parse_args() -> Result<Option<Options>> {
@@ -150,7 +164,9 @@ fn parse_args() -> Result<Option<Options>> {
             s => {
                 let known = SPECS.iter().any(|sp| sp.name == s || sp.letter == s);
                 if !known {
-                    bail!("unknown scenario `{s}`: choose among a b c c-1k c-100k d e f g h i (see --help)");
+                    bail!(
+                        "unknown scenario `{s}`: choose among a b c c-1k c-100k d e f g h h-slow h-fast i (see --help)"
+                    );
                 }
                 o.scenarios.push(s.to_owned());
             }
@@ -171,8 +187,9 @@ enum Work {
     Idle,
     /// Container start-to-routable.
     Docker,
-    /// wrk on the small response beside slow readers of a large one.
-    SlowReaders,
+    /// wrk on the small response beside readers of a large one; `fast`: they read as
+    /// fast as they can, else at the --slow-read / --slow-pause-ms pace.
+    SlowReaders { fast: bool },
     /// Timed chunked uploads.
     Upload,
 }
@@ -192,7 +209,7 @@ const SMALL: Work = Work::Load {
     reload: false,
 };
 
-const SPECS: [Spec; 10] = [
+const SPECS: [Spec; 11] = [
     Spec {
         name: "a",
         letter: "a",
@@ -262,11 +279,18 @@ const SPECS: [Spec; 10] = [
         work: Work::Docker,
     },
     Spec {
-        name: "h",
+        name: "h-slow",
         letter: "h",
         workers: 1,
         rules: 1,
-        work: Work::SlowReaders,
+        work: Work::SlowReaders { fast: false },
+    },
+    Spec {
+        name: "h-fast",
+        letter: "h",
+        workers: 1,
+        rules: 1,
+        work: Work::SlowReaders { fast: true },
     },
     Spec {
         name: "i",
@@ -314,15 +338,21 @@ impl Spec {
                 }
                 t
             }
-            (_, Work::SlowReaders) => format!(
-                "1 worker, {c} keep-alive connections, GET {} (3-byte body), beside {} clients each reading \
-                 GET {} (1 MiB body) {} bytes at a time with a {} ms pause after each read",
-                servers::SMALL_PATH,
-                o.slow_readers,
-                servers::MB1_PATH,
-                o.slow_read,
-                o.slow_pause_ms
-            ),
+            (_, Work::SlowReaders { fast }) => {
+                let (read, pause) = o.reader_pace(fast);
+                format!(
+                    "1 worker, {c} keep-alive connections, GET {} (3-byte body), beside {} clients each reading \
+                     GET {} (1 MiB body) {read} bytes at a time with {}",
+                    servers::SMALL_PATH,
+                    o.slow_readers,
+                    servers::MB1_PATH,
+                    if pause == 0 {
+                        "no pause (as fast as they can)".to_owned()
+                    } else {
+                        format!("a {pause} ms pause after each read")
+                    }
+                )
+            }
             (_, Work::Upload) => format!(
                 "1 worker, POST {} of {} MiB with Transfer-Encoding: chunked ({} KiB chunks) on a new connection, \
                  to a target that reads it whole; {} uploads per target and round",
@@ -439,7 +469,7 @@ fn run() -> Result<ExitCode> {
             } => run_load(&ctx, spec, &title, path, body_len, reload).map(Ran::Done),
             Work::Idle => run_idle(&ctx, spec, &title).map(Ran::Done),
             Work::Docker => run_docker(&ctx, spec, &title),
-            Work::SlowReaders => run_slow(&ctx, spec, &title).map(Ran::Done),
+            Work::SlowReaders { fast } => run_slow(&ctx, spec, &title, fast).map(Ran::Done),
             Work::Upload => run_upload(&ctx, spec, &title).map(Ran::Done),
         };
         match outcome {
@@ -1082,15 +1112,15 @@ const SLOW_BODY: usize = 1024 * 1024;
 /// Scenario (h): wrk on the small response while slow readers hold large responses open
 /// through the same proxy. The wrk figures are the normal clients'; the proxy's CPU time
 /// includes the slow readers' relay.
-fn run_slow(ctx: &Ctx, spec: &Spec, title: &str) -> Result<ScenarioResult> {
+fn run_slow(ctx: &Ctx, spec: &Spec, title: &str, fast: bool) -> Result<ScenarioResult> {
     let dir = scenario_dir(ctx, spec)?;
     let mut stack = Stack::start(ctx, spec, &dir)?;
     stack.sanity(servers::SMALL_PATH, 3)?;
     stack.sanity(servers::MB1_PATH, SLOW_BODY)?;
     let pace = slow::Pace {
         clients: ctx.opts.slow_readers,
-        read_bytes: ctx.opts.slow_read,
-        pause: Duration::from_millis(ctx.opts.slow_pause_ms),
+        read_bytes: ctx.opts.reader_pace(fast).0,
+        pause: Duration::from_millis(ctx.opts.reader_pace(fast).1),
     };
     let mut variants: Vec<(String, Option<usize>)> = vec![("direct".to_owned(), None)];
     variants.extend(

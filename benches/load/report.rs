@@ -95,14 +95,19 @@ impl Series {
         median(self.uploads.iter().map(|u| u.seconds).collect())
     }
 
+    /// Median CPU milliseconds per upload; NaN when not measured (the sink itself).
     fn upload_cpu_ms(&self) -> f64 {
-        median(
-            self.uploads
-                .iter()
-                .map(|u| u.cpu_ms)
-                .filter(|c| c.is_finite())
-                .collect(),
-        )
+        let measured: Vec<f64> = self
+            .uploads
+            .iter()
+            .map(|u| u.cpu_ms)
+            .filter(|c| c.is_finite())
+            .collect();
+        if measured.is_empty() {
+            f64::NAN
+        } else {
+            median(measured)
+        }
     }
 
     fn has_slow(&self) -> bool {
@@ -171,12 +176,14 @@ impl Series {
         if !self.uploads.is_empty() {
             v["median"] = json!({
                 "upload_ms": round2(self.upload_s() * 1e3),
-                "cpu_ms_per_upload": round2(self.upload_cpu_ms()),
+                "cpu_ms_per_upload": Some(self.upload_cpu_ms()).filter(|c| c.is_finite()).map(round2),
             });
             v["uploads"] = Value::Array(
                 self.uploads
                     .iter()
-                    .map(|u| json!({ "ms": round2(u.seconds * 1e3), "cpu_ms": round2(u.cpu_ms) }))
+                    .map(|u| {
+                        json!({ "ms": round2(u.seconds * 1e3), "cpu_ms": Some(u.cpu_ms).filter(|c| c.is_finite()).map(round2) })
+                    })
                     .collect(),
             );
         }
@@ -452,16 +459,21 @@ impl ScenarioResult {
                 let mut sorted: Vec<f64> = s.uploads.iter().map(|u| u.seconds).collect();
                 sorted.sort_by(f64::total_cmp);
                 let med = s.upload_s();
+                let cpu = s.upload_cpu_ms();
                 let _ = writeln!(
                     t,
-                    "  {:<16} {:>8} {:>12.1} {:>9.1} {:>9.1} {:>9.0} {:>13.2}",
+                    "  {:<16} {:>8} {:>12.1} {:>9.1} {:>9.1} {:>9.0} {:>13}",
                     s.label,
                     s.uploads.len(),
                     med * 1e3,
                     sorted.first().copied().unwrap_or(0.0) * 1e3,
                     sorted.last().copied().unwrap_or(0.0) * 1e3,
                     self.upload_mib / med.max(1e-9),
-                    s.upload_cpu_ms()
+                    if cpu.is_finite() {
+                        format!("{cpu:.1}")
+                    } else {
+                        "-".to_owned()
+                    }
                 );
             }
             let h = uploads.iter().find(|s| s.label == "hostalb");

@@ -226,6 +226,12 @@ fn serve(mut s: TcpStream) -> Result<()> {
             body.len()
         );
         s.write_all(answer.as_bytes())?;
+        if head
+            .lines()
+            .any(|l| l.starts_with("connection:") && l.contains("close"))
+        {
+            return Ok(());
+        }
     }
 }
 
