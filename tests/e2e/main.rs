@@ -5,6 +5,7 @@
 mod actions;
 mod admin;
 mod balancing;
+mod bodies;
 mod cli;
 mod common;
 mod connections;
