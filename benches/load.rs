@@ -21,6 +21,10 @@ mod procs;
 mod report;
 #[path = "load/servers.rs"]
 mod servers;
+#[path = "load/slow.rs"]
+mod slow;
+#[path = "load/upload.rs"]
+mod upload;
 #[path = "load/wrk.rs"]
 mod wrk;
 
@@ -34,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use report::{IdleRound, Round, ScenarioResult, Series};
+use report::{IdleRound, Round, ScenarioResult, Series, UploadRound};
 use servers::{Backend, Kind, Proxy, Shape, Tools};
 
 const HELP: &str = "\
@@ -51,6 +55,10 @@ scenarios (all by default, run in this order):
   e        a reload every 100 ms under load against no reloads, 1 worker
   f        10,000 idle keep-alive client connections: resident memory, 1 worker
   g        start-to-routable of a Docker container (needs `docker info` to work)
+  h        wrk on a 3-byte response beside 20 clients reading 1 MiB responses: slowly
+           (h-slow) or as fast as they can (h-fast); p99 of the wrk clients, 1 worker
+  i        chunked upload: the median time of a 32 MiB chunked POST to a target that reads
+           it, 1 worker
 
 options:
   --rounds N            measured rounds per target (5)
@@ -61,6 +69,12 @@ options:
   --idle N              idle connections of (f) (10000)
   --docker-starts N     container starts of (g) (20)
   --reload-ms N         reload period of (e) (100)
+  --slow-readers N      slow readers of (h) (20)
+  --slow-read BYTES     bytes each reader of (h-slow) asks of one read (16384)
+  --slow-pause-ms N     pause of a reader of (h-slow) after each read (1)
+  --uploads N           uploads per target and round in (i) (3)
+  --upload-mib N        size of one upload in (i), MiB (32)
+  --upload-chunk KB     chunk size of the uploads in (i), KiB (64: curl's upload buffer)
   --json FILE           where the JSON goes (target/bench/load.json)
   --help
 
@@ -78,7 +92,27 @@ struct Options {
     idle: usize,
     docker_starts: usize,
     reload_ms: u64,
+    slow_readers: usize,
+    slow_read: usize,
+    slow_pause_ms: u64,
+    uploads: usize,
+    upload_mib: usize,
+    upload_chunk_kb: usize,
     json: Option<PathBuf>,
+}
+
+/// The readers of (h-fast): a read as large as a socket buffer, no pause.
+const FAST_READ: usize = 256 * 1024;
+
+impl Options {
+    /// (bytes per read, pause in ms) of the readers of (h-slow) or (h-fast).
+    fn reader_pace(&self, fast: bool) -> (usize, u64) {
+        if fast {
+            (FAST_READ, 0)
+        } else {
+            (self.slow_read, self.slow_pause_ms)
+        }
+    }
 }
 
 fn parse_args() -> Result<Option<Options>> {
@@ -92,6 +126,12 @@ fn parse_args() -> Result<Option<Options>> {
         idle: 10_000,
         docker_starts: 20,
         reload_ms: 100,
+        slow_readers: 20,
+        slow_read: 16 * 1024,
+        slow_pause_ms: 1,
+        uploads: 3,
+        upload_mib: 32,
+        upload_chunk_kb: 64,
         json: None,
     };
     let mut args = std::env::args().skip(1);
@@ -113,12 +153,20 @@ fn parse_args() -> Result<Option<Options>> {
             "--idle" => o.idle = num("--idle")?.clamp(1, 100_000) as usize,
             "--docker-starts" => o.docker_starts = num("--docker-starts")?.clamp(1, 1000) as usize,
             "--reload-ms" => o.reload_ms = num("--reload-ms")?.clamp(10, 60_000),
+            "--slow-readers" => o.slow_readers = num("--slow-readers")?.clamp(1, 1000) as usize,
+            "--slow-read" => o.slow_read = num("--slow-read")?.clamp(1, 1 << 20) as usize,
+            "--slow-pause-ms" => o.slow_pause_ms = num("--slow-pause-ms")?.min(10_000),
+            "--uploads" => o.uploads = num("--uploads")?.clamp(1, 1000) as usize,
+            "--upload-mib" => o.upload_mib = num("--upload-mib")?.clamp(1, 4096) as usize,
+            "--upload-chunk" => o.upload_chunk_kb = num("--upload-chunk")?.clamp(1, 64 * 1024) as usize,
             "--json" => o.json = Some(PathBuf::from(args.next().context("--json needs a file")?)),
             s if s.starts_with('-') => bail!("unknown option {s} (see --help)"),
             s => {
                 let known = SPECS.iter().any(|sp| sp.name == s || sp.letter == s);
                 if !known {
-                    bail!("unknown scenario `{s}`: choose among a b c c-1k c-100k d e f g (see --help)");
+                    bail!(
+                        "unknown scenario `{s}`: choose among a b c c-1k c-100k d e f g h h-slow h-fast i (see --help)"
+                    );
                 }
                 o.scenarios.push(s.to_owned());
             }
@@ -139,6 +187,11 @@ enum Work {
     Idle,
     /// Container start-to-routable.
     Docker,
+    /// wrk on the small response beside readers of a large one; `fast`: they read as
+    /// fast as they can, else at the --slow-read / --slow-pause-ms pace.
+    SlowReaders { fast: bool },
+    /// Timed chunked uploads.
+    Upload,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +209,7 @@ const SMALL: Work = Work::Load {
     reload: false,
 };
 
-const SPECS: [Spec; 8] = [
+const SPECS: [Spec; 11] = [
     Spec {
         name: "a",
         letter: "a",
@@ -225,6 +278,27 @@ const SPECS: [Spec; 8] = [
         rules: 1,
         work: Work::Docker,
     },
+    Spec {
+        name: "h-slow",
+        letter: "h",
+        workers: 1,
+        rules: 1,
+        work: Work::SlowReaders { fast: false },
+    },
+    Spec {
+        name: "h-fast",
+        letter: "h",
+        workers: 1,
+        rules: 1,
+        work: Work::SlowReaders { fast: true },
+    },
+    Spec {
+        name: "i",
+        letter: "i",
+        workers: 1,
+        rules: 1,
+        work: Work::Upload,
+    },
 ];
 
 impl Spec {
@@ -264,6 +338,29 @@ impl Spec {
                 }
                 t
             }
+            (_, Work::SlowReaders { fast }) => {
+                let (read, pause) = o.reader_pace(fast);
+                format!(
+                    "1 worker, {c} keep-alive connections, GET {} (3-byte body), beside {} clients each reading \
+                     GET {} (1 MiB body) {read} bytes at a time with {}",
+                    servers::SMALL_PATH,
+                    o.slow_readers,
+                    servers::MB1_PATH,
+                    if pause == 0 {
+                        "no pause (as fast as they can)".to_owned()
+                    } else {
+                        format!("a {pause} ms pause after each read")
+                    }
+                )
+            }
+            (_, Work::Upload) => format!(
+                "1 worker, POST {} of {} MiB with Transfer-Encoding: chunked ({} KiB chunks) on a new connection, \
+                 to a target that reads it whole; {} uploads per target and round",
+                upload::UPLOAD_PATH,
+                o.upload_mib,
+                o.upload_chunk_kb,
+                o.uploads
+            ),
             (_, Work::Docker) => String::new(),
         }
     }
@@ -372,6 +469,8 @@ fn run() -> Result<ExitCode> {
             } => run_load(&ctx, spec, &title, path, body_len, reload).map(Ran::Done),
             Work::Idle => run_idle(&ctx, spec, &title).map(Ran::Done),
             Work::Docker => run_docker(&ctx, spec, &title),
+            Work::SlowReaders { fast } => run_slow(&ctx, spec, &title, fast).map(Ran::Done),
+            Work::Upload => run_upload(&ctx, spec, &title).map(Ran::Done),
         };
         match outcome {
             Ok(Ran::Done(r)) => {
@@ -422,6 +521,9 @@ fn run() -> Result<ExitCode> {
             "rounds": ctx.opts.rounds, "round_seconds": ctx.opts.seconds, "warmup_seconds": ctx.opts.warmup,
             "wrk_threads": ctx.opts.threads, "connections": ctx.opts.connections, "idle_connections": ctx.opts.idle,
             "docker_starts": ctx.opts.docker_starts, "reload_ms": ctx.opts.reload_ms, "open_files": ctx.nofile,
+            "slow_readers": ctx.opts.slow_readers, "slow_read_bytes": ctx.opts.slow_read,
+            "slow_pause_ms": ctx.opts.slow_pause_ms, "uploads_per_round": ctx.opts.uploads,
+            "upload_mib": ctx.opts.upload_mib, "upload_chunk_kib": ctx.opts.upload_chunk_kb,
             "clock_ticks_per_second": ctx.ticks,
         },
         "elapsed_seconds": started.elapsed().as_secs(),
@@ -632,6 +734,11 @@ struct Stack {
 
 impl Stack {
     fn start(ctx: &Ctx, spec: &Spec, dir: &Path) -> Result<Stack> {
+        Stack::start_to(ctx, spec, dir, None)
+    }
+
+    /// The servers, with the proxies in front of `targets` instead of the backend's ports.
+    fn start_to(ctx: &Ctx, spec: &Spec, dir: &Path, targets: Option<[u16; 2]>) -> Result<Stack> {
         let tools = ctx
             .tools
             .as_ref()
@@ -650,7 +757,7 @@ impl Stack {
                 tools,
                 &dir.join(kind.name()),
                 shape,
-                backend.ports,
+                targets.unwrap_or(backend.ports),
             )?);
         }
         Ok(Stack { backend, proxies })
@@ -884,6 +991,7 @@ fn measure(
         reloads: reloads.0,
         reload_failures: reloads.1,
         processes: after.processes,
+        ..Round::default()
     };
     Ok((round, reloads.2))
 }
@@ -993,4 +1101,174 @@ fn run_docker(ctx: &Ctx, spec: &Spec, title: &str) -> Result<Ran> {
     result.docker_run_ms = out.run_ms;
     result.docker_failures = out.failures;
     Ok(Ran::Done(result))
+}
+
+/// How long the slow readers of (h) run before a round is measured: every one of them is
+/// then inside a response.
+const SLOW_SETTLE: Duration = Duration::from_secs(1);
+/// The large body of (h).
+const SLOW_BODY: usize = 1024 * 1024;
+
+/// Scenario (h): wrk on the small response while slow readers hold large responses open
+/// through the same proxy. The wrk figures are the normal clients'; the proxy's CPU time
+/// includes the slow readers' relay.
+fn run_slow(ctx: &Ctx, spec: &Spec, title: &str, fast: bool) -> Result<ScenarioResult> {
+    let dir = scenario_dir(ctx, spec)?;
+    let mut stack = Stack::start(ctx, spec, &dir)?;
+    stack.sanity(servers::SMALL_PATH, 3)?;
+    stack.sanity(servers::MB1_PATH, SLOW_BODY)?;
+    let pace = slow::Pace {
+        clients: ctx.opts.slow_readers,
+        read_bytes: ctx.opts.reader_pace(fast).0,
+        pause: Duration::from_millis(ctx.opts.reader_pace(fast).1),
+    };
+    let mut variants: Vec<(String, Option<usize>)> = vec![("direct".to_owned(), None)];
+    variants.extend(
+        stack
+            .proxies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.kind.name().to_owned(), Some(i))),
+    );
+    let mut result = ScenarioResult::new(spec.name, title);
+    result.series = variants.iter().map(|(l, _)| Series::new(l)).collect();
+    let small = servers::SMALL_PATH;
+    if ctx.opts.warmup > 0 {
+        for (label, t) in &variants {
+            let (addr, _, _) = stack.target(*t);
+            let log = dir.join("wrk").join(format!("{label}-warmup.txt"));
+            let w = wrk(ctx)?.run(&format!("http://{addr}{small}"), ctx.opts.warmup, &log)?;
+            eprintln!(
+                "load:   warm-up {label:<16} {:>9.0} req/s, errors {}",
+                w.rps(),
+                w.errors()
+            );
+        }
+    }
+    for round in 0..ctx.opts.rounds {
+        for (vi, (label, t)) in variants.iter().enumerate() {
+            procs::check_stop()?;
+            stack.check_alive()?;
+            let log = dir.join("wrk").join(format!("{label}-{}.txt", round + 1));
+            let (addr, pid, _) = stack.target(*t);
+            let readers = slow::start(addr, servers::MB1_PATH, SLOW_BODY, pace);
+            let settled = procs::sleep(SLOW_SETTLE);
+            let (bytes_before, responses_before) = readers.snapshot();
+            let started = Instant::now();
+            let measured =
+                settled.and_then(|()| measure(ctx, &format!("http://{addr}{small}"), pid, None, &log));
+            let (bytes_after, responses_after) = readers.snapshot();
+            let seconds = started.elapsed().as_secs_f64();
+            let (slow_errors, first_error) = readers.stop();
+            let (mut r, _) = measured?;
+            r.slow_bps = (bytes_after - bytes_before) as f64 / seconds.max(1e-3);
+            r.slow_responses = responses_after - responses_before;
+            r.slow_errors = slow_errors;
+            eprintln!(
+                "load:   round {}/{} {label:<16} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  {:>7.2} us/req  errors {}  \
+                 slow readers {:.1} MiB/s, {} responses, {} errors",
+                round + 1,
+                ctx.opts.rounds,
+                r.rps,
+                r.p50_us / 1e3,
+                r.p99_us / 1e3,
+                r.cpu_us_per_req,
+                r.errors,
+                r.slow_bps / 1048576.0,
+                r.slow_responses,
+                r.slow_errors
+            );
+            let series = &mut result.series[vi];
+            if r.errors > 0 {
+                series.notes.push(format!(
+                    "round {}: {} errors ({} non-2xx/3xx, {} socket errors; wrk output {})",
+                    round + 1,
+                    r.errors,
+                    r.status_errors,
+                    r.socket_errors,
+                    log.display()
+                ));
+            }
+            if let Some(e) = first_error {
+                series.notes.push(format!(
+                    "round {}: {slow_errors} slow-reader connections failed, first: {e}",
+                    round + 1
+                ));
+            }
+            series.rounds.push(r);
+        }
+    }
+    stack.check_alive()?;
+    Ok(result)
+}
+
+/// Scenario (i): timed chunked uploads through each proxy to the harness's sink, which
+/// checks every body whole (length and sum). Targets take turns upload by upload round.
+fn run_upload(ctx: &Ctx, spec: &Spec, title: &str) -> Result<ScenarioResult> {
+    let dir = scenario_dir(ctx, spec)?;
+    let sink = upload::start_sink()?;
+    let mut stack = Stack::start_to(ctx, spec, &dir, Some(sink.ports))?;
+    let len = ctx.opts.upload_mib * 1024 * 1024;
+    let (body, sum) = upload::chunked_body(len, ctx.opts.upload_chunk_kb * 1024);
+    // (label, address, pid of the proxy: None for the sink itself, in this process).
+    let mut targets: Vec<(String, SocketAddr, Option<i32>)> = vec![(
+        "direct".to_owned(),
+        SocketAddr::from(([127, 0, 0, 1], sink.ports[0])),
+        None,
+    )];
+    targets.extend(
+        stack
+            .proxies
+            .iter()
+            .map(|p| (p.kind.name().to_owned(), p.addr, Some(p.svc.pid()))),
+    );
+    let mut result = ScenarioResult::new(spec.name, title);
+    result.upload_mib = ctx.opts.upload_mib as f64;
+    result.series = targets.iter().map(|(l, _, _)| Series::new(l)).collect();
+    // Warm-up and sanity: every target takes two uploads whole (one per target port).
+    for (label, addr, _) in &targets {
+        for _ in 0..2 {
+            let s = upload::upload(*addr, &body, len, sum)
+                .with_context(|| format!("{label}: a warm-up upload"))?;
+            eprintln!("load:   warm-up {label:<16} upload {:.1} ms", s * 1e3);
+        }
+    }
+    for round in 0..ctx.opts.rounds {
+        for (ti, (label, addr, pid)) in targets.iter().enumerate() {
+            procs::check_stop()?;
+            stack.check_alive()?;
+            let before = pid.map(procs::usage);
+            let mut times = Vec::with_capacity(ctx.opts.uploads);
+            for n in 0..ctx.opts.uploads {
+                let s = upload::upload(*addr, &body, len, sum)
+                    .with_context(|| format!("{label}: upload {} of round {}", n + 1, round + 1))?;
+                times.push(s);
+            }
+            let cpu_ms = match (before, pid.map(procs::usage)) {
+                (Some(b), Some(a)) => {
+                    a.cpu_ticks.saturating_sub(b.cpu_ticks) as f64 * 1e3
+                        / ctx.ticks as f64
+                        / times.len() as f64
+                }
+                _ => f64::NAN,
+            };
+            eprintln!(
+                "load:   round {}/{} {label:<16} uploads {}  CPU {:.1} ms/upload",
+                round + 1,
+                ctx.opts.rounds,
+                times
+                    .iter()
+                    .map(|s| format!("{:.1} ms", s * 1e3))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                cpu_ms
+            );
+            result.series[ti]
+                .uploads
+                .extend(times.into_iter().map(|seconds| UploadRound { seconds, cpu_ms }));
+        }
+    }
+    stack.check_alive()?;
+    drop(sink);
+    Ok(result)
 }

@@ -23,18 +23,38 @@ pub(crate) struct Round {
     pub(crate) reloads: u64,
     pub(crate) reload_failures: u64,
     pub(crate) processes: usize,
+    /// Scenario (h): what the slow readers beside wrk got meanwhile (body bytes per
+    /// second, whole responses, failed connections).
+    pub(crate) slow_bps: f64,
+    pub(crate) slow_responses: u64,
+    pub(crate) slow_errors: u64,
 }
 
 impl Round {
     fn json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "rps": round2(self.rps), "requests": self.requests, "read_mib_per_s": round2(self.read_bps / 1048576.0),
             "p50_us": self.p50_us, "p90_us": self.p90_us, "p99_us": self.p99_us, "max_us": self.max_us,
             "cpu_us_per_request": round3(self.cpu_us_per_req), "peak_rss_kb": self.hwm_kb,
             "errors": self.errors, "non_2xx_3xx": self.status_errors, "socket_errors": self.socket_errors,
             "reloads": self.reloads, "reload_failures": self.reload_failures, "processes": self.processes,
-        })
+        });
+        if self.slow_responses > 0 || self.slow_bps > 0.0 || self.slow_errors > 0 {
+            v["slow_readers"] = json!({
+                "mib_per_s": round2(self.slow_bps / 1048576.0), "responses": self.slow_responses,
+                "errors": self.slow_errors,
+            });
+        }
+        v
     }
+}
+
+/// One upload of scenario (i).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct UploadRound {
+    pub(crate) seconds: f64,
+    /// The proxy's CPU time over the uploads of its round, per upload (NaN: not measured).
+    pub(crate) cpu_ms: f64,
 }
 
 /// One round of scenario (f).
@@ -55,6 +75,7 @@ pub(crate) struct Series {
     pub(crate) label: String,
     pub(crate) rounds: Vec<Round>,
     pub(crate) idle: Vec<IdleRound>,
+    pub(crate) uploads: Vec<UploadRound>,
     pub(crate) notes: Vec<String>,
 }
 
@@ -64,8 +85,39 @@ impl Series {
             label: label.to_owned(),
             rounds: Vec::new(),
             idle: Vec::new(),
+            uploads: Vec::new(),
             notes: Vec::new(),
         }
+    }
+
+    /// Median seconds of an upload.
+    pub(crate) fn upload_s(&self) -> f64 {
+        median(self.uploads.iter().map(|u| u.seconds).collect())
+    }
+
+    /// Median CPU milliseconds per upload; NaN when not measured (the sink itself).
+    fn upload_cpu_ms(&self) -> f64 {
+        let measured: Vec<f64> = self
+            .uploads
+            .iter()
+            .map(|u| u.cpu_ms)
+            .filter(|c| c.is_finite())
+            .collect();
+        if measured.is_empty() {
+            f64::NAN
+        } else {
+            median(measured)
+        }
+    }
+
+    fn has_slow(&self) -> bool {
+        self.rounds
+            .iter()
+            .any(|r| r.slow_responses > 0 || r.slow_bps > 0.0 || r.slow_errors > 0)
+    }
+
+    fn slow_bps(&self) -> f64 {
+        self.med(|r| r.slow_bps)
     }
 
     fn med(&self, f: impl Fn(&Round) -> f64) -> f64 {
@@ -113,10 +165,27 @@ impl Series {
                 "rps": round2(self.rps()), "p50_us": self.p50(), "p99_us": self.p99(),
                 "cpu_us_per_request": round3(self.cpu()), "peak_rss_kb": self.hwm_kb(),
             });
+            if self.has_slow() {
+                v["median"]["slow_readers_mib_per_s"] = json!(round2(self.slow_bps() / 1048576.0));
+            }
             v["errors_total"] = json!(self.errors());
             v["reloads_total"] = json!(reloads);
             v["reload_failures_total"] = json!(reload_failures);
             v["rounds"] = Value::Array(self.rounds.iter().map(Round::json).collect());
+        }
+        if !self.uploads.is_empty() {
+            v["median"] = json!({
+                "upload_ms": round2(self.upload_s() * 1e3),
+                "cpu_ms_per_upload": Some(self.upload_cpu_ms()).filter(|c| c.is_finite()).map(round2),
+            });
+            v["uploads"] = Value::Array(
+                self.uploads
+                    .iter()
+                    .map(|u| {
+                        json!({ "ms": round2(u.seconds * 1e3), "cpu_ms": Some(u.cpu_ms).filter(|c| c.is_finite()).map(round2) })
+                    })
+                    .collect(),
+            );
         }
         if !self.idle.is_empty() {
             v["median"] = json!({
@@ -155,6 +224,8 @@ pub(crate) struct ScenarioResult {
     pub(crate) docker_ms: Vec<f64>,
     pub(crate) docker_run_ms: Vec<f64>,
     pub(crate) docker_failures: Vec<String>,
+    /// (i): the size of one upload, MiB.
+    pub(crate) upload_mib: f64,
     pub(crate) notes: Vec<String>,
 }
 
@@ -167,6 +238,7 @@ impl ScenarioResult {
             docker_ms: Vec::new(),
             docker_run_ms: Vec::new(),
             docker_failures: Vec::new(),
+            upload_mib: 0.0,
             notes: Vec::new(),
         }
     }
@@ -200,6 +272,41 @@ impl ScenarioResult {
             }
         }
         out
+    }
+
+    /// hostalb's figure against the better (lower) of nginx's and HAProxy's:
+    /// (ratio, which one was better). None unless all three were measured.
+    fn against_best(&self, figure: impl Fn(&Series) -> f64) -> Option<(f64, &'static str)> {
+        let series = |label: &str| {
+            self.series
+                .iter()
+                .find(|s| s.label == label && (!s.rounds.is_empty() || !s.uploads.is_empty()))
+        };
+        let h = figure(series("hostalb")?);
+        let n = figure(series("nginx")?);
+        let p = figure(series("haproxy")?);
+        let (best, name) = if n <= p { (n, "nginx") } else { (p, "haproxy") };
+        Some((ratio(h, best), name))
+    }
+
+    /// Scenario (h): hostalb's p99 against the better of the others.
+    fn slow_goal(&self) -> Option<(f64, &'static str)> {
+        if !self.series.iter().any(Series::has_slow) {
+            return None;
+        }
+        self.against_best(Series::p99)
+    }
+
+    /// Scenario (i): hostalb's median upload time against the better of the others.
+    fn upload_goal(&self) -> Option<(f64, &'static str)> {
+        self.against_best(|s| {
+            if s.uploads.is_empty() {
+                f64::NAN
+            } else {
+                s.upload_s()
+            }
+        })
+        .filter(|(r, _)| r.is_finite())
     }
 
     /// Scenario (e): each proxy's throughput with reloads against without.
@@ -246,6 +353,14 @@ impl ScenarioResult {
         if !changes.is_empty() {
             v["reload_effect"] = Value::Array(changes);
         }
+        if let Some((r, best)) = self.slow_goal() {
+            v["p99_against_best_other"] =
+                json!({ "ratio": round3(r), "best_other": best, "goal_at_most": 1.5 });
+        }
+        if let Some((r, best)) = self.upload_goal() {
+            v["upload_time_against_best_other"] =
+                json!({ "ratio": round3(r), "best_other": best, "goal_at_most": 1.0 });
+        }
         if !self.docker_ms.is_empty() || !self.docker_failures.is_empty() {
             let mut sorted = self.docker_ms.clone();
             sorted.sort_by(f64::total_cmp);
@@ -269,6 +384,7 @@ impl ScenarioResult {
         let load: Vec<&Series> = self.series.iter().filter(|s| !s.rounds.is_empty()).collect();
         if !load.is_empty() {
             let reload = load.iter().any(|s| s.label.ends_with("+reload"));
+            let slow = load.iter().any(|s| s.has_slow());
             let _ = write!(
                 t,
                 "  {:<16} {:>9} {:>8} {:>8} {:>11} {:>9} {:>7}",
@@ -276,6 +392,9 @@ impl ScenarioResult {
             );
             if reload {
                 let _ = write!(t, " {:>8}", "reloads");
+            }
+            if slow {
+                let _ = write!(t, " {:>11} {:>9}", "slow MiB/s", "slow err");
             }
             t.push('\n');
             for s in &load {
@@ -302,6 +421,10 @@ impl ScenarioResult {
                         }
                     );
                 }
+                if slow {
+                    let errors: u64 = s.rounds.iter().map(|r| r.slow_errors).sum();
+                    let _ = write!(t, " {:>11.1} {:>9}", s.slow_bps() / 1048576.0, errors);
+                }
                 t.push('\n');
             }
             for (h, o, cpu, rps, p99) in self.ratios() {
@@ -311,11 +434,63 @@ impl ScenarioResult {
                     format!("{h} / {o}")
                 );
             }
+            if let Some((r, best)) = self.slow_goal() {
+                let _ = writeln!(
+                    t,
+                    "  hostalb p99 / best of nginx and haproxy ({best}): {r:.2} (goal: at most 1.5)"
+                );
+            }
             for (target, change, e_reload, e_base) in self.reload_changes() {
                 let _ = writeln!(
                     t,
                     "  {target:<10} with reloads: req/s {:+.1} % against without, errors {e_reload} (without reloads {e_base})",
                     change * 100.0
+                );
+            }
+        }
+        let uploads: Vec<&Series> = self.series.iter().filter(|s| !s.uploads.is_empty()).collect();
+        if !uploads.is_empty() {
+            let _ = writeln!(
+                t,
+                "  {:<16} {:>8} {:>12} {:>9} {:>9} {:>9} {:>13}",
+                "target", "uploads", "median ms", "best ms", "worst ms", "MiB/s", "CPU ms/upload"
+            );
+            for s in &uploads {
+                let mut sorted: Vec<f64> = s.uploads.iter().map(|u| u.seconds).collect();
+                sorted.sort_by(f64::total_cmp);
+                let med = s.upload_s();
+                let cpu = s.upload_cpu_ms();
+                let _ = writeln!(
+                    t,
+                    "  {:<16} {:>8} {:>12.1} {:>9.1} {:>9.1} {:>9.0} {:>13}",
+                    s.label,
+                    s.uploads.len(),
+                    med * 1e3,
+                    sorted.first().copied().unwrap_or(0.0) * 1e3,
+                    sorted.last().copied().unwrap_or(0.0) * 1e3,
+                    self.upload_mib / med.max(1e-9),
+                    if cpu.is_finite() {
+                        format!("{cpu:.1}")
+                    } else {
+                        "-".to_owned()
+                    }
+                );
+            }
+            let h = uploads.iter().find(|s| s.label == "hostalb");
+            for other in ["nginx", "haproxy"] {
+                if let (Some(h), Some(o)) = (h, uploads.iter().find(|s| s.label == other)) {
+                    let _ = writeln!(
+                        t,
+                        "  hostalb / {other:<14} upload time {:.2}   CPU/upload {:.2}",
+                        ratio(h.upload_s(), o.upload_s()),
+                        ratio(h.upload_cpu_ms(), o.upload_cpu_ms())
+                    );
+                }
+            }
+            if let Some((r, best)) = self.upload_goal() {
+                let _ = writeln!(
+                    t,
+                    "  hostalb upload time / best of nginx and haproxy ({best}): {r:.2} (goal: at most 1.0)"
                 );
             }
         }

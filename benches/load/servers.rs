@@ -69,6 +69,7 @@ pub(crate) fn nginx_temp_modules(nginx: &Path) -> Vec<&'static str> {
 pub(crate) const SMALL_PATH: &str = "/api/small";
 pub(crate) const KB1_PATH: &str = "/api/1k";
 pub(crate) const KB100_PATH: &str = "/api/100k";
+pub(crate) const MB1_PATH: &str = "/api/1m";
 pub(crate) const ECHO_PATH: &str = "/api/echo";
 
 /// What a scenario's servers have in common.
@@ -122,6 +123,7 @@ fn try_backend(tools: &Tools, dir: &Path, shape: Shape) -> Result<Backend> {
     fs::create_dir_all(&www).with_context(|| format!("creating {}", www.display()))?;
     fs::write(www.join("1k"), vec![b'x'; 1024]).context("writing the 1 KB body")?;
     fs::write(www.join("100k"), vec![b'x'; 100 * 1024]).context("writing the 100 KB body")?;
+    fs::write(www.join("1m"), vec![b'x'; 1024 * 1024]).context("writing the 1 MiB body")?;
     let ports = [procs::free_port()?, procs::free_port()?];
     let text = format!(
         "# hostalb load harness: the backend (two targets on two ports)\n\
@@ -345,8 +347,12 @@ pub(crate) fn read_announcement(svc: &mut Service, listener: &str) -> Result<(So
 }
 
 /// The proxy directives nginx applies to every forwarding location (set at http level,
-/// inherited by each location).
+/// inherited by each location). Request bodies of any size are streamed to the target as
+/// they arrive (`proxy_request_buffering off`), as hostalb and HAProxy do, rather than
+/// first written whole to a temporary file.
 const NGINX_PROXY_COMMON: &str = "    proxy_http_version 1.1;
+    client_max_body_size 0;
+    proxy_request_buffering off;
     proxy_set_header Connection \"\";
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     proxy_set_header X-Forwarded-Proto $scheme;

@@ -6,6 +6,7 @@ mod access_log;
 mod actions;
 mod admin;
 mod balancing;
+mod bodies;
 mod budget;
 mod cli;
 mod common;

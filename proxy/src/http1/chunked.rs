@@ -51,6 +51,15 @@ impl Default for ChunkedDecoder {
 }
 
 impl ChunkedDecoder {
+    /// Data bytes of the current chunk not returned yet: after a [`Decoded::Data`], what
+    /// is still to come of the same chunk (0 once its data is complete).
+    pub(crate) fn chunk_left(&self) -> u64 {
+        match self.state {
+            State::Data => self.remaining,
+            _ => 0,
+        }
+    }
+
     /// Decodes the next item from the front of `buf`, consuming what it used.
     pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Decoded, ChunkError> {
         loop {
