@@ -201,6 +201,8 @@ struct Spec {
     workers: usize,
     rules: usize,
     work: Work,
+    /// Every proxy writes an access log (scenario j: the cost of logging).
+    access_log: bool,
 }
 
 const SMALL: Work = Work::Load {
@@ -209,13 +211,14 @@ const SMALL: Work = Work::Load {
     reload: false,
 };
 
-const SPECS: [Spec; 11] = [
+const SPECS: [Spec; 12] = [
     Spec {
         name: "a",
         letter: "a",
         workers: 1,
         rules: 1,
         work: SMALL,
+        access_log: false,
     },
     Spec {
         name: "b",
@@ -223,6 +226,7 @@ const SPECS: [Spec; 11] = [
         workers: 2,
         rules: 1,
         work: SMALL,
+        access_log: false,
     },
     Spec {
         name: "c-1k",
@@ -234,6 +238,7 @@ const SPECS: [Spec; 11] = [
             body_len: 1024,
             reload: false,
         },
+        access_log: false,
     },
     Spec {
         name: "c-100k",
@@ -245,6 +250,7 @@ const SPECS: [Spec; 11] = [
             body_len: 100 * 1024,
             reload: false,
         },
+        access_log: false,
     },
     Spec {
         name: "d",
@@ -252,6 +258,7 @@ const SPECS: [Spec; 11] = [
         workers: 1,
         rules: 1000,
         work: SMALL,
+        access_log: false,
     },
     Spec {
         name: "e",
@@ -263,6 +270,7 @@ const SPECS: [Spec; 11] = [
             body_len: 3,
             reload: true,
         },
+        access_log: false,
     },
     Spec {
         name: "f",
@@ -270,6 +278,7 @@ const SPECS: [Spec; 11] = [
         workers: 1,
         rules: 1,
         work: Work::Idle,
+        access_log: false,
     },
     Spec {
         name: "g",
@@ -277,6 +286,7 @@ const SPECS: [Spec; 11] = [
         workers: 1,
         rules: 1,
         work: Work::Docker,
+        access_log: false,
     },
     Spec {
         name: "h-slow",
@@ -284,6 +294,7 @@ const SPECS: [Spec; 11] = [
         workers: 1,
         rules: 1,
         work: Work::SlowReaders { fast: false },
+        access_log: false,
     },
     Spec {
         name: "h-fast",
@@ -291,6 +302,7 @@ const SPECS: [Spec; 11] = [
         workers: 1,
         rules: 1,
         work: Work::SlowReaders { fast: true },
+        access_log: false,
     },
     Spec {
         name: "i",
@@ -298,6 +310,15 @@ const SPECS: [Spec; 11] = [
         workers: 1,
         rules: 1,
         work: Work::Upload,
+        access_log: false,
+    },
+    Spec {
+        name: "j",
+        letter: "j",
+        workers: 1,
+        rules: 1,
+        work: SMALL,
+        access_log: true,
     },
 ];
 
@@ -329,6 +350,9 @@ impl Spec {
                 );
                 if self.rules > 1 {
                     t.push_str(&format!(", {} path rules with the match last", self.rules));
+                }
+                if self.access_log {
+                    t.push_str(", every proxy writing an access log to a file");
                 }
                 if reload {
                     t.push_str(&format!(
@@ -747,6 +771,7 @@ impl Stack {
             workers: spec.workers,
             rules: spec.rules,
             nofile: ctx.nofile,
+            access_log: spec.access_log,
         };
         let backend = servers::start_backend(tools, &dir.join("backend"), shape)?;
         let mut proxies = Vec::new();

@@ -81,6 +81,10 @@ pub(crate) struct Shape {
     pub(crate) rules: usize,
     /// Open files each server may use (nginx worker_connections, HAProxy maxconn).
     pub(crate) nofile: u64,
+    /// Each proxy writes an access log to a file in its directory: hostalb ALB's line,
+    /// nginx its `combined` format (buffered, as a busy nginx is run), HAProxy `httplog`
+    /// to its standard output (a file). Never the backend.
+    pub(crate) access_log: bool,
 }
 
 impl Shape {
@@ -106,6 +110,10 @@ fn prepare_dir(dir: &Path) -> Result<()> {
 }
 
 pub(crate) fn start_backend(tools: &Tools, dir: &Path, shape: Shape) -> Result<Backend> {
+    let shape = Shape {
+        access_log: false,
+        ..shape
+    };
     let mut last = None;
     for _ in 0..START_ATTEMPTS {
         match try_backend(tools, dir, shape) {
@@ -270,8 +278,15 @@ pub(crate) fn hostalb_config(port: u16, shape: Shape, targets: [u16; 2]) -> Stri
 fn start_hostalb(tools: &Tools, dir: &Path, shape: Shape, targets: [u16; 2]) -> Result<Proxy> {
     let port = procs::free_port()?;
     let conf = dir.join("hostalb.toml");
-    fs::write(&conf, hostalb_config(port, shape, targets))
-        .with_context(|| format!("writing {}", conf.display()))?;
+    let mut text = hostalb_config(port, shape, targets);
+    if shape.access_log {
+        let _ = write!(
+            text,
+            "\n[access_log]\npath = \"{}\"\n",
+            dir.join("access.log").display()
+        );
+    }
+    fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
     let mut cmd = Command::new(&tools.hostalb);
     cmd.arg("run")
         .arg("--config")
@@ -441,7 +456,15 @@ fn nginx_main(tools: &Tools, dir: &Path, shape: Shape) -> Result<String> {
          events {{ worker_connections {conns}; }}\n\
          http {{\n\
          {temp}\
-         \x20   access_log off;\n",
+         \x20   {access_log};\n",
+        access_log = if shape.access_log {
+            format!(
+                "access_log {}/access.log combined buffer=64k flush=1s",
+                dir.display()
+            )
+        } else {
+            "access_log off".to_owned()
+        },
         workers = shape.workers,
         nofile = shape.nofile,
         conns = shape.connections(),
@@ -473,15 +496,25 @@ pub(crate) fn haproxy_config(port: u16, shape: Shape, targets: [u16; 2]) -> Stri
     }
     rules.push_str("    use_backend app if { path_beg /api/ }\n");
     let maxconn = shape.connections();
+    let (log_global, log_defaults) = if shape.access_log {
+        (
+            "    log stdout format raw local0 info\n",
+            "    log global\n    option httplog\n",
+        )
+    } else {
+        ("", "")
+    };
     format!(
         "# hostalb load harness: HAProxy as the proxy\n\
          global\n\
+         {log_global}\
          \x20   nbthread {workers}\n\
          \x20   maxconn {maxconn}\n\
          \x20   no strict-limits\n\
          \x20   hard-stop-after 30s\n\
          \n\
          defaults\n\
+         {log_defaults}\
          \x20   mode http\n\
          \x20   option http-keep-alive\n\
          \x20   http-reuse always\n\
