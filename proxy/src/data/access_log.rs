@@ -385,21 +385,24 @@ impl<'a> Fields<'a> {
             None => out.push(b'-'),
         }
         for t in self.times() {
+            out.push(b' ');
             match t {
-                Some(s) => {
-                    let _ = write!(out, " {s:.3}");
-                }
-                None => out.extend_from_slice(b" -1"),
+                Some(s) => write_seconds(out, s),
+                None => out.extend_from_slice(b"-1"),
             }
         }
-        let _ = write!(out, " {} ", r.status);
+        out.push(b' ');
+        write_u64(out, u64::from(r.status));
+        out.push(b' ');
         match r.target_status {
-            Some(s) => {
-                let _ = write!(out, "{s}");
-            }
+            Some(s) => write_u64(out, u64::from(s)),
             None => out.push(b'-'),
         }
-        let _ = write!(out, " {} {} \"", self.entry.received_bytes, self.entry.sent_bytes);
+        out.push(b' ');
+        write_u64(out, self.entry.received_bytes);
+        out.push(b' ');
+        write_u64(out, self.entry.sent_bytes);
+        out.extend_from_slice(b" \"");
         self.request(out);
         out.extend_from_slice(b"\" \"");
         quoted_or_dash(out, self.user_agent());
@@ -409,9 +412,10 @@ impl<'a> Fields<'a> {
         out.push(b' ');
         out.extend_from_slice(tls.map_or("-", |t| t.protocol).as_bytes());
         out.push(b' ');
-        match &r.group {
-            Some(g) => out.extend_from_slice(arn::group_arn(g).as_bytes()),
-            None => out.push(b'-'),
+        match (&r.group_arn, &r.group) {
+            (Some(a), _) => out.extend_from_slice(a.as_bytes()),
+            (None, Some(g)) => out.extend_from_slice(arn::group_arn(g).as_bytes()),
+            (None, None) => out.push(b'-'),
         }
         out.extend_from_slice(b" \"");
         quoted_or_dash(out, self.trace_id());
@@ -495,6 +499,34 @@ impl<'a> Fields<'a> {
         });
         let _ = serde_json::to_writer(&mut *out, &value);
     }
+}
+
+/// Appends seconds with millisecond precision (`0.012`), without the float formatter.
+fn write_seconds(out: &mut Vec<u8>, s: f64) {
+    let ms = (s * 1000.0).round().max(0.0) as u64;
+    write_u64(out, ms / 1000);
+    let frac = ms % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+}
+
+/// Appends the decimal digits of `n`.
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Appends `b` with `"`, `\` and bytes outside printable ASCII written as `\xHH`, so a

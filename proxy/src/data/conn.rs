@@ -135,6 +135,8 @@ pub(crate) struct Record {
     pub(crate) trace_id: Option<Box<[u8]>>,
     /// A redirect's Location.
     pub(crate) redirect: Option<Box<[u8]>>,
+    /// The target group's ARN (the access log's `target_group_arn`).
+    pub(crate) group_arn: Option<Arc<str>>,
     /// Desync classification and reason, when not compliant.
     pub(crate) desync: Option<(&'static str, &'static str)>,
 }

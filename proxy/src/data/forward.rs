@@ -85,6 +85,7 @@ where
     let trace_id = headers::write_request_head(&mut out, head, &forwarding);
     if cx.logging {
         cx.rec.trace_id = out.get(trace_id).map(Box::from);
+        cx.rec.group_arn = Some(group.state.arn.clone());
     }
     if !head.expect_continue {
         cx.body

@@ -16,6 +16,8 @@ use crate::rng;
 #[derive(Debug)]
 pub(crate) struct GroupState {
     pub(crate) name: Arc<str>,
+    /// Its ARN, formatted once (the access log writes it per request).
+    pub(crate) arn: Arc<str>,
     cursor: AtomicUsize,
     pub(crate) metrics: GroupMetrics,
 }
@@ -24,6 +26,7 @@ impl GroupState {
     pub(crate) fn new(name: &str) -> Arc<GroupState> {
         Arc::new(GroupState {
             name: Arc::from(name),
+            arn: Arc::from(crate::model::arn::group_arn(name)),
             // Start each group at a different position so that groups sharing targets do
             // not all send their first request to the same one.
             cursor: AtomicUsize::new(rng::below(1 << 16) as usize),
