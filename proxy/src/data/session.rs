@@ -337,6 +337,7 @@ fn log_exchange<R, W>(
         path,
         status = rec.status,
         target = ?rec.target,
+        retried_from = ?rec.retried_from,
         target_status = ?rec.target_status,
         group = ?rec.group,
         rule = ?rec.rule,
