@@ -12,6 +12,7 @@ pub mod model;
 mod overlay;
 mod problems;
 mod raw;
+mod ssl_policies;
 mod validate;
 
 use std::path::Path;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::glob::Glob;
+pub use crate::ssl_policies::{DEFAULT_SSL_POLICY, SSL_POLICIES, SslPolicy, TlsVersion, ssl_policy};
 
 /// A whole, valid hostalb configuration.
 #[derive(Debug, Clone)]
@@ -105,6 +106,42 @@ pub struct Certificate {
     pub key_file: PathBuf,
 }
 
+/// ALB's `MutualAuthentication` of an HTTPS listener.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MutualAuthentication {
+    pub mode: MtlsMode,
+    /// PEM CA certificates a client certificate must chain to (`verify` only).
+    pub trust_store: Option<PathBuf>,
+    /// `verify`: accept client certificates past their validity period.
+    pub ignore_client_certificate_expiry: bool,
+    /// `verify`: list the trust store's CA names in the certificate request.
+    pub advertise_trust_store_ca_names: bool,
+}
+
+/// ALB's mutual TLS modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MtlsMode {
+    /// No client certificate is asked for.
+    #[default]
+    Off,
+    /// A client certificate chaining to the trust store is required at the handshake;
+    /// targets get its facts in `X-Amzn-Mtls-Clientcert-*` headers.
+    Verify,
+    /// Any client certificate is accepted unverified and its chain sent to targets in
+    /// `X-Amzn-Mtls-Clientcert`.
+    Passthrough,
+}
+
+impl MtlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MtlsMode::Off => "off",
+            MtlsMode::Verify => "verify",
+            MtlsMode::Passthrough => "passthrough",
+        }
+    }
+}
+
 /// ALB `routing.http.xff_header_processing.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum XffMode {
@@ -144,6 +181,12 @@ pub struct Listener {
     pub desync_mitigation_mode: DesyncMitigationMode,
     /// `routing.http.drop_invalid_header_fields.enabled`.
     pub drop_invalid_header_fields: bool,
+    /// HTTPS listeners: the TLS versions and cipher suites offered (ALB's `SslPolicy`).
+    pub ssl_policy: SslPolicy,
+    /// HTTPS listeners: client certificates (ALB's `MutualAuthentication`).
+    pub mutual_authentication: MutualAuthentication,
+    /// `routing.http2.enabled`: HTTPS listeners may offer HTTP/2 (ALPN `h2`).
+    pub http2: bool,
     pub default_action: Action,
     /// Rules sorted by ascending priority.
     pub rules: Vec<Rule>,

@@ -115,6 +115,9 @@ pub(crate) struct RawListener {
     pub server_header: Option<bool>,
     pub desync_mitigation_mode: Option<String>,
     pub drop_invalid_header_fields: Option<bool>,
+    pub ssl_policy: Option<String>,
+    pub mutual_authentication: Option<RawMutualAuthentication>,
+    pub http2: Option<bool>,
     pub default_action: Option<Value>,
     #[serde(default)]
     pub rule: Vec<Value>,
@@ -125,6 +128,18 @@ pub(crate) struct RawListener {
 pub(crate) struct RawCertificate {
     pub cert_file: String,
     pub key_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a { mode, trust_store, ignore_client_certificate_expiry, advertise_trust_store_ca_names } table"
+)]
+pub(crate) struct RawMutualAuthentication {
+    pub mode: Option<String>,
+    pub trust_store: Option<String>,
+    pub ignore_client_certificate_expiry: Option<bool>,
+    pub advertise_trust_store_ca_names: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

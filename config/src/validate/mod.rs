@@ -15,6 +15,7 @@
 mod actions;
 mod rules;
 mod target_group;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -57,6 +58,18 @@ impl Ctx {
 
     fn limit(&mut self, path: &str, message: impl Into<String>, fix: impl Into<String>) {
         self.push(path, message, fix, true);
+    }
+
+    /// A warning that `strict_alb` does not promote: hostalb serves the value, but not all
+    /// of what it means on ALB.
+    fn warning(&mut self, path: &str, message: impl Into<String>, fix: impl Into<String>) {
+        let before = self.problems.len();
+        self.push(path, message, fix, false);
+        if self.problems.len() > before {
+            if let Some(p) = self.problems.last_mut() {
+                p.severity = Severity::Warning;
+            }
+        }
     }
 
     fn push(&mut self, path: &str, message: impl Into<String>, fix: impl Into<String>, alb_limit: bool) {
@@ -609,6 +622,17 @@ fn validate_listener(
         &format!("{path}.desync_mitigation_mode"),
     );
 
+    let tls = tls::validate_listener_tls(
+        cx,
+        tls::RawTls {
+            ssl_policy: raw.ssl_policy,
+            mutual_authentication: raw.mutual_authentication,
+            http2: raw.http2,
+        },
+        protocol,
+        &path,
+    );
+
     let listener_port = address.map(|a| a.port()).unwrap_or(0);
     let lx = ListenerCtx {
         protocol,
@@ -675,6 +699,9 @@ fn validate_listener(
         server_header: raw.server_header.unwrap_or(true),
         desync_mitigation_mode,
         drop_invalid_header_fields: raw.drop_invalid_header_fields.unwrap_or(false),
+        ssl_policy: tls.ssl_policy,
+        mutual_authentication: tls.mutual_authentication,
+        http2: tls.http2,
         default_action: default_action?,
         rules,
     })
