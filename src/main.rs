@@ -234,7 +234,12 @@ fn check(path: Option<PathBuf>, addresses: hostalb_config::EmbeddedAddresses) ->
         }
     };
     let (problems, valid) = match result {
-        Ok(loaded) => (loaded.warnings, true),
+        Ok(loaded) => {
+            // Certificate, key and trust-store files must load, as they will when served.
+            let files = hostalb_proxy::tls_file_problems(&loaded.config);
+            let valid = files.is_empty();
+            (loaded.warnings.into_iter().chain(files).collect(), valid)
+        }
         Err(e) => (e.problems(), false),
     };
     for p in &problems {

@@ -37,7 +37,7 @@ pub use control::{
     Registration,
 };
 pub use data::budget::raise_descriptor_limit;
-pub use data::tls::TlsError;
+pub use data::tls::{TlsError, file_problems as tls_file_problems};
 pub use model::rules;
 pub use model::target::TargetOrigin;
 

@@ -55,7 +55,8 @@ pub struct Listener {
     pub ssl_policy: Option<String>,
     pub default_actions: Vec<Action>,
     pub alpn_policy: Option<Vec<String>>,
-    /// `MutualAuthenticationAttributes`, kept as written (hostalb does not do mTLS).
+    /// `MutualAuthenticationAttributes`, kept as written (the importer reads `Mode`,
+    /// `TrustStoreArn`, `IgnoreClientCertificateExpiry`, `AdvertiseTrustStoreCaNames`).
     pub mutual_authentication: Option<serde_json::Value>,
 }
 

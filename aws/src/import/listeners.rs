@@ -83,19 +83,24 @@ pub(crate) fn build(d: &Described, groups: &Groups, notes: &mut Vec<String>) -> 
         ];
         if protocol == "HTTPS" {
             members.push(("certificates".to_owned(), certificates(l, &name, notes)));
+            if let Some(policy) = &l.ssl_policy {
+                if hostalb_config::ssl_policy(policy).is_some() {
+                    members.push(("ssl_policy".to_owned(), Tv::str(policy)));
+                } else {
+                    notes.push(format!(
+                        "listener `{name}`: security policy {policy} is not known to hostalb: left out (hostalb's default, {}, applies)",
+                        hostalb_config::DEFAULT_SSL_POLICY
+                    ));
+                }
+            }
         }
         if let Some(m) = &l.mutual_authentication {
-            if m.get("Mode")
-                .and_then(|v| v.as_str())
-                .is_some_and(|mode| mode != "off")
-            {
-                notes.push(format!(
-                    "listener `{name}`: mutual TLS authentication is not done by hostalb: left out"
-                ));
+            if let Some(tv) = mutual_authentication(m, protocol, &name, notes) {
+                members.push(("mutual_authentication".to_owned(), tv));
             }
         }
         if let Some(lb) = &lb_arn {
-            load_balancer_attributes(d, lb, &lb_name, &name, &mut members, notes);
+            load_balancer_attributes(d, lb, &lb_name, &name, protocol == "HTTPS", &mut members, notes);
         }
         let what = format!("listener `{name}` default action");
         let default_action = match actions(&l.default_actions, groups, &what, notes) {
@@ -147,6 +152,58 @@ pub(crate) fn build(d: &Described, groups: &Groups, notes: &mut Vec<String>) -> 
     out
 }
 
+/// ALB's `MutualAuthentication` as the listener's `mutual_authentication`: `verify` names
+/// a trust-store file to put the trust store's CA bundle in.
+fn mutual_authentication(
+    m: &serde_json::Value,
+    protocol: &str,
+    name: &str,
+    notes: &mut Vec<String>,
+) -> Option<Tv> {
+    let mode = m.get("Mode").and_then(|v| v.as_str()).unwrap_or("off");
+    if mode == "off" {
+        return None;
+    }
+    if protocol != "HTTPS" {
+        notes.push(format!(
+            "listener `{name}`: mutual TLS mode {mode} on a {protocol} listener: left out"
+        ));
+        return None;
+    }
+    match mode {
+        "passthrough" => Some(Tv::Table(vec![("mode".to_owned(), Tv::str("passthrough"))])),
+        "verify" => {
+            let store = m
+                .get("TrustStoreArn")
+                .and_then(|v| v.as_str())
+                .and_then(|a| a.split('/').nth(1))
+                .filter(|n| !n.is_empty())
+                .unwrap_or(name);
+            let file = format!("certs/truststore-{store}.pem");
+            let mut table = vec![
+                ("mode".to_owned(), Tv::str("verify")),
+                ("trust_store".to_owned(), Tv::str(&file)),
+            ];
+            if m.get("IgnoreClientCertificateExpiry").and_then(|v| v.as_bool()) == Some(true) {
+                table.push(("ignore_client_certificate_expiry".to_owned(), Tv::Bool(true)));
+            }
+            if m.get("AdvertiseTrustStoreCaNames").and_then(|v| v.as_str()) == Some("on") {
+                table.push(("advertise_trust_store_ca_names".to_owned(), Tv::Bool(true)));
+            }
+            notes.push(format!(
+                "listener `{name}` verifies client certificates: put the trust store's CA certificates (aws elbv2 get-trust-store-ca-certificates-bundle), in PEM, at {file}; revocation lists are not checked by hostalb"
+            ));
+            Some(Tv::Table(table))
+        }
+        other => {
+            notes.push(format!(
+                "listener `{name}`: unknown mutual TLS mode `{other}`: left out"
+            ));
+            None
+        }
+    }
+}
+
 fn certificates(l: &elbv2::Listener, name: &str, notes: &mut Vec<String>) -> Tv {
     let arns: Vec<&str> = l
         .certificates
@@ -183,6 +240,7 @@ fn load_balancer_attributes(
     lb_arn: &str,
     lb_name: &str,
     listener: &str,
+    https: bool,
     members: &mut Vec<(String, Tv)>,
     notes: &mut Vec<String>,
 ) {
@@ -209,6 +267,8 @@ fn load_balancer_attributes(
             "routing.http.xff_client_port.enabled" => ("xff_client_port", boolean(v)),
             "routing.http.preserve_host_header.enabled" => ("preserve_host_header", boolean(v)),
             "routing.http.drop_invalid_header_fields.enabled" => ("drop_invalid_header_fields", boolean(v)),
+            // HTTP/2 is offered on HTTPS listeners only; an HTTP listener has no such key.
+            "routing.http2.enabled" if https => ("http2", boolean(v)),
             "waf.fail_open.enabled" if v == "true" => {
                 notes.push(format!(
                     "load balancer `{lb_name}`: WAF is not part of hostalb: waf.fail_open.enabled left out"

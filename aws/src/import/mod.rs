@@ -13,7 +13,7 @@
 //! (deregistration delay, slow start, algorithm, stickiness), load balancer attributes
 //! hostalb has (idle timeout, desync mitigation, X-Forwarded-For handling, ...), and for
 //! each ECS service load balancer a Docker selector on the ECS agent's labels. What does
-//! not (authenticate actions, mutual TLS, WAF, attributes hostalb lacks, protocols other
+//! not (authenticate actions, mutual TLS revocation, WAF, attributes hostalb lacks, protocols other
 //! than HTTP and HTTPS) is listed in the notes.
 
 mod groups;

@@ -340,3 +340,72 @@ fn attributes_must_name_a_known_group() {
         ok.toml
     );
 }
+
+fn listener_with(extra: &str) -> String {
+    format!(
+        r#"{{"Listeners":[{{"ListenerArn":"{LISTENER}","LoadBalancerArn":"{LB}","Port":443,"Protocol":"HTTPS",
+        "Certificates":[{{"CertificateArn":"arn:aws:acm:us-east-1:123456789012:certificate/3f1b"}}],{extra}
+        "DefaultActions":[{{"Type":"fixed-response","FixedResponseConfig":{{"StatusCode":"404","ContentType":"text/plain","MessageBody":"none"}}}}]}}]}}"#
+    )
+}
+
+#[test]
+fn ssl_policy_mutual_tls_and_http2_come_over() {
+    let mut inputs = all();
+    inputs[0] = input(
+        "listeners.json",
+        &listener_with(
+            r#""SslPolicy":"ELBSecurityPolicy-TLS13-1-3-2021-06",
+            "MutualAuthentication":{"Mode":"verify","TrustStoreArn":"arn:aws:elasticloadbalancing:us-east-1:123456789012:truststore/partners/0a1b2c","IgnoreClientCertificateExpiry":true,"AdvertiseTrustStoreCaNames":"on"},"#,
+        ),
+    );
+    inputs.push(input(
+        "describe-load-balancers.json",
+        &format!(r#"{{"LoadBalancers":[{{"LoadBalancerArn":"{LB}","LoadBalancerName":"shop","Type":"application"}}]}}"#),
+    ));
+    let mut lb = input(
+        "lb-attributes.json",
+        r#"{"Attributes":[{"Key":"routing.http2.enabled","Value":"false"}]}"#,
+    );
+    lb.name = Some("shop".into());
+    inputs.push(lb);
+    let out = import(&inputs).unwrap();
+    let loaded = check(&out.toml);
+    let l = &loaded.config.listeners[0];
+    assert_eq!(l.ssl_policy.name, "ELBSecurityPolicy-TLS13-1-3-2021-06");
+    assert_eq!(l.mutual_authentication.mode, hostalb_config::MtlsMode::Verify);
+    assert_eq!(
+        l.mutual_authentication.trust_store.as_deref(),
+        Some(std::path::Path::new("certs/truststore-partners.pem"))
+    );
+    assert!(l.mutual_authentication.ignore_client_certificate_expiry);
+    assert!(l.mutual_authentication.advertise_trust_store_ca_names);
+    assert!(!l.http2);
+    let notes = out.notes.join("\n");
+    assert!(notes.contains("certs/truststore-partners.pem"), "{notes}");
+    assert!(!notes.contains("routing.http2"), "{notes}");
+}
+
+#[test]
+fn passthrough_comes_over_and_unknown_policies_are_noted() {
+    let mut inputs = all();
+    inputs[0] = input(
+        "listeners.json",
+        &listener_with(
+            r#""SslPolicy":"ELBSecurityPolicy-Future-2031-01","MutualAuthentication":{"Mode":"passthrough"},"#,
+        ),
+    );
+    let out = import(&inputs).unwrap();
+    let loaded = check(&out.toml);
+    let l = &loaded.config.listeners[0];
+    assert_eq!(
+        l.mutual_authentication.mode,
+        hostalb_config::MtlsMode::Passthrough
+    );
+    assert_eq!(l.ssl_policy.name, hostalb_config::DEFAULT_SSL_POLICY);
+    let notes = out.notes.join("\n");
+    assert!(
+        notes.contains("ELBSecurityPolicy-Future-2031-01 is not known"),
+        "{notes}"
+    );
+}

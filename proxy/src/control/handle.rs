@@ -546,7 +546,7 @@ impl State {
         let mut acceptors = HashMap::new();
         for l in &config.listeners {
             if l.protocol == cfg::ListenerProtocol::Https {
-                let acceptor = tls::acceptor(&l.certificates).map_err(|source| ControlError::Tls {
+                let acceptor = tls::acceptor(l).map_err(|source| ControlError::Tls {
                     name: l.name.clone(),
                     source,
                 })?;

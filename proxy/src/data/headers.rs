@@ -4,7 +4,8 @@
 //! names), `Expect` removed (hostalb answers `100 Continue` itself), one framing field of
 //! hostalb's choosing, and `X-Forwarded-For` (append / preserve / remove, optional client
 //! port), `X-Forwarded-Proto`, `X-Forwarded-Port`, `X-Amzn-Trace-Id` and `Host` as ALB
-//! writes them. Field lines are copied from the client's head bytes as spans: no field is
+//! writes them, and on a mutual-TLS listener the `X-Amzn-Mtls-Clientcert*` fields of the
+//! connection's client certificate (client-sent ones removed). Field lines are copied from the client's head bytes as spans: no field is
 //! parsed into a map or allocated on its own.
 //!
 //! Towards the client: hop-by-hop fields dropped and hostalb's own framing and connection
@@ -15,6 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::{BufMut, BytesMut};
 use hostalb_config::{Listener, XffMode};
 
+use crate::data::client_cert;
 use crate::data::respond::{put_decimal, put_status, reason_phrase};
 use crate::data::trace_id;
 use crate::http1::request::RequestHead;
@@ -65,6 +67,7 @@ pub(crate) fn write_request_head(
 
     let drop_invalid = f.listener.drop_invalid_header_fields;
     let trace_in = head.values_of(FieldKind::XAmznTraceId).next();
+    let strip_mtls = f.texts.mtls.strip;
     copy_kept_lines(out, buf, &head.fields, |field| {
         if field.connection_listed {
             return false;
@@ -78,6 +81,8 @@ pub(crate) fn write_request_head(
             // Append folds every client field into one list, written below.
             FieldKind::XForwardedFor => f.listener.xff_mode == XffMode::Preserve,
             kind if kind.is_hop_by_hop() => false,
+            // Only hostalb writes the mutual-TLS fields on a listener that does mutual TLS.
+            FieldKind::Other if strip_mtls && client_cert::is_mtls_header(field.name.get(buf)) => false,
             _ => {
                 !drop_invalid
                     || field
@@ -122,6 +127,7 @@ pub(crate) fn write_request_head(
     trace_id::write_value(out, trace_in);
     let trace = trace_start..out.len();
     out.put_slice(b"\r\n");
+    out.put_slice(&f.texts.mtls.lines);
     match f.body {
         BodyKind::Length(n) => {
             out.put_slice(b"Content-Length: ");
@@ -218,6 +224,8 @@ pub(crate) struct ConnTexts {
     pub(crate) xff_line_with_port: Box<[u8]>,
     /// `X-Forwarded-Proto: ..\r\nX-Forwarded-Port: ..\r\nX-Amzn-Trace-Id: `.
     pub(crate) proto_port_trace: Box<[u8]>,
+    /// Mutual TLS: the `X-Amzn-Mtls-Clientcert*` lines, and whether client-sent ones go.
+    pub(crate) mtls: crate::data::tls::MtlsTexts,
 }
 
 impl ConnTexts {
@@ -237,6 +245,7 @@ impl ConnTexts {
             )),
             peer: boxed(peer),
             peer_with_port: boxed(peer_with_port),
+            mtls: crate::data::tls::MtlsTexts::default(),
         }
     }
 }
@@ -470,6 +479,49 @@ mod tests {
             "127.0.0.1:8080",
         );
         assert!(header(&out, "X_Under").is_empty());
+    }
+
+    #[test]
+    fn mtls_lines_are_written_and_client_copies_removed() {
+        let l = listener("");
+        let raw = "GET / HTTP/1.1\r\nHost: h\r\nX-Amzn-Mtls-Clientcert-Subject: CN=forged\r\nx-amzn-mtls-clientcert: forged\r\nX-Amzn-Mtls-Other: kept\r\nX-Keep: 1\r\n\r\n";
+        let mut buf = BytesMut::from(raw.as_bytes());
+        let head = request::parse(&mut buf)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("parse"));
+        let local: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8443));
+        let mut texts = ConnTexts::new(IpAddr::from([10, 1, 2, 3]), 5555, 8443, true);
+        let write = |texts: &ConnTexts| {
+            let f = Forwarding {
+                listener: &l,
+                texts,
+                local,
+                path_override: None,
+                host_override: None,
+                body: head.body,
+                upgrade: false,
+            };
+            let mut out = BytesMut::new();
+            write_request_head(&mut out, &head, &f);
+            String::from_utf8(out.to_vec()).unwrap_or_default()
+        };
+        // A listener without mutual TLS passes the fields on (they mean nothing there).
+        let out = write(&texts);
+        assert_eq!(header(&out, "X-Amzn-Mtls-Clientcert-Subject"), vec!["CN=forged"]);
+        texts.mtls = crate::data::tls::MtlsTexts {
+            strip: true,
+            lines: b"X-Amzn-Mtls-Clientcert-Subject: CN=real\r\n"
+                .to_vec()
+                .into_boxed_slice(),
+        };
+        let out = write(&texts);
+        assert_eq!(header(&out, "X-Amzn-Mtls-Clientcert-Subject"), vec!["CN=real"]);
+        assert!(header(&out, "X-Amzn-Mtls-Clientcert").is_empty(), "{out}");
+        assert_eq!(header(&out, "X-Amzn-Mtls-Other"), vec!["kept"]);
+        assert_eq!(header(&out, "X-Keep"), vec!["1"]);
+        assert_eq!(header(&out, "X-Forwarded-Proto"), vec!["https"]);
+        assert!(out.ends_with("\r\n\r\n"));
     }
 
     #[test]

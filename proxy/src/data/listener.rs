@@ -237,9 +237,11 @@ async fn connection(
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.0.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
                         let info = acceptor.info(tls_stream.get_ref().1);
+                        let mtls = acceptor.mtls(tls_stream.get_ref().1);
                         let (rd, wr) = tokio::io::split(tls_stream);
                         let mut conn = ClientConn::new(rd, wr, peer, local, true, id);
                         conn.tls_info = Some(Box::new(info));
+                        conn.texts.mtls = mtls;
                         session::serve(shared, conn).await;
                         // Held until here: a TLS connection is never idle to the budget.
                         drop(held);

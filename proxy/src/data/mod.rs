@@ -23,6 +23,7 @@ pub(crate) mod answer;
 pub(crate) mod body;
 pub(crate) mod budget;
 pub(crate) mod buffers;
+pub(crate) mod client_cert;
 pub(crate) mod conn;
 pub(crate) mod context;
 pub(crate) mod cookies;

@@ -1,14 +1,22 @@
 //! HTTPS listeners: certificates from PEM files, chosen by SNI (the first certificate is
-//! the default, as the listener's default certificate is on ALB).
+//! the default, as the listener's default certificate is on ALB); the listener's security
+//! policy as rustls protocol versions and cipher suites; mutual TLS (`verify` against a
+//! trust store, or `passthrough`), whose facts are read once per connection.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use hostalb_config::Certificate;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use hostalb_config::{Listener, MtlsMode, SslPolicy, TlsVersion};
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+
+use crate::data::client_cert;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -18,11 +26,18 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// The ALPN protocols an HTTPS listener offers, in preference order. One place: HTTP/2
+/// (`h2`, when the listener's `http2` is on) is added here.
+pub(crate) fn alpn_protocols(_listener: &Listener) -> Vec<Vec<u8>> {
+    vec![b"http/1.1".to_vec()]
+}
+
 /// A listener's TLS acceptor, and its certificates (to name the one a client was given).
 #[derive(Clone)]
-pub(crate) struct Acceptor(pub(crate) tokio_rustls::TlsAcceptor, Arc<BySni>);
+pub(crate) struct Acceptor(pub(crate) tokio_rustls::TlsAcceptor, Arc<BySni>, MtlsMode);
 
-/// What the access log says of a client's TLS connection.
+/// What the access log says of a client's TLS connection, and what targets are told of
+/// its client certificate.
 #[derive(Debug)]
 pub(crate) struct TlsInfo {
     /// The cipher suite in OpenSSL's naming, as ALB logs it.
@@ -35,7 +50,32 @@ pub(crate) struct TlsInfo {
     pub(crate) cert_arn: Arc<str>,
 }
 
+/// The mutual-TLS header lines of a connection, rendered once at the handshake.
+#[derive(Debug, Default)]
+pub(crate) struct MtlsTexts {
+    /// Remove client-sent `X-Amzn-Mtls-Clientcert*` fields (the listener does mutual TLS).
+    pub(crate) strip: bool,
+    /// The `X-Amzn-Mtls-Clientcert*` lines every request of the connection carries.
+    pub(crate) lines: Box<[u8]>,
+}
+
 impl Acceptor {
+    /// The mutual-TLS lines for an established connection.
+    pub(crate) fn mtls(&self, conn: &rustls::ServerConnection) -> MtlsTexts {
+        let chain = conn.peer_certificates().unwrap_or_default();
+        let lines = match (self.2, chain.first()) {
+            (MtlsMode::Off, _) | (_, None) => Vec::new(),
+            (MtlsMode::Verify, Some(leaf)) => client_cert::verify_lines(leaf).unwrap_or_default(),
+            (MtlsMode::Passthrough, Some(_)) => {
+                client_cert::passthrough_line(chain.iter().map(|c| c.as_ref()))
+            }
+        };
+        MtlsTexts {
+            strip: self.2 != MtlsMode::Off,
+            lines: lines.into_boxed_slice(),
+        }
+    }
+
     /// The facts of an established connection.
     pub(crate) fn info(&self, conn: &rustls::ServerConnection) -> TlsInfo {
         let sni = conn.server_name();
@@ -79,34 +119,297 @@ impl std::fmt::Debug for Acceptor {
     }
 }
 
-/// Builds the acceptor for a listener's certificates.
-pub(crate) fn acceptor(certificates: &[Certificate]) -> Result<Acceptor, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// Builds the acceptor for an HTTPS listener: its certificates, security policy, mutual
+/// TLS and ALPN. Every file is read now, so a reload re-reads them.
+pub(crate) fn acceptor(listener: &Listener) -> Result<Acceptor, TlsError> {
+    let provider = Arc::new(policy_provider(&listener.ssl_policy));
     let mut keys = Vec::new();
     let mut arns = Vec::new();
-    for c in certificates {
+    for c in &listener.certificates {
         keys.push(load(&c.cert_file, &c.key_file, &provider)?);
         arns.push(Arc::from(crate::model::arn::certificate_arn(
             &c.cert_file.display().to_string(),
         )));
     }
     let by_sni = Arc::new(BySni { keys, arns });
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(by_sni.clone());
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let versions = policy_versions(&listener.ssl_policy);
+    let builder =
+        rustls::ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions)?;
+    let m = &listener.mutual_authentication;
+    let builder = match m.mode {
+        MtlsMode::Off => builder.with_no_client_auth(),
+        MtlsMode::Verify => {
+            let path = m.trust_store.as_deref().unwrap_or(Path::new(""));
+            builder.with_client_cert_verifier(verify_client_certs(
+                path,
+                m.ignore_client_certificate_expiry,
+                m.advertise_trust_store_ca_names,
+                &provider,
+            )?)
+        }
+        MtlsMode::Passthrough => builder.with_client_cert_verifier(Arc::new(Passthrough(provider.clone()))),
+    };
+    let mut config = builder.with_cert_resolver(by_sni.clone());
+    // ALB: "the first cipher on the server's list that matches any one of the client's".
+    config.ignore_client_order = true;
+    config.alpn_protocols = alpn_protocols(listener);
     Ok(Acceptor(
         tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         by_sni,
+        m.mode,
     ))
 }
 
-fn load(
-    cert_file: &Path,
-    key_file: &Path,
-    provider: &rustls::crypto::CryptoProvider,
-) -> Result<Arc<CertifiedKey>, TlsError> {
+/// Loads every certificate, key and trust-store file of `config`'s HTTPS listeners, as a
+/// start or reload will, for `hostalb check`: one error per file that cannot load, naming
+/// the field, the file and the fix.
+pub fn file_problems(config: &hostalb_config::Config) -> Vec<hostalb_config::Problem> {
+    let problem = |path: String, message: String, fix: &str| hostalb_config::Problem {
+        severity: hostalb_config::Severity::Error,
+        path,
+        message,
+        fix: fix.to_owned(),
+        alb_limit: false,
+    };
+    let provider = rustls::crypto::ring::default_provider();
+    let mut out = Vec::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        if l.protocol != hostalb_config::ListenerProtocol::Https {
+            continue;
+        }
+        for (j, c) in l.certificates.iter().enumerate() {
+            let Err(e) = load(&c.cert_file, &c.key_file, &provider) else {
+                continue;
+            };
+            let cert_failed = matches!(&e, TlsError::File { path, .. } if Path::new(path) == c.cert_file);
+            out.push(if cert_failed {
+                problem(
+                    format!("listener[{i}].certificates[{j}].cert_file"),
+                    e.to_string(),
+                    "put the certificate chain in PEM (leaf first) at this path, or correct cert_file",
+                )
+            } else {
+                problem(
+                    format!("listener[{i}].certificates[{j}].key_file"),
+                    e.to_string(),
+                    "put the certificate's private key in PEM (PKCS#8, PKCS#1 or SEC1) at this path, or correct key_file",
+                )
+            });
+        }
+        let m = &l.mutual_authentication;
+        if let (MtlsMode::Verify, Some(store)) = (m.mode, &m.trust_store) {
+            if let Err(e) = verify_client_certs(store, false, false, &Arc::new(provider.clone())) {
+                out.push(problem(
+                    format!("listener[{i}].mutual_authentication.trust_store"),
+                    e.to_string(),
+                    "put the CA certificates (PEM) that client certificates chain to at this path, or correct trust_store",
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The ring provider with the cipher suites of `policy` that rustls has, in ALB's order.
+fn policy_provider(policy: &SslPolicy) -> CryptoProvider {
+    use rustls::crypto::ring::cipher_suite as cs;
+    let mut suites = Vec::new();
+    if policy.serves(TlsVersion::Tls13) {
+        suites.push(cs::TLS13_AES_128_GCM_SHA256);
+        suites.push(cs::TLS13_AES_256_GCM_SHA384);
+        if !policy.fips {
+            suites.push(cs::TLS13_CHACHA20_POLY1305_SHA256);
+        }
+    }
+    if policy.serves(TlsVersion::Tls12) {
+        suites.push(cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256);
+        suites.push(cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256);
+        suites.push(cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384);
+        suites.push(cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384);
+    }
+    CryptoProvider {
+        cipher_suites: suites,
+        ..rustls::crypto::ring::default_provider()
+    }
+}
+
+fn policy_versions(policy: &SslPolicy) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    let mut v = Vec::new();
+    if policy.serves(TlsVersion::Tls13) {
+        v.push(&rustls::version::TLS13);
+    }
+    if policy.serves(TlsVersion::Tls12) {
+        v.push(&rustls::version::TLS12);
+    }
+    v
+}
+
+/// `verify` mode: client certificates must chain to the trust store (a client without one
+/// is refused at the handshake).
+fn verify_client_certs(
+    trust_store: &Path,
+    ignore_expiry: bool,
+    advertise_ca_names: bool,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let file_error = |message: String| TlsError::File {
+        path: trust_store.display().to_string(),
+        message,
+    };
+    let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(trust_store)
+        .map_err(|e| file_error(format!("cannot read the trust store: {e}")))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| file_error(format!("bad PEM: {e}")))?;
+    if cas.is_empty() {
+        return Err(file_error("no CERTIFICATE block found in the trust store".into()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, ca) in cas.into_iter().enumerate() {
+        roots
+            .add(ca)
+            .map_err(|e| file_error(format!("certificate {} is not a usable CA: {e}", i + 1)))?;
+    }
+    let mut builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if !advertise_ca_names {
+        builder = builder.clear_root_hint_subjects();
+    }
+    let inner = builder
+        .build()
+        .map_err(|e| file_error(format!("cannot verify clients with it: {e}")))?;
+    Ok(Arc::new(Verify { inner, ignore_expiry }))
+}
+
+/// The trust-store verifier, with ALB's `ignore_client_certificate_expiry` and a log line
+/// for each refused certificate (ALB's connection log `tls_verify_status`).
+#[derive(Debug)]
+struct Verify {
+    inner: Arc<dyn ClientCertVerifier>,
+    ignore_expiry: bool,
+}
+
+impl ClientCertVerifier for Verify {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let mut result = self.inner.verify_client_cert(end_entity, intermediates, now);
+        if self.ignore_expiry {
+            if let Err(rustls::Error::InvalidCertificate(e)) = &result {
+                // Verify again at a time inside the leaf's validity: everything but the
+                // leaf's dates is still checked.
+                let at = match e {
+                    CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                        client_cert::parse_leaf(end_entity).map(|l| l.not_after.unix().saturating_sub(1))
+                    }
+                    CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                        client_cert::parse_leaf(end_entity).map(|l| l.not_before.unix() + 1)
+                    }
+                    _ => None,
+                };
+                if let Some(at) = at {
+                    result = self.inner.verify_client_cert(
+                        end_entity,
+                        intermediates,
+                        UnixTime::since_unix_epoch(std::time::Duration::from_secs(at)),
+                    );
+                }
+            }
+        }
+        if let Err(e) = &result {
+            tracing::debug!(tls_verify_status = %format!("Failed:{e}"), "client certificate refused");
+        }
+        result
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `passthrough` mode: any client certificate is accepted without checking its chain (the
+/// target does that with `X-Amzn-Mtls-Clientcert`); a client may send none. The handshake
+/// signature is still checked: the client holds the certificate's key.
+#[derive(Debug)]
+struct Passthrough(Arc<CryptoProvider>);
+
+impl ClientCertVerifier for Passthrough {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn load(cert_file: &Path, key_file: &Path, provider: &CryptoProvider) -> Result<Arc<CertifiedKey>, TlsError> {
     let file_error = |path: &Path, message: String| TlsError::File {
         path: path.display().to_string(),
         message,
@@ -124,7 +427,22 @@ fn load(
         .key_provider
         .load_private_key(key)
         .map_err(|e| file_error(key_file, format!("unusable private key: {e}")))?;
-    Ok(Arc::new(CertifiedKey::new(chain, signing)))
+    let certified = CertifiedKey::new(chain, signing);
+    match certified.keys_match() {
+        Ok(()) => {}
+        // A key type rustls cannot compare (not RSA, ECDSA or Ed25519 SPKI) is not a mismatch.
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+        Err(_) => {
+            return Err(file_error(
+                key_file,
+                format!(
+                    "this private key does not belong to the certificate in {}",
+                    cert_file.display()
+                ),
+            ));
+        }
+    }
+    Ok(Arc::new(certified))
 }
 
 /// Picks the first certificate valid for the SNI name, else the first one.
