@@ -347,12 +347,48 @@ async fn security_policies_restrict_versions_and_suites() {
     assert!(!handshake_done(&r), "CBC suites are not served: {r:?}");
     drop(alb);
 
-    // The default policy (TLS13-1-2-2021-06) takes both versions.
+    // A FIPS policy has no ChaCha20.
+    let alb = start(&https_config(
+        &backend,
+        &[&cert],
+        "ssl_policy = \"ELBSecurityPolicy-TLS13-1-2-Res-FIPS-2023-04\"",
+    ))
+    .await;
+    let chacha = [
+        "-servername",
+        "s.example",
+        "-tls1_3",
+        "-ciphersuites",
+        "TLS_CHACHA20_POLY1305_SHA256",
+    ];
+    let r = s_client(&alb, "secure", &chacha).await;
+    assert!(!handshake_done(&r), "{r:?}");
+    let r = s_client(
+        &alb,
+        "secure",
+        &[
+            "-servername",
+            "s.example",
+            "-tls1_3",
+            "-ciphersuites",
+            "TLS_AES_256_GCM_SHA384",
+        ],
+    )
+    .await;
+    assert!(
+        handshake_done(&r) && r.out.contains("TLS_AES_256_GCM_SHA384"),
+        "{r:?}"
+    );
+    drop(alb);
+
+    // The default policy (TLS13-1-2-2021-06) takes both versions, and ChaCha20.
     let alb = start(&https_config(&backend, &[&cert], "")).await;
     for version in ["-tls1_2", "-tls1_3"] {
         let r = s_client(&alb, "secure", &["-servername", "s.example", version]).await;
         assert!(handshake_done(&r), "{version}: {r:?}");
     }
+    let r = s_client(&alb, "secure", &chacha).await;
+    assert!(handshake_done(&r), "{r:?}");
 }
 
 /// The mTLS fields the backend saw on its last request.
@@ -463,6 +499,11 @@ async fn mtls_verify_refuses_bad_clients_and_tells_targets_who_connected() {
         backend.request_count(),
         before,
         "no refused client reached the target"
+    );
+    let refused = crate::admin::metric(&alb, "hostalb_client_tls_negotiation_errors_total").await;
+    assert!(
+        refused >= 3.0,
+        "each refusal is a TLS negotiation error: {refused}"
     );
 
     // The same listener ignoring expiry takes the expired certificate, not the stranger.
