@@ -477,3 +477,52 @@ impl ResolvesServerCert for BySni {
             .and_then(|i| self.keys.get(i).cloned())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hostalb_config::{SSL_POLICIES, ssl_policy};
+
+    fn suites(name: &str) -> Vec<rustls::CipherSuite> {
+        let policy = ssl_policy(name).unwrap_or_else(|| panic!("{name}"));
+        policy_provider(&policy)
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect()
+    }
+
+    #[test]
+    fn policies_map_to_rustls_versions_and_suites_in_albs_order() {
+        use rustls::CipherSuite::*;
+        assert_eq!(
+            suites("ELBSecurityPolicy-TLS13-1-3-2021-06"),
+            vec![
+                TLS13_AES_128_GCM_SHA256,
+                TLS13_AES_256_GCM_SHA384,
+                TLS13_CHACHA20_POLY1305_SHA256
+            ]
+        );
+        assert_eq!(
+            suites("ELBSecurityPolicy-2016-08"),
+            vec![
+                TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384
+            ]
+        );
+        let fips = suites("ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04");
+        assert_eq!(fips.len(), 6);
+        assert!(!fips.contains(&TLS13_CHACHA20_POLY1305_SHA256));
+        assert_eq!(suites("ELBSecurityPolicy-TLS13-1-2-2021-06").len(), 7);
+        for policy in SSL_POLICIES {
+            let versions = policy_versions(policy);
+            assert!(!versions.is_empty(), "{}", policy.name);
+            // Every policy builds a configuration rustls accepts.
+            let built = rustls::ServerConfig::builder_with_provider(Arc::new(policy_provider(policy)))
+                .with_protocol_versions(&versions);
+            assert!(built.is_ok(), "{}", policy.name);
+        }
+    }
+}
