@@ -22,6 +22,8 @@ use crate::data::client_cert;
 pub enum TlsError {
     #[error("{path}: {message}")]
     File { path: String, message: String },
+    #[error("{key}: this private key does not belong to the certificate in {cert}")]
+    KeyMismatch { cert: String, key: String },
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -32,12 +34,13 @@ pub(crate) fn alpn_protocols(_listener: &Listener) -> Vec<Vec<u8>> {
     vec![b"http/1.1".to_vec()]
 }
 
-/// A listener's TLS acceptor, and its certificates (to name the one a client was given).
+/// A listener's TLS acceptor, its certificates (to name the one a client was given) and
+/// its mutual TLS mode (to say what targets are told of client certificates).
 #[derive(Clone)]
 pub(crate) struct Acceptor(pub(crate) tokio_rustls::TlsAcceptor, Arc<BySni>, MtlsMode);
 
-/// What the access log says of a client's TLS connection, and what targets are told of
-/// its client certificate.
+/// What the access log says of a client's TLS connection (the client certificate's
+/// facts are in [`MtlsTexts`], kept with the connection's header texts).
 #[derive(Debug)]
 pub(crate) struct TlsInfo {
     /// The cipher suite in OpenSSL's naming, as ALB logs it.
@@ -182,7 +185,13 @@ pub fn file_problems(config: &hostalb_config::Config) -> Vec<hostalb_config::Pro
                 continue;
             };
             let cert_failed = matches!(&e, TlsError::File { path, .. } if Path::new(path) == c.cert_file);
-            out.push(if cert_failed {
+            out.push(if let TlsError::KeyMismatch { .. } = e {
+                problem(
+                    format!("listener[{i}].certificates[{j}].key_file"),
+                    e.to_string(),
+                    "use the private key the certificate was issued with, or the certificate issued for this key",
+                )
+            } else if cert_failed {
                 problem(
                     format!("listener[{i}].certificates[{j}].cert_file"),
                     e.to_string(),
@@ -433,13 +442,10 @@ fn load(cert_file: &Path, key_file: &Path, provider: &CryptoProvider) -> Result<
         // A key type rustls cannot compare (not RSA, ECDSA or Ed25519 SPKI) is not a mismatch.
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
         Err(_) => {
-            return Err(file_error(
-                key_file,
-                format!(
-                    "this private key does not belong to the certificate in {}",
-                    cert_file.display()
-                ),
-            ));
+            return Err(TlsError::KeyMismatch {
+                cert: cert_file.display().to_string(),
+                key: key_file.display().to_string(),
+            });
         }
     }
     Ok(Arc::new(certified))
