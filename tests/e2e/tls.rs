@@ -425,7 +425,15 @@ async fn mtls_verify_refuses_bad_clients_and_tells_targets_who_connected() {
         "mutual_authentication = {{ mode = \"verify\", trust_store = \"{}\" }}",
         store.display()
     );
-    let alb = start(&https_config(&backend, &[&cert], &keys)).await;
+    // Debug logging on: each refusal is logged as ALB's connection log says it.
+    let alb = HostAlb::builder(bin())
+        .config(format!(
+            "[admin]\naddress = \"127.0.0.1:0\"\n{}",
+            https_config(&backend, &[&cert], &keys)
+        ))
+        .env("RUST_LOG", "info,hostalb_proxy::data::tls=debug")
+        .start()
+        .await;
     let with = |c: &Issued| vec![c.cert.display().to_string(), c.key.display().to_string()];
 
     let g = with(&good);
@@ -499,6 +507,12 @@ async fn mtls_verify_refuses_bad_clients_and_tells_targets_who_connected() {
         backend.request_count(),
         before,
         "no refused client reached the target"
+    );
+    assert!(
+        alb.wait_stderr("tls_verify_status=Failed:", Duration::from_secs(5))
+            .await,
+        "refusals are logged:\n{}",
+        alb.stderr_text()
     );
     let refused = crate::admin::metric(&alb, "hostalb_client_tls_negotiation_errors_total").await;
     assert!(
