@@ -150,6 +150,19 @@ fn mutual_authentication_errors() {
         "listener[0].mutual_authentication.ignore_client_certificate_expiry",
         "only used by mode = \"verify\"",
     );
+    assert_error(
+        &https("mutual_authentication = { mode = \"passthrough\", advertise_trust_store_ca_names = true }"),
+        "listener[0].mutual_authentication.advertise_trust_store_ca_names",
+        "only used by mode = \"verify\"",
+    );
+    let l = clean(&https(
+        "mutual_authentication = { mode = \"verify\", trust_store = \"ca.pem\", advertise_trust_store_ca_names = true }",
+    ));
+    assert!(
+        l.config.listeners[0]
+            .mutual_authentication
+            .advertise_trust_store_ca_names
+    );
     let p = assert_error(
         &https("mutual_authentication = { mode = \"strict\" }"),
         "listener[0].mutual_authentication.mode",
