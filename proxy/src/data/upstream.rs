@@ -55,15 +55,8 @@ impl std::fmt::Debug for TlsConnector {
 
 impl TlsConnector {
     pub(crate) fn new() -> Result<TlsConnector, rustls::Error> {
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
-            .with_no_client_auth();
-        Ok(TlsConnector(tokio_rustls::TlsConnector::from(
-            std::sync::Arc::new(config),
-        )))
+        let config = unverified_client_config(&[HTTP1_ALPN])?;
+        Ok(TlsConnector(tokio_rustls::TlsConnector::from(config)))
     }
 
     pub(crate) async fn connect(
@@ -71,14 +64,38 @@ impl TlsConnector {
         addr: SocketAddr,
         stream: TcpStream,
     ) -> io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        // ALB sends no SNI to targets (targets behind an ALB see handshakes without a
+        // server name); an IP address name makes rustls leave the extension out.
         let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
         self.0.connect(name, stream).await
     }
 }
 
+/// ALPN offered to HTTP/1 targets.
+pub(crate) const HTTP1_ALPN: &[u8] = b"http/1.1";
+/// ALPN offered to HTTP/2 and gRPC targets.
+#[allow(dead_code)] // the HTTP/2 target pool and probes use it
+pub(crate) const H2_ALPN: &[u8] = b"h2";
+
+/// A rustls client configuration that accepts any target certificate (as ALB does) and
+/// offers `alpn` in that order; used for HTTPS target groups and their health checks, over
+/// HTTP/1 and HTTP/2 alike.
+pub(crate) fn unverified_client_config(
+    alpn: &[&[u8]],
+) -> Result<std::sync::Arc<rustls::ClientConfig>, rustls::Error> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(std::sync::Arc::new(config))
+}
+
 /// Accepts any target certificate; verifies handshake signatures with the certificate's key.
 #[derive(Debug)]
-struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AnyCertificate(pub(crate) std::sync::Arc<rustls::crypto::CryptoProvider>);
 
 impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(
