@@ -130,6 +130,7 @@ mod tests {
         HealthCheck {
             enabled: true,
             protocol: TargetGroupProtocol::Http,
+            protocol_version: hostalb_config::ProtocolVersion::Http1,
             path: path.into(),
             port: HealthCheckPort::TrafficPort,
             interval: Duration::from_secs(1),
