@@ -469,8 +469,14 @@ impl std::fmt::Debug for TlsConnector {
 }
 
 impl TlsConnector {
+    /// The connector for HTTP/1 targets (ALPN `http/1.1`).
     pub(crate) fn new() -> Result<TlsConnector, rustls::Error> {
-        let config = unverified_client_config(&[HTTP1_ALPN])?;
+        Self::with_alpn(&[HTTP1_ALPN])
+    }
+
+    /// A connector offering `alpn`, in that order.
+    pub(crate) fn with_alpn(alpn: &[&[u8]]) -> Result<TlsConnector, rustls::Error> {
+        let config = unverified_client_config(alpn)?;
         Ok(TlsConnector(tokio_rustls::TlsConnector::from(config)))
     }
 
@@ -489,7 +495,6 @@ impl TlsConnector {
 /// ALPN offered to HTTP/1 targets.
 pub(crate) const HTTP1_ALPN: &[u8] = b"http/1.1";
 /// ALPN offered to HTTP/2 and gRPC targets.
-#[allow(dead_code)] // the HTTP/2 target pool and probes use it
 pub(crate) const H2_ALPN: &[u8] = b"h2";
 
 /// A rustls client configuration that accepts any target certificate (as ALB does) and
