@@ -535,6 +535,10 @@ pub enum HealthCheckPort {
 pub struct HealthCheck {
     pub enabled: bool,
     pub protocol: TargetGroupProtocol,
+    /// The group's protocol version, which decides the probe: an HTTP/1.1 `GET` for
+    /// HTTP1, an HTTP/2 `GET` for HTTP2, a gRPC call over HTTP/2 for GRPC (whose
+    /// `matcher` then holds gRPC status codes).
+    pub protocol_version: ProtocolVersion,
     /// Path, possibly with `?query`.
     pub path: String,
     pub port: HealthCheckPort,
@@ -545,7 +549,8 @@ pub struct HealthCheck {
     pub matcher: CodeMatcher,
 }
 
-/// `"200"`, `"200,202"` or `"200-299"` (and lists of ranges), compiled.
+/// `"200"`, `"200,202"` or `"200-299"` (and lists of ranges), compiled: HTTP status
+/// codes, or gRPC status codes (`"12"`, `"0-99"`) for GRPC groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeMatcher {
     pub source: String,

@@ -899,18 +899,6 @@ fn matcher_codes_outside_200_to_499() {
 }
 
 #[test]
-fn grpc_matcher_codes_outside_0_to_99() {
-    assert_limit(
-        &with_group("protocol_version = \"GRPC\"\n[target_group.api.health_check]\nmatcher = \"100\""),
-        &format!("{HC}.matcher"),
-        "ALB matches codes 0-99",
-    );
-    clean(&with_group(
-        "protocol_version = \"GRPC\"\n[target_group.api.health_check]\nmatcher = \"0-99\"",
-    ));
-}
-
-#[test]
 fn target_group_name_rules() {
     for name in ["api_v2", "-api", "api-", "a23456789012345678901234567890123"] {
         let doc = format!(

@@ -362,16 +362,6 @@ fn target_group_defaults_are_albs() {
 }
 
 #[test]
-fn grpc_target_groups_get_grpc_health_check_defaults() {
-    let loaded = clean(&with_group("protocol_version = \"GRPC\""));
-    let hc = &loaded.config.target_groups[0].health_check;
-    assert_eq!(hc.path, "/AWS.ALB/healthcheck");
-    assert_eq!(hc.matcher.source, "12");
-    assert!(hc.matcher.matches(12));
-    assert!(!hc.matcher.matches(0));
-}
-
-#[test]
 fn target_group_settings_compile() {
     let loaded = clean(&with_group(
         r#"protocol = "HTTPS"

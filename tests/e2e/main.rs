@@ -27,4 +27,5 @@ mod retry;
 mod routing;
 mod smoke;
 mod stickiness;
+mod target_tls;
 mod tls;

@@ -100,6 +100,7 @@ fn validate_forward(cx: &mut Ctx, raw: RawAction, path: &str, lx: &ListenerCtx<'
         }
     };
     let mut groups: Vec<WeightedTargetGroup> = Vec::new();
+    let single = raw.target_group.is_some();
     match (raw.target_group, raw.target_groups) {
         (Some(_), Some(_)) => {
             cx.error(
@@ -209,6 +210,7 @@ fn validate_forward(cx: &mut Ctx, raw: RawAction, path: &str, lx: &ListenerCtx<'
             }
         }
     }
+    check_group_protocols(cx, path, lx, &groups, single);
     let stickiness = match raw.stickiness_seconds {
         None => None,
         Some(s) => {
@@ -253,6 +255,58 @@ fn validate_forward(cx: &mut Ctx, raw: RawAction, path: &str, lx: &ListenerCtx<'
         target_groups: groups,
         stickiness,
     })
+}
+
+/// ALB's listener/target protocol rules (alb-spec §5): HTTP2 and GRPC groups only behind
+/// HTTPS listeners (an HTTP listener speaks HTTP/1 only, and every request would get 464),
+/// and one forward's groups share one protocol version (ALB refuses the mix; requests of
+/// one protocol would get 464 from a share of them).
+fn check_group_protocols(
+    cx: &mut Ctx,
+    path: &str,
+    lx: &ListenerCtx<'_>,
+    groups: &[WeightedTargetGroup],
+    single: bool,
+) {
+    let field = |i: usize| {
+        if single {
+            format!("{path}.target_group")
+        } else {
+            format!("{path}.target_groups[{i}]")
+        }
+    };
+    let mut first: Option<(&str, ProtocolVersion)> = None;
+    for (i, g) in groups.iter().enumerate() {
+        let Some(tg) = lx.groups.get(g.name.as_str()) else {
+            continue;
+        };
+        let version = tg.protocol_version;
+        if version != ProtocolVersion::Http1 && lx.protocol == ListenerProtocol::Http {
+            cx.error(
+                &field(i),
+                format!(
+                    "target group `{}` has protocol_version = \"{}\", which ALB allows only behind HTTPS listeners (an HTTP listener speaks HTTP/1, and every request would get 464)",
+                    g.name,
+                    version.as_str()
+                ),
+                "forward to it from an HTTPS listener (protocol = \"HTTPS\" with certificates), or set protocol_version = \"HTTP1\" on the group",
+            );
+        }
+        match first {
+            None => first = Some((g.name.as_str(), version)),
+            Some((name, v)) if v != version => cx.error(
+                &field(i),
+                format!(
+                    "target group `{}` has protocol_version = \"{}\" but `{name}` in the same forward has \"{}\"; ALB requires one protocol version per forward",
+                    g.name,
+                    version.as_str(),
+                    v.as_str()
+                ),
+                "give the groups the same protocol_version, or split the traffic with separate rules",
+            ),
+            Some(_) => {}
+        }
+    }
 }
 
 fn validate_redirect(cx: &mut Ctx, raw: RawAction, path: &str, lx: &ListenerCtx<'_>) -> Option<Redirect> {

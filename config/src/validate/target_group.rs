@@ -437,6 +437,7 @@ fn validate_health_check(
     HealthCheck {
         enabled: raw.enabled.unwrap_or(true),
         protocol: hc_protocol,
+        protocol_version: version,
         path: hc_path,
         port,
         interval,
@@ -447,6 +448,8 @@ fn validate_health_check(
     }
 }
 
+/// ALB's `Matcher`: `HttpCode` 200-499, or for GRPC groups `GrpcCode` 0-99 (outside
+/// either range: an ALB limit, a warning unless strict_alb).
 fn parse_code_matcher(cx: &mut Ctx, text: &str, path: &str, grpc: bool) -> CodeMatcher {
     let (lo_limit, hi_limit) = if grpc { (0, 99) } else { (200, 499) };
     let mut ranges = Vec::new();
@@ -462,7 +465,12 @@ fn parse_code_matcher(cx: &mut Ctx, text: &str, path: &str, grpc: bool) -> CodeM
                     cx.limit(
                         path,
                         format!("ALB matches codes {lo_limit}-{hi_limit}, not `{part}`"),
-                        format!("use codes from {lo_limit} to {hi_limit}"),
+                        if grpc {
+                            "use gRPC status codes from 0 to 99 (0 OK, 12 UNIMPLEMENTED, the default)"
+                                .to_owned()
+                        } else {
+                            format!("use codes from {lo_limit} to {hi_limit}")
+                        },
                     );
                 }
                 ranges.push((lo, hi));
@@ -471,13 +479,17 @@ fn parse_code_matcher(cx: &mut Ctx, text: &str, path: &str, grpc: bool) -> CodeM
                 cx.error(
                     path,
                     format!("`{part}` is not a code or a range"),
-                    "write \"200\", \"200,202\" or \"200-299\"",
+                    if grpc {
+                        "write \"12\", \"0,12\" or \"0-99\""
+                    } else {
+                        "write \"200\", \"200,202\" or \"200-299\""
+                    },
                 );
             }
         }
     }
     if ranges.is_empty() {
-        ranges.push((200, 200));
+        ranges.push(if grpc { (12, 12) } else { (200, 200) });
     }
     CodeMatcher {
         source: text.to_owned(),

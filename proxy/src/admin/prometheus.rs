@@ -230,7 +230,7 @@ const TARGET_CONNECTION_ERRORS: Family = alb_counter!(
 const TARGET_TLS_ERRORS: Family = alb_counter!(
     "hostalb_target_tls_negotiation_errors_total",
     "TargetTLSNegotiationErrorCount",
-    "failed TLS handshakes with HTTPS targets (not counted apart yet: 0, they are in hostalb_target_connection_errors_total)"
+    "failed or timed-out TLS handshakes with HTTPS targets"
 );
 const UNHEALTHY_ROUTING: Family = alb_counter!(
     "hostalb_unhealthy_routing_requests_total",

@@ -6,6 +6,9 @@
 //! probe. A new target is probed at once; later probes follow every interval, each target
 //! at its own random phase so that many targets never fire in lockstep.
 //!
+//! Groups with protocol version HTTP2 or GRPC are probed over HTTP/2
+//! ([`crate::control::health_h2`]: a gRPC call for GRPC groups).
+//!
 //! The states and their counting are [`crate::model::health`]. States: a registered
 //! target is `initial` until its first probe passes (one pass is
 //! enough, as ALB documents), then `healthy`; `unhealthy_threshold` consecutive failures
@@ -19,6 +22,7 @@ use hostalb_config::{HealthCheck, HealthCheckPort, TargetGroupProtocol};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::control::health_h2;
 use crate::model::health::Probe;
 
 /// The longest probe response head read; anything longer fails the check.
@@ -32,18 +36,24 @@ pub(crate) fn probe_address(target: SocketAddr, hc: &HealthCheck) -> SocketAddr 
     }
 }
 
-/// The probe request ALB sends.
-pub(crate) fn probe_request(addr: SocketAddr, hc: &HealthCheck) -> Vec<u8> {
+/// The `Host` (HTTP/2: `:authority`) ALB probes with: the target's IP, and the port
+/// unless it is the protocol's default.
+pub(crate) fn probe_host(addr: SocketAddr, hc: &HealthCheck) -> String {
     let default_port = match hc.protocol {
         TargetGroupProtocol::Http => 80,
         TargetGroupProtocol::Https => 443,
     };
-    let host = match (addr.ip(), addr.port() == default_port) {
+    match (addr.ip(), addr.port() == default_port) {
         (IpAddr::V6(ip), true) => format!("[{ip}]"),
         (IpAddr::V6(ip), false) => format!("[{ip}]:{}", addr.port()),
         (ip, true) => ip.to_string(),
         (ip, false) => format!("{ip}:{}", addr.port()),
-    };
+    }
+}
+
+/// The probe request ALB sends.
+pub(crate) fn probe_request(addr: SocketAddr, hc: &HealthCheck) -> Vec<u8> {
+    let host = probe_host(addr, hc);
     format!(
         "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ELB-HealthChecker/2.0\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         hc.path
@@ -60,6 +70,9 @@ pub(crate) async fn probe(
     let attempt = async {
         let stream = TcpStream::connect(addr).await.map_err(|_| Probe::Failed)?;
         let _ = stream.set_nodelay(true);
+        if health_h2::speaks_h2(hc) {
+            return Ok(health_h2::probe(stream, addr, hc).await);
+        }
         match (hc.protocol, tls) {
             (TargetGroupProtocol::Https, Some(connector)) => {
                 let tls_stream = connector.connect(addr, stream).await.map_err(|_| Probe::Failed)?;
@@ -130,6 +143,7 @@ mod tests {
         HealthCheck {
             enabled: true,
             protocol: TargetGroupProtocol::Http,
+            protocol_version: hostalb_config::ProtocolVersion::Http1,
             path: path.into(),
             port: HealthCheckPort::TrafficPort,
             interval: Duration::from_secs(1),

@@ -3,6 +3,7 @@
 
 mod handle;
 pub(crate) mod health;
+pub(crate) mod health_h2;
 pub(crate) mod supervise;
 
 pub use handle::{

@@ -54,6 +54,14 @@ pub(crate) enum ErrorKind {
     Deregistered,
     /// A redirect's Location would be longer than ALB allows (507).
     RedirectTooLong,
+    /// The TLS handshake with an HTTPS target failed (502, `TargetTLSNegotiationErrorCount`).
+    TargetTls,
+    /// The TLS handshake with an HTTPS target took more than 10 s (504, counted as
+    /// `TargetTLSNegotiationErrorCount` too).
+    TargetTlsTimeout,
+    /// The request's protocol does not fit the target group's protocol version, e.g.
+    /// HTTP/1.1 to an HTTP2 or GRPC group (464).
+    ProtocolMismatch,
 }
 
 #[derive(Debug)]
@@ -78,14 +86,16 @@ impl ProxyError {
             ErrorKind::HeaderTimeout | ErrorKind::ClientIdle => 408,
             ErrorKind::Trace => 405,
             ErrorKind::TooManyForwardedFor => 463,
+            ErrorKind::ProtocolMismatch => 464,
             ErrorKind::NonCompliant(_) | ErrorKind::ClientBody(_) => 400,
             ErrorKind::ClientClosed => 460,
             ErrorKind::NoTargets | ErrorKind::NoWeight => 503,
             ErrorKind::ConnectRefused
             | ErrorKind::TargetClosed
             | ErrorKind::BadResponse(_)
-            | ErrorKind::Deregistered => 502,
-            ErrorKind::ConnectTimeout | ErrorKind::ResponseTimeout => 504,
+            | ErrorKind::Deregistered
+            | ErrorKind::TargetTls => 502,
+            ErrorKind::ConnectTimeout | ErrorKind::ResponseTimeout | ErrorKind::TargetTlsTimeout => 504,
             ErrorKind::TransformFailed => 500,
             ErrorKind::RedirectTooLong => 507,
         }
@@ -100,13 +110,16 @@ impl ProxyError {
             | ErrorKind::NonCompliant(_)
             | ErrorKind::ClientBody(_)
             | ErrorKind::ClientIdle
-            | ErrorKind::ClientClosed => Side::Client,
+            | ErrorKind::ClientClosed
+            | ErrorKind::ProtocolMismatch => Side::Client,
             ErrorKind::ConnectRefused
             | ErrorKind::ConnectTimeout
             | ErrorKind::TargetClosed
             | ErrorKind::BadResponse(_)
             | ErrorKind::ResponseTimeout
-            | ErrorKind::Deregistered => Side::Target,
+            | ErrorKind::Deregistered
+            | ErrorKind::TargetTls
+            | ErrorKind::TargetTlsTimeout => Side::Target,
             ErrorKind::NoTargets
             | ErrorKind::NoWeight
             | ErrorKind::TransformFailed
@@ -135,6 +148,9 @@ impl ProxyError {
             ErrorKind::TransformFailed => "TransformFailed",
             ErrorKind::RedirectTooLong => "RedirectUrlTooLong",
             ErrorKind::Deregistered => "DeregistrationDelayExpired",
+            ErrorKind::TargetTls => "TargetTLSNegotiationError",
+            ErrorKind::TargetTlsTimeout => "TargetTLSHandshakeTimeout",
+            ErrorKind::ProtocolMismatch => "ProtocolVersionMismatch",
         }
     }
 

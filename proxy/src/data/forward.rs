@@ -13,9 +13,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use hostalb_config::{Stickiness, Transform};
+use hostalb_config::{ProtocolVersion, Stickiness, TargetGroupProtocol, Transform};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::sleep;
 
 use crate::data::answer::keep_alive_allowed;
@@ -26,7 +25,7 @@ use crate::data::cookies::{self, CookieKind};
 use crate::data::errors::{ErrorKind, ProxyError, Side};
 use crate::data::headers::{self, Forwarding, ToClient};
 use crate::data::retry::{Failure, Reached, RetryPolicy};
-use crate::data::upstream;
+use crate::data::upstream::{self, Upstream};
 use crate::http1::request::RequestHead;
 use crate::http1::response::{self, ResponseHead};
 use crate::http1::{BodyKind, FieldKind, Version};
@@ -64,6 +63,11 @@ where
     // Pick the target group.
     let (group, set_cookie) = pick_group(shared, cx.snap, head, fwd)?;
     cx.rec.group = Some(group.state.name.clone());
+    // ALB's 464: an HTTP/1 request cannot go to a group that speaks HTTP/2 or gRPC.
+    if group.cfg.protocol_version != ProtocolVersion::Http1 {
+        return Err(ProxyError::new(ErrorKind::ProtocolMismatch));
+    }
+    let tls = group.cfg.protocol == TargetGroupProtocol::Https;
 
     // Apply the rule's transforms.
     let rewritten = apply_transforms(m.transforms, head)?;
@@ -119,11 +123,11 @@ where
             inc(&group.state.metrics.request_count);
         }
         cx.rec.target = Some(target.addr);
-        match attempt(cx, c, &target, &out, retry.retrying()).await {
+        match attempt(cx, c, &target, &out, retry.retrying(), tls).await {
             Ok(done) => break (inflight, done),
             Err(failure) => {
                 if failure.err.side() == Side::Target {
-                    count_connection_error(group, &target);
+                    count_connection_error(group, &target, &failure.err);
                 }
                 if retry.take(&failure, group.routable.len() > 1) {
                     avoid = Some(target.addr);
@@ -237,7 +241,7 @@ where
 
 /// An attempt that got a response head.
 struct Attempted {
-    stream: TcpStream,
+    stream: Upstream,
     resp: ResponseHead,
     /// The request body was sent completely (a target may answer before reading it all).
     body_sent: bool,
@@ -245,24 +249,25 @@ struct Attempted {
     sent_at: Instant,
 }
 
-/// One attempt at a target: a pooled connection (unless `fresh`) or a new one, then the
-/// exchange, cut short when the target's deregistration delay runs out.
+/// One attempt at a target: a pooled connection (unless `fresh`) or a new one (TLS when
+/// `tls`), then the exchange, cut short when the target's deregistration delay runs out.
 async fn attempt<R, W>(
     cx: &mut RequestCx<'_>,
     c: &mut ClientConn<R, W>,
     target: &Target,
     head_bytes: &[u8],
     fresh: bool,
+    tls: bool,
 ) -> Result<Attempted, Failure>
 where
     R: ClientRead,
     W: AsyncWrite + Unpin,
 {
     let idle = cx.listener.cfg.idle_timeout;
-    let pooled = if fresh { None } else { target.pool.take(idle) };
+    let pooled = if fresh { None } else { target.pool.take(idle, tls) };
     let mut stream = match pooled {
         Some(s) => s,
-        None => upstream::connect(target.addr)
+        None => upstream::open(target.addr, tls)
             .await
             .map_err(|e| Failure::new(e, Reached::Nothing))?,
     };
@@ -298,7 +303,7 @@ where
 /// answer early, before reading it all).
 async fn exchange<R, W>(
     c: &mut ClientConn<R, W>,
-    stream: &mut TcpStream,
+    stream: &mut Upstream,
     head_bytes: &[u8],
     body: &mut BodyTransfer,
     is_head: bool,
@@ -415,9 +420,14 @@ async fn read_response_head<R: AsyncRead + Unpin>(
     }
 }
 
-fn count_connection_error(group: &GroupRt, target: &Target) {
+fn count_connection_error(group: &GroupRt, target: &Target, err: &ProxyError) {
     inc(&target.connection_errors);
-    inc(&group.state.metrics.target_connection_errors);
+    match err.kind {
+        ErrorKind::TargetTls | ErrorKind::TargetTlsTimeout => {
+            inc(&group.state.metrics.target_tls_negotiation_errors)
+        }
+        _ => inc(&group.state.metrics.target_connection_errors),
+    }
 }
 
 /// Chooses the target group of a forward: the one the group-stickiness cookie names when
@@ -603,7 +613,7 @@ fn apply_transforms(transforms: &[Transform], head: &RequestHead) -> Result<Rewr
 
 /// Copies bytes both ways between the client and the target after a `101 Switching
 /// Protocols`, until either side closes or nothing moves for the idle timeout.
-async fn tunnel<R, W>(c: &mut ClientConn<R, W>, mut stream: TcpStream, idle: Duration)
+async fn tunnel<R, W>(c: &mut ClientConn<R, W>, mut stream: Upstream, idle: Duration)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,

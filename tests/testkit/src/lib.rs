@@ -12,6 +12,8 @@
 //! The pieces:
 //! - [`Backend`], [`RawBackend`]: targets that record what they received, so a test can say
 //!   "the backend never saw this request";
+//! - [`TlsBackend`]: an HTTPS target that counts its TLS handshakes and records the SNI it
+//!   was sent; [`SelfSigned`] makes certificates for it and for HTTPS listeners;
 //! - [`HostAlb`]: runs the real `hostalb` binary and reads the addresses it bound;
 //!   [`run_check`] runs `hostalb check`;
 //! - [`Client`], [`Conn`], [`RawConn`], [`raw_exchange`], [`parse_responses`]: clients, from
@@ -61,6 +63,7 @@ mod raw_backend;
 mod raw_client;
 mod response;
 mod sync;
+mod tls_backend;
 
 pub use backend::{Backend, BackendBuilder, BackendReply, RecordedRequest};
 pub use client::{Client, ClientBuilder, ClientError, Conn, HttpResponse};
@@ -70,3 +73,4 @@ pub use patience::{PATIENCE_VAR, TimedOut, eventually, patience_factor, scaled, 
 pub use raw_backend::{RawBackend, RawBehaviour};
 pub use raw_client::{RawConn, raw_exchange};
 pub use response::{ParsedResponse, parse_responses};
+pub use tls_backend::{SelfSigned, TlsBackend, TlsRequest};
