@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::data::budget::{Budgeted, Held, Reclaim};
 use crate::data::conn::ClientConn;
-use crate::data::session;
+use crate::data::{h2, session};
 use crate::model::metrics::inc;
 use crate::model::shared::Shared;
 use crate::model::snapshot::ListenerId;
@@ -237,6 +237,12 @@ async fn connection(
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.0.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
                         let info = acceptor.info(tls_stream.get_ref().1);
+                        if tls_stream.get_ref().1.alpn_protocol() == Some(crate::data::tls::ALPN_H2) {
+                            let conn = h2::server::ConnInfo::new(peer, local, Some(Box::new(info)), id);
+                            h2::server::serve(shared, conn, tls_stream).await;
+                            drop(held);
+                            return;
+                        }
                         let (rd, wr) = tokio::io::split(tls_stream);
                         let mut conn = ClientConn::new(rd, wr, peer, local, true, id);
                         conn.tls_info = Some(Box::new(info));

@@ -95,11 +95,30 @@ pub(crate) fn acceptor(certificates: &[Certificate]) -> Result<Acceptor, TlsErro
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(by_sni.clone());
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn_protocols(HTTP2_ENABLED);
     Ok(Acceptor(
         tokio_rustls::TlsAcceptor::from(Arc::new(config)),
         by_sni,
     ))
+}
+
+/// Whether HTTPS listeners offer HTTP/2 (ALB's `routing.http2.enabled`, default true).
+const HTTP2_ENABLED: bool = true;
+/// The ALPN protocol id of HTTP/2 over TLS.
+pub(crate) const ALPN_H2: &[u8] = b"h2";
+/// The ALPN protocol id of HTTP/1.1.
+const ALPN_HTTP1: &[u8] = b"http/1.1";
+
+/// The protocols an HTTPS listener offers in ALPN, in order of preference: `h2` first
+/// when HTTP/2 is on (a client that offers both gets HTTP/2, as from ALB), then
+/// `http/1.1`.
+pub(crate) fn alpn_protocols(http2: bool) -> Vec<Vec<u8>> {
+    let mut list = Vec::with_capacity(2);
+    if http2 {
+        list.push(ALPN_H2.to_vec());
+    }
+    list.push(ALPN_HTTP1.to_vec());
+    list
 }
 
 fn load(
