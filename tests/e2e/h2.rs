@@ -492,3 +492,208 @@ async fn h2_connection_gets_goaway_after_10000_streams() {
     assert_eq!(failed, 100, "{text}");
     assert_eq!(s.app.request_count(), 10_000);
 }
+
+/// A cleartext HTTP/2 target (prior knowledge, as gRPC servers speak): answers every
+/// stream with the request body, `x-got-*` fields saying what arrived, and trailers
+/// (`grpc-status: 0`, and the request's trailers echoed as `x-req-*`).
+async fn h2c_target() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use http_body_util::BodyExt;
+    use hyper::body::{Frame, Incoming};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req: hyper::Request<Incoming>| async move {
+                    let (parts, body) = req.into_parts();
+                    let collected = body.collect().await.map_err(|e| e.to_string())?;
+                    let req_trailers = collected.trailers().cloned().unwrap_or_default();
+                    let data = collected.to_bytes();
+                    let mut resp = hyper::Response::builder()
+                        .status(200)
+                        .header("content-type", "application/grpc")
+                        .header("x-got-method", parts.method.as_str())
+                        .header(
+                            "x-got-authority",
+                            parts.uri.authority().map(|a| a.as_str()).unwrap_or("-"),
+                        )
+                        .header("x-got-path", parts.uri.path());
+                    for name in [
+                        "x-forwarded-for",
+                        "x-forwarded-proto",
+                        "x-forwarded-port",
+                        "x-amzn-trace-id",
+                        "te",
+                    ] {
+                        if let Some(v) = parts.headers.get(name) {
+                            resp = resp.header(format!("x-got-{name}"), v);
+                        }
+                    }
+                    let mut trailers = hyper::HeaderMap::new();
+                    trailers.insert("grpc-status", hyper::header::HeaderValue::from_static("0"));
+                    for (n, v) in &req_trailers {
+                        if let Ok(name) =
+                            hyper::header::HeaderName::from_bytes(format!("x-req-{n}").as_bytes())
+                        {
+                            trailers.insert(name, v.clone());
+                        }
+                    }
+                    let frames = Frames([Frame::data(data), Frame::trailers(trailers)].into());
+                    resp.body(frames).map_err(|e| e.to_string())
+                });
+                let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// A response body made of the given frames, in order.
+struct Frames(std::collections::VecDeque<hyper::body::Frame<bytes::Bytes>>);
+
+impl hyper::body::Body for Frames {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_grpc_and_http2_groups_reach_h2_targets_with_albs_headers() {
+    let (target, _task) = h2c_target().await;
+    let cert = self_signed();
+    let config = format!(
+        r#"
+[[listener]]
+name = "tls"
+address = "127.0.0.1:0"
+protocol = "HTTPS"
+certificates = [{{ cert_file = "{cert}", key_file = "{key}" }}]
+default_action = {{ type = "forward", target_group = "h2" }}
+
+[[listener.rule]]
+priority = 1
+conditions = [{{ field = "path-pattern", values = ["/pkg.Svc/*"] }}]
+action = {{ type = "forward", target_group = "grpc" }}
+
+[[listener.rule]]
+priority = 2
+conditions = [{{ field = "path-pattern", values = ["/gone.Svc/*"] }}]
+action = {{ type = "forward", target_group = "nobody" }}
+
+[target_group.grpc]
+protocol_version = "GRPC"
+targets = ["{target}"]
+health_check = {{ enabled = false }}
+
+[target_group.h2]
+protocol_version = "HTTP2"
+targets = ["{target}"]
+health_check = {{ enabled = false }}
+
+[target_group.nobody]
+protocol_version = "GRPC"
+health_check = {{ enabled = false }}
+"#,
+        cert = cert.cert.display(),
+        key = cert.key.display(),
+    );
+    let s = Setup {
+        alb: start(&config).await,
+        app: Backend::start("unused").await,
+        raw: RawBackend::start(RawBehaviour::Blackhole).await,
+        _cert: cert,
+    };
+    let port = s.addr().port().to_string();
+    // One gRPC message: uncompressed, 3 bytes.
+    let dir = tempfile::tempdir().expect("dir");
+    let message = dir.path().join("message");
+    std::fs::write(&message, b"\0\0\0\0\x03abc").expect("write");
+    let message = format!("@{}", message.display());
+    let call = s
+        .curl(
+            "/pkg.Svc/Call",
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+                "-H",
+                "X-Forwarded-For: 198.51.100.7",
+                "--data-binary",
+                &message,
+            ],
+        )
+        .await;
+    assert_eq!(
+        (call.exit, call.version.as_str(), call.status),
+        (Some(0), "2", 200),
+        "{call:?}"
+    );
+    assert_eq!(call.body, b"\0\0\0\0\x03abc", "{call:?}");
+    assert_eq!(
+        call.header("grpc-status"),
+        Some("0"),
+        "trailers relayed: {call:?}"
+    );
+    assert_eq!(call.header("x-got-method"), Some("POST"));
+    assert_eq!(call.header("x-got-path"), Some("/pkg.Svc/Call"));
+    assert_eq!(
+        call.header("x-got-authority"),
+        Some(format!("localhost:{port}").as_str())
+    );
+    assert_eq!(
+        call.header("x-got-x-forwarded-for"),
+        Some("198.51.100.7, 127.0.0.1")
+    );
+    assert_eq!(call.header("x-got-x-forwarded-proto"), Some("https"));
+    assert_eq!(call.header("x-got-x-forwarded-port"), Some(port.as_str()));
+    assert!(
+        call.header("x-got-x-amzn-trace-id")
+            .is_some_and(|t| t.starts_with("Root=1-")),
+        "{call:?}"
+    );
+    assert_eq!(
+        call.header("x-got-te"),
+        Some("trailers"),
+        "gRPC needs te: trailers"
+    );
+
+    // A plain HTTP/2 request to an HTTP2 group.
+    let plain = s.curl("/page", &[]).await;
+    assert_eq!(plain.status, 200, "{plain:?}");
+    assert_eq!(plain.header("x-got-method"), Some("GET"));
+
+    // Non-POST to a GRPC group: 464. A GRPC group without targets: 503, UNAVAILABLE.
+    let get = s.curl("/pkg.Svc/Call", &[]).await;
+    assert_eq!(get.status, 464, "{get:?}");
+    let gone = s
+        .curl(
+            "/gone.Svc/Call",
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "content-type: application/grpc",
+                "--data-binary",
+                "x",
+            ],
+        )
+        .await;
+    assert_eq!(gone.status, 503, "{gone:?}");
+    assert_eq!(gone.header("grpc-status"), Some("14"), "{gone:?}");
+    assert_eq!(gone.header("grpc-message"), Some("503 Service Unavailable"));
+}

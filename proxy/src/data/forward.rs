@@ -521,6 +521,24 @@ pub(crate) fn write_target_cookies(
     resp: &ResponseHead,
     out: &mut Vec<u8>,
 ) {
+    let sets = |prefix: &[u8]| {
+        resp.fields
+            .iter()
+            .any(|f| f.kind == FieldKind::SetCookie && f.value.get(&resp.buf).starts_with(prefix))
+    };
+    write_target_cookies_by(shared, group, target, head, &sets, out);
+}
+
+/// [`write_target_cookies`] for any response: `sets_cookie(prefix)` says whether the
+/// response sets a cookie whose `name=value` starts with `prefix`.
+pub(crate) fn write_target_cookies_by(
+    shared: &Shared,
+    group: &GroupRt,
+    target: &Target,
+    head: &RequestHead,
+    sets_cookie: &dyn Fn(&[u8]) -> bool,
+    out: &mut Vec<u8>,
+) {
     let (name, kind, duration, cors) = match &group.cfg.stickiness {
         None => return,
         Some(Stickiness::LbCookie { duration }) => (TARGET_COOKIE, CookieKind::Target, *duration, true),
@@ -529,9 +547,7 @@ pub(crate) fn write_target_cookies(
             duration,
         }) => {
             let prefix = format!("{cookie_name}=");
-            let app_set = resp.fields.iter().any(|f| {
-                f.kind == FieldKind::SetCookie && f.value.get(&resp.buf).starts_with(prefix.as_bytes())
-            });
+            let app_set = sets_cookie(prefix.as_bytes());
             let had = cookies::find(head.values_of(FieldKind::Cookie), APP_COOKIE.as_bytes()).is_some();
             if !app_set && !had {
                 return;

@@ -31,6 +31,7 @@ pub(crate) mod error_log;
 pub(crate) mod errors;
 pub(crate) mod forward;
 pub(crate) mod h2;
+pub(crate) mod h2_upstream;
 pub(crate) mod headers;
 pub(crate) mod listener;
 pub(crate) mod respond;

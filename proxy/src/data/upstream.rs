@@ -78,7 +78,7 @@ impl TlsConnector {
 
 /// Accepts any target certificate; verifies handshake signatures with the certificate's key.
 #[derive(Debug)]
-struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AnyCertificate(pub(crate) std::sync::Arc<rustls::crypto::CryptoProvider>);
 
 impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
     fn verify_server_cert(

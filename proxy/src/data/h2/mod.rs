@@ -11,11 +11,15 @@
 //!   becomes the HTTP/1 codec's [`crate::http1::request::RequestHead`] ([`head`]), then
 //!   the same check, the same rule table, the same answers ([`crate::data::answer`]), the
 //!   same retry policy and the same access log record;
-//! - [`to_http1`]: the forward to `HTTP1` target groups, translated to HTTP/1.1 with
-//!   ALB's header casing.
+//! - [`to_http1`]: the forward action (group pick, ALB's protocol rules: 464 for gRPC to
+//!   an `HTTP1` group and for non-POST to a `GRPC` group) and the forward to `HTTP1`
+//!   target groups, translated to HTTP/1.1 with ALB's header casing;
+//! - [`to_http2`]: the forward to `HTTP2` and `GRPC` target groups, over
+//!   [`crate::data::h2_upstream`].
 
 pub(crate) mod flood;
 pub(crate) mod head;
 pub(crate) mod server;
 pub(crate) mod stream;
 pub(crate) mod to_http1;
+pub(crate) mod to_http2;

@@ -27,7 +27,8 @@ use crate::model::shared::Shared;
 #[derive(Debug)]
 pub(crate) struct H2Stream {
     pub(crate) respond: SendResponse<Bytes>,
-    pub(crate) body: RecvStream,
+    /// The request body (taken by an HTTP/2 forward, which hands it to the target stream).
+    pub(crate) body: Option<RecvStream>,
     /// The request is gRPC (`content-type: application/grpc*`).
     pub(crate) grpc: bool,
     /// The request is a HEAD (its answer carries no body).
@@ -89,7 +90,7 @@ pub(crate) async fn serve(
     }
     let mut s = H2Stream {
         respond,
-        body,
+        body: Some(body),
         grpc,
         is_head: parts.method == http::Method::HEAD,
         peer: conn.peer,

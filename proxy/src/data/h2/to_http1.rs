@@ -61,8 +61,7 @@ pub(crate) async fn forward(
     match group.cfg.protocol_version {
         ProtocolVersion::Http1 if s.grpc => return Err(mismatch()),
         ProtocolVersion::Grpc if !head.is_method(b"POST") => return Err(mismatch()),
-        ProtocolVersion::Http1 => {}
-        ProtocolVersion::Http2 | ProtocolVersion::Grpc => return Err(mismatch()),
+        ProtocolVersion::Http1 | ProtocolVersion::Http2 | ProtocolVersion::Grpc => {}
     }
     let rewritten = forward::apply_transforms(m.transforms, head)?;
     let mut out = BytesMut::with_capacity(head.buf.len() + 256);
@@ -79,6 +78,9 @@ pub(crate) async fn forward(
     if cx.logging {
         cx.rec.trace_id = out.get(trace_id).map(Box::from);
         cx.rec.group_arn = Some(group.state.arn.clone());
+    }
+    if group.cfg.protocol_version != ProtocolVersion::Http1 {
+        return super::to_http2::forward(cx, s, group, set_cookie, &out).await;
     }
     // Only a request without a body is kept whole for a retry of kind (b).
     let mut retry = RetryPolicy::new(head, head.body.is_empty(), group.cfg.retry_idempotent);
@@ -221,6 +223,12 @@ async fn attempt(
         received,
         ..
     } = s;
+    let Some(body) = body.as_mut() else {
+        return Err(Failure::new(
+            ProxyError::new(ErrorKind::ClientClosed),
+            Reached::Nothing,
+        ));
+    };
     let reset = std::future::poll_fn(|ctx| respond.poll_reset(ctx));
     let exchanged = tokio::select! {
         r = exchange(body, &mut stream, head_bytes, framing, is_head, idle, &mut upbuf, received) => r,
