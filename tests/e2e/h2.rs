@@ -697,3 +697,141 @@ health_check = {{ enabled = false }}
     assert_eq!(gone.header("grpc-status"), Some("14"), "{gone:?}");
     assert_eq!(gone.header("grpc-message"), Some("503 Service Unavailable"));
 }
+
+/// The interpreter of the venv `scripts/python-tools` makes (scripts/test sets it).
+fn python() -> String {
+    std::env::var("HOSTALB_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "HOSTALB_PYTHON is not set: run scripts/test, or eval \"$(scripts/python-tools)\" first \
+             (it installs h2 from PyPI into target/pyenv)"
+        )
+    })
+}
+
+/// Runs one scenario of tests/python/h2_frames.py against the listener; its report.
+async fn frames(s: &Setup, args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/h2_frames.py");
+    let mut cmd = Command::new(python());
+    cmd.arg(script)
+        .arg("127.0.0.1")
+        .arg(s.addr().port().to_string())
+        .args(args);
+    let out = run(cmd).await;
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// GOAWAY ENHANCE_YOUR_CALM.
+const ENHANCE_YOUR_CALM: u64 = 0xb;
+/// RST_STREAM REFUSED_STREAM.
+const REFUSED_STREAM: u64 = 0x7;
+
+/// A normal client on another connection is served.
+async fn still_serves(s: &Setup) {
+    let ok = s.curl("/still-there", &[]).await;
+    assert_eq!((ok.version.as_str(), ok.status), ("2", 200), "{ok:?}");
+}
+
+fn goaway_code(report: &serde_json::Value) -> Option<u64> {
+    report["goaway"]["code"].as_u64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_stream_129_of_129_concurrent_is_refused() {
+    let s = Setup::start(b"", "").await;
+    let r = frames(&s, &["streams", "129", "/delay/1500"]).await;
+    let statuses = r["statuses"].as_array().expect("statuses");
+    assert_eq!(statuses.len(), 128, "{r}");
+    assert!(statuses.iter().all(|v| v == 200), "{r}");
+    assert_eq!(r["resets"], serde_json::json!([REFUSED_STREAM]), "{r}");
+    assert_eq!(r["goaway"], serde_json::Value::Null, "{r}");
+    assert!(s.app.max_in_flight() <= 128, "{}", s.app.max_in_flight());
+    still_serves(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_rapid_reset_gets_goaway_and_bounded_target_work() {
+    let s = Setup::start(b"", "").await;
+    let r = frames(&s, &["rapid-reset", "10000", "/delay/2000"]).await;
+    assert_eq!(goaway_code(&r), Some(ENHANCE_YOUR_CALM), "{r}");
+    assert_eq!(r["closed"], true, "{r}");
+    // The target never had more than a connection's streams (plus a few) at once.
+    assert!(
+        s.app.max_in_flight() <= 138,
+        "in flight {}: {r}",
+        s.app.max_in_flight()
+    );
+    still_serves(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_continuation_flood_closes_the_connection_at_once() {
+    let s = Setup::start(b"", "").await;
+    let r = frames(&s, &["continuation", "100000"]).await;
+    assert!(
+        matches!(goaway_code(&r), Some(ENHANCE_YOUR_CALM) | Some(0x1)),
+        "ENHANCE_YOUR_CALM (or PROTOCOL_ERROR): {r}"
+    );
+    assert_eq!(r["closed"], true, "{r}");
+    assert!(r["elapsed"].as_f64().unwrap_or(99.0) < 5.0, "{r}");
+    assert_eq!(s.app.request_count(), 0);
+    still_serves(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_header_list_bomb_is_refused_and_the_connection_goes_on() {
+    let s = Setup::start(b"", "").await;
+    // 100 fields of 1000 bytes: past ALB's 64 K of request headers.
+    let r = frames(&s, &["header-bomb", "100", "1000"]).await;
+    assert!(
+        r["bomb"] == 431 || r["bomb_reset"].is_u64(),
+        "431 or a reset stream: {r}"
+    );
+    assert_eq!(r["after"], 200, "{r}");
+    assert_eq!(
+        s.app.request_count(),
+        1,
+        "only the request after the bomb arrived"
+    );
+    still_serves(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_ping_settings_and_empty_data_floods_get_goaway() {
+    let s = Setup::start(b"", "").await;
+    for kind in ["ping", "settings", "empty-data"] {
+        let r = frames(&s, &[kind, "5000"]).await;
+        assert_eq!(goaway_code(&r), Some(ENHANCE_YOUR_CALM), "{kind}: {r}");
+        assert_eq!(r["closed"], true, "{kind}: {r}");
+        still_serves(&s).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_zero_window_reader_loses_its_stream_at_the_idle_timeout() {
+    let s = Setup::start(b"", "idle_timeout_seconds = 2").await;
+    let r = frames(&s, &["zero-window", "/bytes/1000000"]).await;
+    assert!(r["stream_reset"].is_u64() || r["closed"] == true, "{r}");
+    let elapsed = r["elapsed"].as_f64().unwrap_or(99.0);
+    assert!((1.5..15.0).contains(&elapsed), "{r}");
+    still_serves(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_pings_do_not_keep_an_idle_connection_open() {
+    let s = Setup::start(b"", "idle_timeout_seconds = 2").await;
+    let r = frames(&s, &["ping-idle", "10", "0.3"]).await;
+    assert_eq!(
+        goaway_code(&r),
+        Some(0),
+        "GOAWAY NO_ERROR at the idle timeout: {r}"
+    );
+    let elapsed = r["elapsed"].as_f64().unwrap_or(99.0);
+    assert!((1.5..6.0).contains(&elapsed), "{r}");
+    assert!(r["pings"].as_u64().unwrap_or(0) >= 5, "{r}");
+}

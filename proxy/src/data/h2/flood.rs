@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
@@ -166,33 +166,72 @@ impl Scanner {
     }
 }
 
-/// The client's stream, watched.
+/// A connection whose HTTP/2 side is done is shut for writing (its GOAWAY is out), then
+/// read and dropped this long at most before it closes: closing with unread bytes (a
+/// flood still arriving) would reset it, and the reset can destroy the GOAWAY before the
+/// client reads it.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+/// ... and this many bytes at most.
+const LINGER_BYTES: usize = 1024 * 1024;
+
+/// The client's stream, watched. When the `h2` crate drops it (the connection is done),
+/// the stream lingers in a task of its own before it closes ([`LINGER_TIME`]).
 #[derive(Debug)]
-pub(crate) struct Watched<T> {
-    inner: T,
+pub(crate) struct Watched<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
+    /// `Some` until dropped.
+    inner: Option<T>,
     scanner: Scanner,
     watch: Arc<FloodWatch>,
 }
 
-impl<T> Watched<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Watched<T> {
     pub(crate) fn new(inner: T, watch: Arc<FloodWatch>) -> Watched<T> {
         Watched {
-            inner,
+            inner: Some(inner),
             scanner: Scanner::default(),
             watch,
         }
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+fn gone() -> std::io::Error {
+    std::io::Error::from(std::io::ErrorKind::NotConnected)
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for Watched<T> {
+    fn drop(&mut self) {
+        let Some(mut io) = self.inner.take() else { return };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = tokio::time::timeout(LINGER_TIME, io.shutdown()).await;
+            let deadline = tokio::time::Instant::now() + LINGER_TIME;
+            let mut sink = vec![0u8; 16 * 1024];
+            let mut read = 0;
+            while read < LINGER_BYTES {
+                match tokio::time::timeout_at(deadline, io.read(&mut sink)).await {
+                    Ok(Ok(n)) if n > 0 => read += n,
+                    _ => break,
+                }
+            }
+        });
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for Watched<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
+        let Some(io) = this.inner.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
         let before = buf.filled().len();
-        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let polled = Pin::new(io).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
             if let Some(reason) = this.scanner.scan(&buf.filled()[before..]) {
                 this.watch.trip(reason);
@@ -202,9 +241,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Watched<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        match self.get_mut().inner.as_mut() {
+            Some(io) => Pin::new(io).poll_write(cx, buf),
+            None => Poll::Ready(Err(gone())),
+        }
     }
 
     fn poll_write_vectored(
@@ -212,19 +254,28 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        match self.get_mut().inner.as_mut() {
+            Some(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            None => Poll::Ready(Err(gone())),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(|io| io.is_write_vectored())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        match self.get_mut().inner.as_mut() {
+            Some(io) => Pin::new(io).poll_flush(cx),
+            None => Poll::Ready(Err(gone())),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        match self.get_mut().inner.as_mut() {
+            Some(io) => Pin::new(io).poll_shutdown(cx),
+            None => Poll::Ready(Err(gone())),
+        }
     }
 }
 
