@@ -47,11 +47,18 @@ struct Setup {
 
 impl Setup {
     async fn start(raw_answer: &[u8], listener_extra: &str) -> Setup {
+        Setup::start_with(raw_answer, "", listener_extra).await
+    }
+
+    /// As [`Setup::start`], with `prelude` (top-level configuration) before the listener.
+    async fn start_with(raw_answer: &[u8], prelude: &str, listener_extra: &str) -> Setup {
         let app = Backend::start("app").await;
         let raw = RawBackend::start(RawBehaviour::Respond(raw_answer.to_vec())).await;
         let cert = self_signed();
         let config = format!(
             r#"
+{prelude}
+
 [[listener]]
 name = "tls"
 address = "127.0.0.1:0"
@@ -834,4 +841,78 @@ async fn h2_pings_do_not_keep_an_idle_connection_open() {
     let elapsed = r["elapsed"].as_f64().unwrap_or(99.0);
     assert!((1.5..6.0).contains(&elapsed), "{r}");
     assert!(r["pings"].as_u64().unwrap_or(0) >= 5, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_connection_gets_goaway_when_it_outlives_client_keep_alive() {
+    let s = Setup::start(b"", "client_keep_alive_seconds = 1").await;
+    let r = frames(&s, &["ping-idle", "10", "0.2"]).await;
+    assert_eq!(goaway_code(&r), Some(0), "{r}");
+    let elapsed = r["elapsed"].as_f64().unwrap_or(99.0);
+    assert!((0.5..5.0).contains(&elapsed), "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_connection_gets_goaway_on_shutdown() {
+    let s = Setup::start(b"", "").await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/h2_frames.py");
+    let mut cmd = Command::new(python());
+    cmd.arg(script)
+        .arg("127.0.0.1")
+        .arg(s.addr().port().to_string())
+        .args(["ping-idle", "20", "0.2"]);
+    let client = tokio::spawn(run(cmd));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(s.alb.sigterm());
+    let out = client.await.expect("client task");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(goaway_code(&r), Some(0), "{r}");
+    assert!(r["elapsed"].as_f64().unwrap_or(99.0) < 10.0, "{r}");
+    assert!(s.alb.wait_exit(scaled(Duration::from_secs(10))).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_requests_are_logged_as_h2_and_grpcs_with_http2_request_lines() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("access.log");
+    let prelude = format!("[access_log]\npath = \"{}\"\nformat = \"alb\"\n", log.display());
+    let s = Setup::start_with(b"", &prelude, "").await;
+    let port = s.addr().port();
+    assert_eq!(s.curl("/logged?q=1", &[]).await.status, 200);
+    let grpc = [
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/grpc",
+        "--data-binary",
+        "x",
+    ];
+    assert_eq!(s.curl("/pkg.Svc/M", &grpc).await.status, 464);
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        if lines.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].starts_with("h2 "), "{}", lines[0]);
+    assert!(
+        lines[0].contains(&format!("\"GET https://localhost:{port}/logged?q=1 HTTP/2.0\"")),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains(" 200 200 "), "{}", lines[0]);
+    assert!(lines[1].starts_with("grpcs "), "{}", lines[1]);
+    assert!(
+        lines[1].contains(&format!("\"POST https://localhost:{port}/pkg.Svc/M HTTP/2.0\"")),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].contains(" 464 - "), "{}", lines[1]);
 }

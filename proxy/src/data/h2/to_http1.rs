@@ -64,6 +64,12 @@ pub(crate) async fn forward(
         ProtocolVersion::Http1 | ProtocolVersion::Http2 | ProtocolVersion::Grpc => {}
     }
     let rewritten = forward::apply_transforms(m.transforms, head)?;
+    if head.expect_continue && !s.body.as_ref().is_none_or(RecvStream::is_end_stream) {
+        // ALB answers `100 Continue` itself once the request is routed.
+        let mut cont = http::Response::new(());
+        *cont.status_mut() = http::StatusCode::CONTINUE;
+        let _ = s.respond.send_informational(cont);
+    }
     let mut out = BytesMut::with_capacity(head.buf.len() + 256);
     let forwarding = Forwarding {
         listener: &listener.cfg,
