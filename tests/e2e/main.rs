@@ -16,6 +16,7 @@ mod desync;
 mod docker;
 mod errors;
 mod framing;
+mod h2;
 mod headers;
 mod health;
 mod import;

@@ -81,6 +81,19 @@ pub(crate) struct Entry<'a> {
     pub(crate) sent_bytes: u64,
     /// The connection's id (`conn_trace_id`).
     pub(crate) conn_trace: u128,
+    /// The protocol the request came in.
+    pub(crate) protocol: Protocol,
+}
+
+/// The client's protocol, as the entry's `type` and request line say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// HTTP/1.x (`http`, `https`, `ws`, `wss`).
+    Http1,
+    /// HTTP/2 over TLS (`h2`).
+    H2,
+    /// gRPC over HTTP/2 over TLS (`grpcs`).
+    Grpc,
 }
 
 impl AccessLog {
@@ -283,6 +296,11 @@ impl<'a> Fields<'a> {
     }
 
     fn kind(&self) -> &'static str {
+        match self.entry.protocol {
+            Protocol::H2 => return "h2",
+            Protocol::Grpc => return "grpcs",
+            Protocol::Http1 => {}
+        }
         match (self.entry.tls, self.rec().target_status == Some(101)) {
             (false, false) => "http",
             (true, false) => "https",
@@ -330,9 +348,10 @@ impl<'a> Fields<'a> {
             out.push(b'?');
             escaped(out, q);
         }
-        out.extend_from_slice(match head.version {
-            Version::Http10 => b" HTTP/1.0",
-            Version::Http11 => b" HTTP/1.1",
+        out.extend_from_slice(match (self.entry.protocol, head.version) {
+            (Protocol::H2 | Protocol::Grpc, _) => b" HTTP/2.0",
+            (Protocol::Http1, Version::Http10) => b" HTTP/1.0",
+            (Protocol::Http1, Version::Http11) => b" HTTP/1.1",
         });
     }
 
@@ -612,6 +631,7 @@ mod tests {
             received_bytes: 34,
             sent_bytes: 366,
             conn_trace: 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef,
+            protocol: Protocol::Http1,
         }
     }
 

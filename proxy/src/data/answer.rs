@@ -17,6 +17,7 @@ use crate::data::conn::{ClientConn, ClientRead, Next, Record};
 use crate::data::context::RequestCx;
 use crate::data::error_log;
 use crate::data::errors::{ErrorKind, ProxyError};
+use crate::data::h2::stream::H2Stream;
 use crate::data::respond::{self, Own};
 use crate::http1::request::{self, RequestHead};
 use crate::model::metrics::inc;
@@ -259,11 +260,7 @@ where
         cx.rec.redirect = Some(location.as_slice().into());
     }
     let extra: [(&[u8], &[u8]); 1] = [(b"Location", &location)];
-    let body = format!(
-        "<html>\r\n<head><title>{0} {1}</title></head>\r\n<body>\r\n<center><h1>{0} {1}</h1></center>\r\n</body>\r\n</html>\r\n",
-        r.status_code,
-        respond::reason_phrase(r.status_code)
-    );
+    let body = redirect_body(r.status_code);
     let own = Own {
         status: r.status_code,
         content_type: Some(b"text/html"),
@@ -319,6 +316,157 @@ pub(crate) fn redirect_location(
         out.pop();
     }
     out
+}
+
+/// The HTTP/2 answers: the same errors, fixed responses and redirects, with the same
+/// counting, sent on a stream ([`crate::data::h2`]). An HTTP/2 stream has no body to drain
+/// and no connection to close: the `h2` crate ends the request stream itself.
+///
+/// An error answer to a gRPC request (`content-type: application/grpc*`) is what gRPC
+/// clients expect of a proxy: the HTTP status, `content-type: application/grpc`, and
+/// `grpc-status` (gRPC's HTTP-to-gRPC mapping of the status) with `grpc-message` in a
+/// trailers-only response.
+pub(crate) fn h2_error(cx: &mut RequestCx<'_>, s: &mut H2Stream, e: ProxyError) {
+    h2_refused(cx.shared, cx.listener, s, &e, &mut cx.rec);
+}
+
+/// Answers an HTTP/2 request whose head was refused before it could be routed (or any
+/// error: [`h2_error`]).
+pub(crate) fn h2_refused(
+    shared: &Shared,
+    listener: &ListenerRt,
+    s: &mut H2Stream,
+    e: &ProxyError,
+    rec: &mut Record,
+) {
+    let status = e.status();
+    rec.status = status;
+    rec.error = Some(e.reason());
+    shared.metrics.count_elb_answer(status, e.reason());
+    error_log::answered(status, e.reason(), s.peer, rec.target);
+    if matches!(e.kind, ErrorKind::ClientClosed) {
+        // 460: logged, never sent (the client reset the stream or is gone).
+        s.reset(h2::Reason::CANCEL);
+        return;
+    }
+    let body = respond::elb_error_body(status);
+    let own = Own {
+        status,
+        content_type: Some(b"text/html"),
+        body: &body,
+        close: false,
+        server_header: listener.cfg.server_header,
+        extra: &[],
+    };
+    let grpc = s.grpc.then_some(grpc_status(status));
+    let resp = h2_head(&own, grpc);
+    s.send_own(resp, if grpc.is_some() { b"" } else { own.body });
+}
+
+/// Answers an HTTP/2 request with the rule's fixed response.
+pub(crate) fn h2_fixed(cx: &mut RequestCx<'_>, s: &mut H2Stream, f: &FixedResponse) {
+    cx.shared.metrics.count_elb_answer(f.status_code, "FixedResponse");
+    cx.rec.status = f.status_code;
+    let own = Own {
+        status: f.status_code,
+        content_type: f.content_type.as_deref().map(str::as_bytes),
+        body: f.message_body.as_bytes(),
+        close: false,
+        server_header: cx.listener.cfg.server_header,
+        extra: &[],
+    };
+    s.send_own(h2_head(&own, None), own.body);
+}
+
+/// Answers an HTTP/2 request with the rule's redirect (507 when the Location would be
+/// too long). `port`: the listener port the client connected to.
+pub(crate) fn h2_redirect(cx: &mut RequestCx<'_>, s: &mut H2Stream, r: &Redirect, port: u16) {
+    let (shared, listener) = (cx.shared, cx.listener);
+    let location = redirect_location(r, listener.cfg.protocol, port, cx.head);
+    if location.len() > MAX_REDIRECT_URL {
+        inc(&shared.metrics.redirect_url_limit_exceeded);
+        return h2_error(cx, s, ProxyError::new(ErrorKind::RedirectTooLong));
+    }
+    inc(&shared.metrics.redirects);
+    shared.metrics.count_elb_answer(r.status_code, "Redirect");
+    cx.rec.status = r.status_code;
+    if cx.logging {
+        cx.rec.redirect = Some(location.as_slice().into());
+    }
+    let extra: [(&[u8], &[u8]); 1] = [(b"location", &location)];
+    let body = redirect_body(r.status_code);
+    let own = Own {
+        status: r.status_code,
+        content_type: Some(b"text/html"),
+        body: body.as_bytes(),
+        close: false,
+        server_header: listener.cfg.server_header,
+        extra: &extra,
+    };
+    s.send_own(h2_head(&own, None), own.body);
+}
+
+/// The body of a redirect, as ALB writes it.
+fn redirect_body(status: u16) -> String {
+    format!(
+        "<html>\r\n<head><title>{0} {1}</title></head>\r\n<body>\r\n<center><h1>{0} {1}</h1></center>\r\n</body>\r\n</html>\r\n",
+        status,
+        respond::reason_phrase(status)
+    )
+}
+
+/// The HTTP/2 response head of an answer hostalb makes itself. `grpc`: the gRPC status of
+/// an error answer to a gRPC request (a trailers-only response without the HTML page).
+fn h2_head(own: &Own<'_>, grpc: Option<u32>) -> http::Response<()> {
+    use http::header::{CONTENT_LENGTH, CONTENT_TYPE, DATE, HeaderName, HeaderValue, SERVER};
+    let mut resp = http::Response::new(());
+    *resp.status_mut() = http::StatusCode::from_u16(own.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    let h = resp.headers_mut();
+    if own.server_header {
+        h.insert(SERVER, HeaderValue::from_static("awselb/2.0"));
+    }
+    crate::clock::with_http_date(|d| {
+        if let Ok(v) = HeaderValue::from_bytes(d) {
+            h.insert(DATE, v);
+        }
+    });
+    match grpc {
+        Some(code) => {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+            h.insert(HeaderName::from_static("grpc-status"), HeaderValue::from(code));
+            let message = format!("{} {}", own.status, respond::reason_phrase(own.status));
+            if let Ok(v) = HeaderValue::from_str(&message) {
+                h.insert(HeaderName::from_static("grpc-message"), v);
+            }
+        }
+        None => {
+            if let Some(ct) = own.content_type.and_then(|ct| HeaderValue::from_bytes(ct).ok()) {
+                h.insert(CONTENT_TYPE, ct);
+            }
+            h.insert(CONTENT_LENGTH, HeaderValue::from(own.body.len()));
+        }
+    }
+    for (name, value) in own.extra {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
+            h.append(n, v);
+        }
+    }
+    resp
+}
+
+/// gRPC's status for an HTTP status a proxy answered with (gRPC's
+/// `doc/http-grpc-status-mapping.md`): 400 INTERNAL, 401 UNAUTHENTICATED, 403
+/// PERMISSION_DENIED, 404 UNIMPLEMENTED, 429/502/503/504 UNAVAILABLE, anything else
+/// UNKNOWN.
+pub(crate) fn grpc_status(http_status: u16) -> u32 {
+    match http_status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    }
 }
 
 struct TemplateVars<'a> {
@@ -379,6 +527,32 @@ mod tests {
             &head(raw),
         ))
         .unwrap_or_default()
+    }
+
+    #[test]
+    fn grpc_statuses_follow_grpcs_mapping() {
+        assert_eq!(grpc_status(400), 13);
+        assert_eq!(grpc_status(404), 12);
+        assert_eq!(grpc_status(464), 2);
+        for s in [429, 502, 503, 504] {
+            assert_eq!(grpc_status(s), 14);
+        }
+        let own = Own {
+            status: 503,
+            content_type: Some(b"text/html"),
+            body: b"page",
+            close: false,
+            server_header: true,
+            extra: &[],
+        };
+        let r = h2_head(&own, Some(14));
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["grpc-status"], "14");
+        assert_eq!(r.headers()["content-type"], "application/grpc");
+        assert_eq!(r.headers()["grpc-message"], "503 Service Unavailable");
+        let r = h2_head(&own, None);
+        assert_eq!(r.headers()["content-length"], "4");
+        assert_eq!(r.headers()["server"], "awselb/2.0");
     }
 
     #[test]

@@ -393,7 +393,7 @@ where
 
 /// Reads one final response head (interim 1xx responses other than 101 are dropped:
 /// hostalb answered `100 Continue` itself).
-async fn read_response_head<R: AsyncRead + Unpin>(
+pub(crate) async fn read_response_head<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     is_head: bool,
@@ -420,7 +420,7 @@ async fn read_response_head<R: AsyncRead + Unpin>(
     }
 }
 
-fn count_connection_error(group: &GroupRt, target: &Target, err: &ProxyError) {
+pub(crate) fn count_connection_error(group: &GroupRt, target: &Target, err: &ProxyError) {
     inc(&target.connection_errors);
     match err.kind {
         ErrorKind::TargetTls | ErrorKind::TargetTlsTimeout => {
@@ -433,7 +433,7 @@ fn count_connection_error(group: &GroupRt, target: &Target, err: &ProxyError) {
 /// Chooses the target group of a forward: the one the group-stickiness cookie names when
 /// it is valid and still in the action with a weight, else by weight. Returns the group
 /// and the `Set-Cookie` lines to add to the response.
-fn pick_group<'s>(
+pub(crate) fn pick_group<'s>(
     shared: &Shared,
     snap: &'s Snapshot,
     head: &RequestHead,
@@ -501,7 +501,7 @@ fn pick_group<'s>(
 /// The target a valid stickiness cookie names, when it still takes new requests (is in
 /// the routable set). A cookie that does not open, has expired or names a target that is
 /// unhealthy or gone gets a normal pick (counted as `NonStickyRequestCount`).
-fn sticky_target(shared: &Shared, group: &GroupRt, head: &RequestHead) -> Option<Arc<Target>> {
+pub(crate) fn sticky_target(shared: &Shared, group: &GroupRt, head: &RequestHead) -> Option<Arc<Target>> {
     let (name, kind): (&[u8], CookieKind) = match &group.cfg.stickiness {
         None => return None,
         Some(Stickiness::LbCookie { .. }) => (TARGET_COOKIE.as_bytes(), CookieKind::Target),
@@ -523,12 +523,30 @@ fn sticky_target(shared: &Shared, group: &GroupRt, head: &RequestHead) -> Option
 /// Appends the target stickiness cookie: `AWSALB` (and `AWSALBCORS`) on every response of
 /// an lb_cookie group, renewing its period; `AWSALBAPP-0` for an app_cookie group once
 /// the application has set its own cookie (and on every later sticky request).
-fn write_target_cookies(
+pub(crate) fn write_target_cookies(
     shared: &Shared,
     group: &GroupRt,
     target: &Target,
     head: &RequestHead,
     resp: &ResponseHead,
+    out: &mut Vec<u8>,
+) {
+    let sets = |prefix: &[u8]| {
+        resp.fields
+            .iter()
+            .any(|f| f.kind == FieldKind::SetCookie && f.value.get(&resp.buf).starts_with(prefix))
+    };
+    write_target_cookies_by(shared, group, target, head, &sets, out);
+}
+
+/// [`write_target_cookies`] for any response: `sets_cookie(prefix)` says whether the
+/// response sets a cookie whose `name=value` starts with `prefix`.
+pub(crate) fn write_target_cookies_by(
+    shared: &Shared,
+    group: &GroupRt,
+    target: &Target,
+    head: &RequestHead,
+    sets_cookie: &dyn Fn(&[u8]) -> bool,
     out: &mut Vec<u8>,
 ) {
     let (name, kind, duration, cors) = match &group.cfg.stickiness {
@@ -539,9 +557,7 @@ fn write_target_cookies(
             duration,
         }) => {
             let prefix = format!("{cookie_name}=");
-            let app_set = resp.fields.iter().any(|f| {
-                f.kind == FieldKind::SetCookie && f.value.get(&resp.buf).starts_with(prefix.as_bytes())
-            });
+            let app_set = sets_cookie(prefix.as_bytes());
             let had = cookies::find(head.values_of(FieldKind::Cookie), APP_COOKIE.as_bytes()).is_some();
             if !app_set && !had {
                 return;
@@ -559,16 +575,19 @@ fn write_target_cookies(
 
 /// A rule's transforms applied to the request.
 #[derive(Debug, Default)]
-struct Rewritten {
+pub(crate) struct Rewritten {
     /// New request target (path and the original query).
-    path: Option<Vec<u8>>,
-    host: Option<Vec<u8>>,
+    pub(crate) path: Option<Vec<u8>>,
+    pub(crate) host: Option<Vec<u8>>,
 }
 
 /// Applies url-rewrite and host-header-rewrite: the first rewrite whose regex matches is
 /// used; no match leaves the request unchanged; a result that is not a usable path or
 /// host is ALB's 500.
-fn apply_transforms(transforms: &[Transform], head: &RequestHead) -> Result<Rewritten, ProxyError> {
+pub(crate) fn apply_transforms(
+    transforms: &[Transform],
+    head: &RequestHead,
+) -> Result<Rewritten, ProxyError> {
     let mut out = Rewritten::default();
     for t in transforms {
         match t {

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::data::budget::{Budgeted, Held, Reclaim};
 use crate::data::conn::ClientConn;
-use crate::data::session;
+use crate::data::{h2, session};
 use crate::model::metrics::inc;
 use crate::model::shared::Shared;
 use crate::model::snapshot::ListenerId;
@@ -238,6 +238,13 @@ async fn connection(
                     Ok(Ok(tls_stream)) => {
                         let info = acceptor.info(tls_stream.get_ref().1);
                         let mtls = acceptor.mtls(tls_stream.get_ref().1);
+                        if tls_stream.get_ref().1.alpn_protocol() == Some(crate::data::tls::ALPN_H2) {
+                            let mut conn = h2::server::ConnInfo::new(peer, local, Some(Box::new(info)), id);
+                            conn.texts.mtls = mtls;
+                            h2::server::serve(shared, conn, tls_stream).await;
+                            drop(held);
+                            return;
+                        }
                         let (rd, wr) = tokio::io::split(tls_stream);
                         let mut conn = ClientConn::new(rd, wr, peer, local, true, id);
                         conn.tls_info = Some(Box::new(info));

@@ -270,7 +270,7 @@ where
 /// Phase 2: ALB's rules for requests that parsed: what hostalb cannot forward at all
 /// (400/405/501/505), what the listener's desync mode blocks (400), TRACE, and
 /// X-Forwarded-For. Every request desync mitigation does not find compliant is counted.
-fn check(shared: &Shared, head: &RequestHead) -> Result<(), ProxyError> {
+pub(crate) fn check(shared: &Shared, head: &RequestHead) -> Result<(), ProxyError> {
     if !head.desync.is_compliant() {
         inc(&shared.metrics.desync_non_compliant);
     }
@@ -316,6 +316,7 @@ fn log_exchange<R, W>(
                 received_bytes: received,
                 sent_bytes: sent,
                 conn_trace: c.trace,
+                protocol: crate::data::access_log::Protocol::Http1,
             },
             &shared.metrics.access_log_dropped,
         );

@@ -30,8 +30,13 @@ pub enum TlsError {
 
 /// The ALPN protocols an HTTPS listener offers, in preference order. One place: HTTP/2
 /// (`h2`, when the listener's `http2` is on) is added here.
-pub(crate) fn alpn_protocols(_listener: &Listener) -> Vec<Vec<u8>> {
-    vec![b"http/1.1".to_vec()]
+pub(crate) fn alpn_protocols(listener: &Listener) -> Vec<Vec<u8>> {
+    let mut list = Vec::with_capacity(2);
+    if listener.http2 {
+        list.push(ALPN_H2.to_vec());
+    }
+    list.push(ALPN_HTTP1.to_vec());
+    list
 }
 
 /// A listener's TLS acceptor, its certificates (to name the one a client was given) and
@@ -162,6 +167,11 @@ pub(crate) fn acceptor(listener: &Listener) -> Result<Acceptor, TlsError> {
         m.mode,
     ))
 }
+
+/// The ALPN protocol id of HTTP/2 over TLS.
+pub(crate) const ALPN_H2: &[u8] = b"h2";
+/// The ALPN protocol id of HTTP/1.1.
+const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// Loads every certificate, key and trust-store file of `config`'s HTTPS listeners, as a
 /// start or reload will, for `hostalb check`: one error per file that cannot load, naming

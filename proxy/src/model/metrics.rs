@@ -42,7 +42,7 @@ pub(crate) struct Metrics {
     pub(crate) dropped_invalid_header_requests: AtomicU64,
     /// Requests forwarded with invalid header fields (`drop_invalid_header_fields` off).
     pub(crate) forwarded_invalid_header_requests: AtomicU64,
-    /// gRPC requests (hostalb's front end is HTTP/1: none so far).
+    /// gRPC requests (HTTP/2 requests with a `application/grpc*` content type).
     pub(crate) grpc_requests: AtomicU64,
     pub(crate) ipv6_requests: AtomicU64,
     pub(crate) client_tls_negotiation_errors: AtomicU64,

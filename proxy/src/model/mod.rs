@@ -3,6 +3,7 @@
 //! the request path bumps.
 
 pub(crate) mod arn;
+pub(crate) mod h2pool;
 pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod pool;

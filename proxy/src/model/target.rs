@@ -25,6 +25,8 @@ pub(crate) struct Target {
     pub(crate) addr: SocketAddr,
     pub(crate) origin: TargetOrigin,
     pub(crate) pool: Pool,
+    /// Its HTTP/2 connections (`HTTP2` and `GRPC` target groups).
+    pub(crate) h2: crate::model::h2pool::H2Pool,
     /// Requests currently being served by this target.
     pub(crate) in_flight: AtomicU64,
     pub(crate) requests: AtomicU64,
@@ -59,6 +61,7 @@ impl Target {
             addr,
             origin,
             pool: Pool::default(),
+            h2: Default::default(),
             in_flight: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             connection_errors: AtomicU64::new(0),
@@ -119,6 +122,7 @@ impl Target {
         self.cut.store(true, Relaxed);
         self.cut_notify.notify_waiters();
         self.pool.clear();
+        self.h2.clear();
     }
 
     pub(crate) fn is_cut(&self) -> bool {
