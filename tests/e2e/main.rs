@@ -27,3 +27,4 @@ mod retry;
 mod routing;
 mod smoke;
 mod stickiness;
+mod websocket;
