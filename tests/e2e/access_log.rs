@@ -10,7 +10,7 @@ use hostalb_testkit::{Backend, Client, HostAlb, eventually, raw_exchange, scaled
 use crate::common::start;
 
 /// The regular expression of AWS's Athena table for ALB access logs.
-const ATHENA: &str = concat!(
+pub(crate) const ATHENA: &str = concat!(
     r#"^([^ ]*) ([^ ]*) ([^ ]*) ([^ ]*):([0-9]*) ([^ ]*)[:-]([0-9]*) ([-.0-9]*) ([-.0-9]*) ([-.0-9]*) "#,
     r#"(|[-0-9]*) (-|[-0-9]*) ([-0-9]*) ([-0-9]*) "([^ ]*) (.*) (- |[^ ]*)" "([^"]*)" "#,
     r#"([A-Z0-9_-]+) ([A-Za-z0-9.-]*) ([^ ]*) "([^"]*)" "([^"]*)" "([^"]*)" ([-.0-9]*) ([^ ]*) "#,
@@ -53,7 +53,7 @@ fn lines(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn wait_lines(path: &Path, n: usize) -> Vec<String> {
+pub(crate) async fn wait_lines(path: &Path, n: usize) -> Vec<String> {
     eventually(scaled(Duration::from_secs(5)), async || lines(path).len() >= n).await;
     lines(path)
 }

@@ -30,3 +30,4 @@ mod smoke;
 mod stickiness;
 mod target_tls;
 mod tls;
+mod websocket;

@@ -310,7 +310,10 @@ impl<'a> Fields<'a> {
     }
 
     /// request, target and response processing times; all `-1` when no request was
-    /// dispatched to a target.
+    /// dispatched to a target. For a WebSocket (`ws`, `wss`) they are the upgrade's, as
+    /// ALB logs them; its entry is written when the connection closes, so `time` minus
+    /// `request_creation_time` is how long it lasted, and the byte counts are the whole
+    /// connection's.
     fn times(&self) -> [Option<f64>; 3] {
         let r = self.rec();
         if r.dispatched.is_none() {
@@ -670,6 +673,24 @@ mod tests {
         assert_eq!((field(30), field(31)), ("127.0.0.1:9001", "200"));
         assert_eq!((field(32), field(33)), ("-", "-"));
         assert_eq!(field(34), "TID_0123456789abcdef0123456789abcdef");
+    }
+
+    #[test]
+    fn an_upgraded_connection_is_ws_or_wss() {
+        let h = head("GET /chat HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+        let rec = Record {
+            status: 101,
+            target_status: Some(101),
+            ..forwarded()
+        };
+        let mut e = entry(Some(&h), &rec);
+        let text = line(&e, AccessLogFormat::Alb);
+        assert!(text.starts_with("ws "), "{text}");
+        assert!(text.contains(" 101 101 34 366 "), "{text}");
+        e.tls = true;
+        assert!(line(&e, AccessLogFormat::Alb).starts_with("wss "));
+        let v: serde_json::Value = serde_json::from_str(&line(&e, AccessLogFormat::Json)).expect("json");
+        assert_eq!(v["type"], "wss");
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::data::cookies::{self, CookieKind};
 use crate::data::errors::{ErrorKind, ProxyError, Side};
 use crate::data::headers::{self, Forwarding, ToClient};
 use crate::data::retry::{Failure, Reached, RetryPolicy};
+use crate::data::tunnel;
 use crate::data::upstream::{self, Upstream};
 use crate::http1::request::RequestHead;
 use crate::http1::response::{self, ResponseHead};
@@ -176,12 +177,22 @@ where
         if cx.logging {
             cx.rec.replied = Some(Instant::now());
         }
-        let leftover = c.upbuf.split();
-        c.wbuf.put_slice(&leftover);
         if flush(&mut c.wr, &mut c.wbuf, idle).await.is_err() {
             return Ok(Next::Close);
         }
-        tunnel(c, stream, idle).await;
+        // Pinned to this target until either side ends it (data/tunnel.rs); logged then.
+        let end = tunnel::run(
+            &mut c.rd,
+            &mut c.wr,
+            &mut stream,
+            &mut c.rbuf,
+            &mut c.upbuf,
+            &target,
+            shared.drain_signal(),
+            idle,
+        )
+        .await;
+        cx.rec.error = end.reason();
         drop(inflight);
         return Ok(Next::Close);
     }
@@ -628,48 +639,4 @@ pub(crate) fn apply_transforms(
         }
     }
     Ok(out)
-}
-
-/// Copies bytes both ways between the client and the target after a `101 Switching
-/// Protocols`, until either side closes or nothing moves for the idle timeout.
-async fn tunnel<R, W>(c: &mut ClientConn<R, W>, mut stream: Upstream, idle: Duration)
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    if !c.rbuf.is_empty() && stream.write_all(&c.rbuf).await.is_err() {
-        return;
-    }
-    c.rbuf.clear();
-    let (mut ur, mut uw) = stream.split();
-    let mut from_client = vec![0u8; 16 * 1024];
-    let mut from_target = vec![0u8; 16 * 1024];
-    let (mut client_open, mut target_open) = (true, true);
-    while client_open || target_open {
-        tokio::select! {
-            r = c.rd.read(&mut from_client), if client_open => match r {
-                Ok(0) | Err(_) => {
-                    client_open = false;
-                    let _ = uw.shutdown().await;
-                }
-                Ok(n) => {
-                    if uw.write_all(&from_client[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            },
-            r = ur.read(&mut from_target), if target_open => match r {
-                Ok(0) | Err(_) => {
-                    target_open = false;
-                    let _ = c.wr.shutdown().await;
-                }
-                Ok(n) => {
-                    if c.wr.write_all(&from_target[..n]).await.is_err() {
-                        return;
-                    }
-                }
-            },
-            _ = sleep(idle) => return,
-        }
-    }
 }

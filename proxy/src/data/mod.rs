@@ -44,4 +44,5 @@ pub(crate) mod retry;
 pub(crate) mod session;
 pub(crate) mod tls;
 pub(crate) mod trace_id;
+pub(crate) mod tunnel;
 pub(crate) mod upstream;
