@@ -379,8 +379,9 @@ async fn dial(addr: SocketAddr, tls: bool) -> Result<(SendRequest<Bytes>, Driver
     }
 }
 
-/// Starts HTTP/2 on a connection: writes the preface and our SETTINGS (h2 does not wait
-/// for the target's).
+/// Starts HTTP/2 on a connection: the preface and our SETTINGS, then a PING whose answer
+/// proves the target speaks HTTP/2 and, coming after its SETTINGS, that its stream limit
+/// is known before the connection is shared (one round trip per new connection).
 async fn handshake<T>(io: T) -> Result<(SendRequest<Bytes>, Driver), ProxyError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -392,17 +393,37 @@ where
         .initial_max_send_streams(ASSUMED_MAX_STREAMS)
         .max_header_list_size(MAX_RESPONSE_HEADERS)
         .enable_push(false);
-    match builder.handshake::<T, Bytes>(io).await {
-        Ok((send, connection)) => Ok((
+    let (send, mut connection) = builder.handshake::<T, Bytes>(io).await.map_err(handshake_error)?;
+    let Some(mut ping) = connection.ping_pong() else {
+        return Err(ProxyError::new(ErrorKind::TargetClosed));
+    };
+    let answered = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        tokio::select! {
+            r = &mut connection => Err(r.err().map(handshake_error).unwrap_or_else(|| ProxyError::new(ErrorKind::TargetClosed))),
+            r = ping.ping(h2::Ping::opaque()) => r.map(|_| ()).map_err(handshake_error),
+        }
+    })
+    .await;
+    match answered {
+        Err(_) => Err(ProxyError::new(ErrorKind::ConnectTimeout)),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(())) => Ok((
             send,
             Box::pin(async move {
                 let _ = connection.await;
             }),
         )),
-        Err(e) => Err(match e.into_io() {
-            Some(io) => ProxyError::io(ErrorKind::TargetClosed, io),
-            None => ProxyError::new(ErrorKind::TargetClosed),
-        }),
+    }
+}
+
+/// A connection that failed before carrying a stream: closed, or not HTTP/2 at all.
+fn handshake_error(e: h2::Error) -> ProxyError {
+    if e.is_library() || e.is_go_away() {
+        return ProxyError::new(ErrorKind::BadResponse("TargetNotHttp2"));
+    }
+    match e.into_io() {
+        Some(io) => ProxyError::io(ErrorKind::TargetClosed, io),
+        None => ProxyError::new(ErrorKind::TargetClosed),
     }
 }
 
