@@ -352,6 +352,12 @@ async fn open(
                 send,
                 sent_at,
             }),
+            // h2 refused the head itself (a connection-specific header, a missing
+            // pseudo-header): nothing is wrong with the connection.
+            Err(e) if e.reason().is_none() && !e.is_io() => Err(fail(
+                ErrorKind::ClientBody("InvalidRequestHeaders"),
+                Reached::Nothing,
+            )),
             Err(_) => {
                 lease.discard();
                 Err(fail(ErrorKind::TargetClosed, Reached::Nothing))

@@ -218,6 +218,19 @@ impl Shared {
         });
     }
 
+    /// Lets go of the finished connect that opened `conn`, so that a closed connection is
+    /// not kept alive by it.
+    fn forget_dial(&self, conn: &Arc<Conn>) {
+        let mut dial = self.dial.lock().unwrap_or_else(|p| p.into_inner());
+        let opened_it = matches!(
+            dial.as_ref().and_then(|cell| cell.get()),
+            Some(Ok(c)) if Arc::ptr_eq(c, conn)
+        );
+        if opened_it {
+            *dial = None;
+        }
+    }
+
     /// A slot on the first open connection with room.
     fn lease_existing(&self) -> Option<Lease> {
         self.conns.load().iter().find_map(|c| c.try_lease())
@@ -424,6 +437,7 @@ async fn drive(conn: Arc<Conn>, mut driver: Driver, idle: Duration) {
     conn.state.fetch_or(CLOSED, Ordering::AcqRel);
     if let Some(pool) = conn.pool.upgrade() {
         pool.remove(&conn);
+        pool.forget_dial(&conn);
     }
     // Dropping the driver closes the socket; streams still open on it end with an error.
 }

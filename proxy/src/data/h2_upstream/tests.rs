@@ -163,6 +163,12 @@ struct Front {
 }
 
 async fn front(target: Arc<Target>, tls: bool, idle: Duration) -> Front {
+    front_with(target, tls, idle, |_| {}).await
+}
+
+/// A front that changes each head before it goes to `proxy` (what a faulty front end
+/// would pass).
+async fn front_with(target: Arc<Target>, tls: bool, idle: Duration, edit: fn(&mut Request<()>)) -> Front {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, outcomes) = mpsc::unbounded_channel();
@@ -181,7 +187,8 @@ async fn front(target: Arc<Target>, tls: bool, idle: Duration) -> Front {
                     let (target, tx) = (target.clone(), tx.clone());
                     tokio::spawn(async move {
                         let (parts, body) = req.into_parts();
-                        let head = Request::from_parts(parts, ());
+                        let mut head = Request::from_parts(parts, ());
+                        edit(&mut head);
                         let mut on_head = |p: &mut http::response::Parts| {
                             p.headers.insert("x-front", HeaderValue::from_static("1"));
                         };
@@ -642,4 +649,33 @@ async fn a_target_that_does_not_speak_http2_is_a_502_before_anything_was_sent() 
         "{:?}",
         f.err
     );
+}
+
+#[tokio::test]
+async fn a_head_h2_cannot_send_is_a_400_and_the_connection_stays() {
+    let server = target_server(ServerOpts::default(), echo()).await;
+    let target = target_at(server.addr);
+    let mut good = front(target.clone(), false, IDLE).await;
+    let mut c = client(good.addr).await;
+    let (parts, _, _) = unary(&mut c, b"warm").await;
+    assert_eq!(parts.status, 200);
+    good.outcome().await.unwrap();
+    let mut bad = front_with(target.clone(), false, IDLE, |head| {
+        head.headers_mut()
+            .insert("connection", HeaderValue::from_static("keep-alive"));
+    })
+    .await;
+    let mut c2 = client(bad.addr).await;
+    let (response, _) = c2.send_request(post("/x"), true).unwrap();
+    let resp = timeout(STEP, response).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 400);
+    let f = bad.outcome().await.unwrap_err();
+    assert!(
+        matches!(f.err.kind, ErrorKind::ClientBody("InvalidRequestHeaders")),
+        "{:?}",
+        f.err
+    );
+    let (parts, _, _) = unary(&mut c, b"again").await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(target.h2.opened(), 1, "the connection was not given up");
 }
