@@ -163,12 +163,18 @@ struct Front {
 }
 
 async fn front(target: Arc<Target>, tls: bool, idle: Duration) -> Front {
-    front_with(target, tls, idle, |_| {}).await
+    front_with(target, tls, idle, |_| {}, None).await
 }
 
 /// A front that changes each head before it goes to `proxy` (what a faulty front end
-/// would pass).
-async fn front_with(target: Arc<Target>, tls: bool, idle: Duration, edit: fn(&mut Request<()>)) -> Front {
+/// would pass), and tries `fallback` when nothing reached `target`.
+async fn front_with(
+    target: Arc<Target>,
+    tls: bool,
+    idle: Duration,
+    edit: fn(&mut Request<()>),
+    fallback: Option<Arc<Target>>,
+) -> Front {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, outcomes) = mpsc::unbounded_channel();
@@ -178,22 +184,48 @@ async fn front_with(target: Arc<Target>, tls: bool, idle: Duration, edit: fn(&mu
                 return;
             };
             sock.set_nodelay(true).unwrap();
-            let (target, tx) = (target.clone(), tx.clone());
+            let (target, tx, fallback) = (target.clone(), tx.clone(), fallback.clone());
             tokio::spawn(async move {
                 let Ok(mut conn) = h2::server::handshake(sock).await else {
                     return;
                 };
                 while let Some(Ok((req, mut respond))) = conn.accept().await {
-                    let (target, tx) = (target.clone(), tx.clone());
+                    let (target, tx, fallback) = (target.clone(), tx.clone(), fallback.clone());
                     tokio::spawn(async move {
-                        let (parts, body) = req.into_parts();
+                        let (parts, mut body) = req.into_parts();
                         let mut head = Request::from_parts(parts, ());
                         edit(&mut head);
                         let mut on_head = |p: &mut http::response::Parts| {
                             p.headers.insert("x-front", HeaderValue::from_static("1"));
                         };
-                        let r =
-                            proxy(&target, tls, head, body, &mut respond, &mut on_head, idle, false).await;
+                        let mut r = proxy(
+                            &target,
+                            tls,
+                            head.clone(),
+                            &mut body,
+                            &mut respond,
+                            &mut on_head,
+                            idle,
+                            false,
+                        )
+                        .await;
+                        // The retry policy's case (a), reduced: nothing reached the first
+                        // target, so the request goes whole to the other one.
+                        if let (Err(f), Some(other)) = (&r, &fallback) {
+                            if f.reached == Reached::Nothing {
+                                r = proxy(
+                                    other,
+                                    tls,
+                                    head,
+                                    &mut body,
+                                    &mut respond,
+                                    &mut on_head,
+                                    idle,
+                                    true,
+                                )
+                                .await;
+                            }
+                        }
                         if let Err(f) = &r {
                             let resp = Response::builder().status(f.err.status()).body(()).unwrap();
                             let _ = respond.send_response(resp, true);
@@ -660,10 +692,16 @@ async fn a_head_h2_cannot_send_is_a_400_and_the_connection_stays() {
     let (parts, _, _) = unary(&mut c, b"warm").await;
     assert_eq!(parts.status, 200);
     good.outcome().await.unwrap();
-    let mut bad = front_with(target.clone(), false, IDLE, |head| {
-        head.headers_mut()
-            .insert("connection", HeaderValue::from_static("keep-alive"));
-    })
+    let mut bad = front_with(
+        target.clone(),
+        false,
+        IDLE,
+        |head| {
+            head.headers_mut()
+                .insert("connection", HeaderValue::from_static("keep-alive"));
+        },
+        None,
+    )
     .await;
     let mut c2 = client(bad.addr).await;
     let (response, _) = c2.send_request(post("/x"), true).unwrap();
@@ -678,4 +716,79 @@ async fn a_head_h2_cannot_send_is_a_400_and_the_connection_stays() {
     let (parts, _, _) = unary(&mut c, b"again").await;
     assert_eq!(parts.status, 200);
     assert_eq!(target.h2.opened(), 1, "the connection was not given up");
+}
+
+#[tokio::test]
+async fn a_lent_body_is_whole_for_another_target_after_a_refused_connect() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone = listener.local_addr().unwrap();
+    drop(listener);
+    let server = target_server(ServerOpts::default(), echo()).await;
+    let second = target_at(server.addr);
+    let mut front = front_with(target_at(gone), false, IDLE, |_| {}, Some(second.clone())).await;
+    let mut c = client(front.addr).await;
+    let (parts, data, trailers) = unary(&mut c, b"whole body").await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(data, b"whole body");
+    assert_eq!(trailers["x-req-echo"], "abc");
+    let out = front.outcome().await.unwrap();
+    assert!(out.complete);
+    assert_eq!(out.request_bytes, 10);
+    assert_eq!(second.h2.opened(), 1);
+}
+
+#[tokio::test]
+async fn refused_stream_reached_nothing_and_goes_to_another_target() {
+    let refuse: Handler = Arc::new(|_req, mut respond| {
+        tokio::spawn(async move {
+            respond.send_reset(Reason::REFUSED_STREAM);
+        })
+    });
+    let refusing = target_server(ServerOpts::default(), refuse).await;
+    let server = target_server(ServerOpts::default(), echo()).await;
+    let mut front = front_with(
+        target_at(refusing.addr),
+        false,
+        IDLE,
+        |_| {},
+        Some(target_at(server.addr)),
+    )
+    .await;
+    let mut c = client(front.addr).await;
+    let (response, _) = c.send_request(post("/pkg.Echo/Get"), true).unwrap();
+    let resp = timeout(STEP, response).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-echo-method"], "POST");
+    assert!(front.outcome().await.unwrap().complete);
+    assert_eq!(refusing.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_stream_refused_after_part_of_its_body_went_cannot_go_elsewhere() {
+    let refuse: Handler = Arc::new(|req, mut respond| {
+        tokio::spawn(async move {
+            let mut body = req.into_body();
+            let _ = body.data().await;
+            respond.send_reset(Reason::REFUSED_STREAM);
+        })
+    });
+    let refusing = target_server(ServerOpts::default(), refuse).await;
+    let server = target_server(ServerOpts::default(), echo()).await;
+    let fallback = target_at(server.addr);
+    let mut front = front_with(
+        target_at(refusing.addr),
+        false,
+        IDLE,
+        |_| {},
+        Some(fallback.clone()),
+    )
+    .await;
+    let mut c = client(front.addr).await;
+    let (response, mut up) = c.send_request(post("/x"), false).unwrap();
+    send_all(&mut up, Bytes::from_static(b"first part")).await;
+    let resp = timeout(STEP, response).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 502);
+    let f = front.outcome().await.unwrap_err();
+    assert_eq!(f.reached, Reached::Request);
+    assert_eq!(fallback.h2.opened(), 0, "never tried elsewhere");
 }
