@@ -792,3 +792,24 @@ async fn a_stream_refused_after_part_of_its_body_went_cannot_go_elsewhere() {
     assert_eq!(f.reached, Reached::Request);
     assert_eq!(fallback.h2.opened(), 0, "never tried elsewhere");
 }
+
+#[tokio::test]
+async fn interim_responses_are_dropped_as_on_http1() {
+    let handler: Handler = Arc::new(|_req, mut respond| {
+        tokio::spawn(async move {
+            let hints = Response::builder().status(103).body(()).unwrap();
+            respond.send_informational(hints).unwrap();
+            let resp = Response::builder().status(204).body(()).unwrap();
+            let _ = respond.send_response(resp, true);
+        })
+    });
+    let server = target_server(ServerOpts::default(), handler).await;
+    let mut front = front(target_at(server.addr), false, IDLE).await;
+    let mut c = client(front.addr).await;
+    let (response, _) = c.send_request(post("/x"), true).unwrap();
+    let resp = timeout(STEP, response).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 204);
+    let out = front.outcome().await.unwrap();
+    assert_eq!(out.status, 204);
+    assert!(out.complete);
+}
