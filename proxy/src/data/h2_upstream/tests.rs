@@ -813,3 +813,66 @@ async fn interim_responses_are_dropped_as_on_http1() {
     assert_eq!(out.status, 204);
     assert!(out.complete);
 }
+
+/// CPU time of this process so far, in microseconds.
+fn cpu_us() -> u64 {
+    let r = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
+    let us = |tv: nix::sys::time::TimeVal| tv.tv_sec() as u64 * 1_000_000 + tv.tv_usec() as u64;
+    us(r.user_time()) + us(r.system_time())
+}
+
+/// `total` unary calls (16-byte body, echoed with trailers) over one client connection,
+/// `concurrency` at a time.
+async fn calls(addr: SocketAddr, total: usize, concurrency: usize) -> Duration {
+    let c = client(addr).await;
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for _ in 0..total / concurrency {
+                    let mut c = c.clone().ready().await.unwrap();
+                    let (response, mut up) = c.send_request(post("/pkg.Echo/Unary"), false).unwrap();
+                    up.send_data(Bytes::from_static(b"0123456789abcdef"), true)
+                        .unwrap();
+                    let mut body = timeout(STEP, response).await.unwrap().unwrap().into_body();
+                    assert_eq!(read_all(&mut body).await.unwrap().len(), 16);
+                    assert!(body.trailers().await.unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}
+
+/// Prints calls per second and CPU per call, client to target directly and through
+/// `proxy` (the front here is the test's own h2 server, so the difference is `proxy` plus
+/// one more h2 server and client). Run with `cargo test --release -p hostalb-proxy --lib
+/// measure_unary -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: prints figures, asserts only that the calls succeed"]
+async fn measure_unary_calls_direct_and_through_proxy() {
+    const CALLS: usize = 40_000;
+    const CONCURRENCY: usize = 64;
+    const WARM_UP: usize = 2_000;
+    let server = target_server(ServerOpts::default(), echo()).await;
+    let target = target_at(server.addr);
+    let mut front = front(target.clone(), false, IDLE).await;
+    tokio::spawn(async move { while front.outcomes.recv().await.is_some() {} });
+    let front_addr = front.addr;
+    for (name, addr) in [("direct", server.addr), ("through proxy", front_addr)] {
+        calls(addr, WARM_UP, CONCURRENCY).await;
+        let cpu = cpu_us();
+        let took = calls(addr, CALLS, CONCURRENCY).await;
+        let cpu = cpu_us() - cpu;
+        println!(
+            "{name}: {:.0} calls/s, {:.1} us CPU per call (every party in this process)",
+            CALLS as f64 / took.as_secs_f64(),
+            cpu as f64 / CALLS as f64
+        );
+    }
+    assert_eq!(target.h2.opened(), 1);
+}
