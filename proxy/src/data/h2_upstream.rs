@@ -218,8 +218,8 @@ pub(crate) async fn proxy(
                             () = &mut quiet => break Err(Cut::Quiet),
                         }
                     };
-                    if let Err(cut) = sent {
-                        break Err(cut);
+                    if let Err(why) = sent {
+                        break Err(why);
                     }
                     let _ = body.flow_control().release_capacity(n);
                     out.response_bytes += n as u64;
@@ -239,9 +239,9 @@ pub(crate) async fn proxy(
     out.request_bytes = progress.request_bytes.load(Relaxed);
     match ended {
         Ok(()) => out.complete = true,
-        Err(cut) => {
-            out.cut = Some(cut.reason());
-            if let Some(code) = cut.client_code() {
+        Err(why) => {
+            out.cut = Some(why.reason());
+            if let Some(code) = why.client_code() {
                 to_client.send_reset(code);
             }
             // Dropping the target's stream handles (on return) cancels it at the target.

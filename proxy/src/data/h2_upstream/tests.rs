@@ -876,3 +876,17 @@ async fn measure_unary_calls_direct_and_through_proxy() {
     }
     assert_eq!(target.h2.opened(), 1);
 }
+
+#[tokio::test]
+async fn a_failed_tls_handshake_is_a_502_that_reached_nothing() {
+    // The group says HTTPS; the target speaks cleartext HTTP/2.
+    let server = target_server(ServerOpts::default(), echo()).await;
+    let mut front = front(target_at(server.addr), true, IDLE).await;
+    let mut c = client(front.addr).await;
+    let (response, _) = c.send_request(post("/x"), true).unwrap();
+    let resp = timeout(STEP, response).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 502);
+    let f = front.outcome().await.unwrap_err();
+    assert_eq!(f.reached, Reached::Nothing);
+    assert!(matches!(f.err.kind, ErrorKind::ConnectRefused), "{:?}", f.err);
+}
