@@ -890,3 +890,24 @@ async fn a_failed_tls_handshake_is_a_502_that_reached_nothing() {
     assert_eq!(f.reached, Reached::Nothing);
     assert!(matches!(f.err.kind, ErrorKind::ConnectRefused), "{:?}", f.err);
 }
+
+#[tokio::test]
+async fn a_target_that_takes_no_streams_is_a_502_without_a_connection_storm() {
+    let server = target_server(
+        ServerOpts {
+            max_streams: Some(0),
+            ..Default::default()
+        },
+        echo(),
+    )
+    .await;
+    let target = target_at(server.addr);
+    let mut front = front(target.clone(), false, IDLE).await;
+    let mut c = client(front.addr).await;
+    let (response, _) = c.send_request(post("/x"), true).unwrap();
+    let resp = timeout(STEP, response).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 502);
+    let f = front.outcome().await.unwrap_err();
+    assert_eq!(f.reached, Reached::Nothing);
+    assert_eq!(target.h2.opened(), 1);
+}
