@@ -39,6 +39,8 @@ struct ServerOpts {
     max_streams: Option<u32>,
     /// Send GOAWAY after this many streams on a connection.
     goaway_after: Option<usize>,
+    /// Drops every connection (no GOAWAY) when notified.
+    kill: Option<Arc<tokio::sync::Notify>>,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -84,7 +86,15 @@ where
         return;
     };
     let mut served = 0;
-    while let Some(Ok((req, respond))) = conn.accept().await {
+    let kill = opts.kill.clone().unwrap_or_default();
+    loop {
+        let accepted = tokio::select! {
+            a = conn.accept() => a,
+            () = kill.notified() => return,
+        };
+        let Some(Ok((req, respond))) = accepted else {
+            return;
+        };
         handler(req, respond);
         served += 1;
         if opts.goaway_after == Some(served) {
@@ -910,4 +920,37 @@ async fn a_target_that_takes_no_streams_is_a_502_without_a_connection_storm() {
     let f = front.outcome().await.unwrap_err();
     assert_eq!(f.reached, Reached::Nothing);
     assert_eq!(target.h2.opened(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_the_target_drops_leaves_the_pool() {
+    let kill = Arc::new(tokio::sync::Notify::new());
+    let server = target_server(
+        ServerOpts {
+            kill: Some(kill.clone()),
+            ..Default::default()
+        },
+        echo(),
+    )
+    .await;
+    let target = target_at(server.addr);
+    let mut front = front(target.clone(), false, IDLE).await;
+    let mut c = client(front.addr).await;
+    let (parts, _, _) = unary(&mut c, b"one").await;
+    assert_eq!(parts.status, 200);
+    front.outcome().await.unwrap();
+    assert_eq!(target.h2.connections(), 1);
+    kill.notify_waiters();
+    // Bounded: 100 x 10 ms.
+    for _ in 0..100 {
+        if target.h2.connections() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(target.h2.connections(), 0, "the closed connection left the pool");
+    let (parts, data, _) = unary(&mut c, b"two").await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(data, b"two");
+    assert_eq!(target.h2.opened(), 2);
 }
