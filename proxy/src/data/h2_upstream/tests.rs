@@ -583,7 +583,7 @@ async fn a_silent_target_is_a_504() {
 async fn idle_connections_close() {
     let server = target_server(ServerOpts::default(), echo()).await;
     let target = target_at(server.addr);
-    let mut front = front(target.clone(), false, Duration::from_millis(200)).await;
+    let mut front = front(target.clone(), false, Duration::from_secs(1)).await;
     let mut c = client(front.addr).await;
     let (parts, _, _) = unary(&mut c, b"x").await;
     assert_eq!(parts.status, 200);
