@@ -29,10 +29,11 @@
 // The HTTP/2 front end is the caller; until it is in, only the tests call `proxy`.
 #![cfg_attr(not(test), allow(dead_code))]
 
+use std::borrow::BorrowMut;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -84,6 +85,11 @@ pub(crate) struct Proxied {
 
 /// Proxies one client stream to `target` over HTTP/2 (TLS when `tls`).
 ///
+/// `client_body` is the client's request body, owned or borrowed: lent (`&mut`), it is
+/// still whole after a failure with [`Reached::Nothing`], so the request can go to another
+/// target (the retry policy's case (a)); nothing is ever taken from it before the target
+/// stream is open, and a stream refused after part of the body went is `Reached::Request`.
+///
 /// `head` carries the pseudo-headers (its URI has the authority; the scheme is set to the
 /// target hop's, `http` or `https`) and ALB's forwarding headers. `on_head` sees the
 /// response head before it goes to the client (cookies, the recorded status). `idle`: the
@@ -95,17 +101,20 @@ pub(crate) async fn proxy(
     target: &Target,
     tls: bool,
     head: http::Request<()>,
-    client_body: RecvStream,
+    mut client_body: impl BorrowMut<RecvStream> + Send,
     client: &mut h2::server::SendResponse<Bytes>,
     on_head: &mut (dyn FnMut(&mut http::response::Parts) + Send),
     idle: Duration,
     fresh: bool,
 ) -> Result<Proxied, Failure> {
     let head = for_hop(head, tls);
-    let end_of_request = client_body.is_end_stream();
+    let end_of_request = client_body.borrow_mut().is_end_stream();
+    // One wait for the cut for the whole stream, not one per frame.
+    let cut = target.cut_signal();
+    tokio::pin!(cut);
     let opened = tokio::select! {
         biased;
-        () = target.cut_signal() => return Err(fail(ErrorKind::Deregistered, Reached::Nothing)),
+        () = &mut cut => return Err(fail(ErrorKind::Deregistered, Reached::Nothing)),
         _ = poll_fn(|cx| client.poll_reset(cx)) => {
             return Err(fail(ErrorKind::ClientClosed, Reached::Nothing));
         }
@@ -128,7 +137,7 @@ pub(crate) async fn proxy(
     let answer = loop {
         tokio::select! {
             biased;
-            () = target.cut_signal() => return Err(fail(ErrorKind::Deregistered, Reached::Request)),
+            () = &mut cut => return Err(fail(ErrorKind::Deregistered, Reached::Request)),
             r = &mut pump, if !pumped => {
                 pumped = true;
                 if let Err(Broke::Client) = r {
@@ -142,7 +151,14 @@ pub(crate) async fn proxy(
             () = &mut quiet => return Err(fail(ErrorKind::ResponseTimeout, Reached::Request)),
         }
     };
-    let answer = answer.map_err(failed_before_head)?;
+    let answer = answer.map_err(|e| {
+        let mut failure = failed_before_head(e);
+        if failure.reached == Reached::Nothing && progress.took_body.load(Relaxed) {
+            // Processed or not, part of the body is gone: it cannot go anywhere else.
+            failure.reached = Reached::Request;
+        }
+        failure
+    })?;
     let answered_at = std::time::Instant::now();
     progress.touch();
     let (mut parts, mut body) = answer.into_parts();
@@ -170,7 +186,7 @@ pub(crate) async fn proxy(
         loop {
             let next = tokio::select! {
                 biased;
-                () = target.cut_signal() => break Err(Cut::Deregistered),
+                () = &mut cut => break Err(Cut::Deregistered),
                 r = &mut pump, if !pumped => {
                     pumped = true;
                     if let Err(Broke::Client) = r {
@@ -191,7 +207,7 @@ pub(crate) async fn proxy(
                     let sent = loop {
                         tokio::select! {
                             biased;
-                            () = target.cut_signal() => break Err(Cut::Deregistered),
+                            () = &mut cut => break Err(Cut::Deregistered),
                             r = &mut send => break r.map_err(|_| Cut::Client),
                             r = &mut pump, if !pumped => {
                                 pumped = true;
@@ -202,8 +218,8 @@ pub(crate) async fn proxy(
                             () = &mut quiet => break Err(Cut::Quiet),
                         }
                     };
-                    if let Err(cut) = sent {
-                        break Err(cut);
+                    if let Err(why) = sent {
+                        break Err(why);
                     }
                     let _ = body.flow_control().release_capacity(n);
                     out.response_bytes += n as u64;
@@ -223,9 +239,9 @@ pub(crate) async fn proxy(
     out.request_bytes = progress.request_bytes.load(Relaxed);
     match ended {
         Ok(()) => out.complete = true,
-        Err(cut) => {
-            out.cut = Some(cut.reason());
-            if let Some(code) = cut.client_code() {
+        Err(why) => {
+            out.cut = Some(why.reason());
+            if let Some(code) = why.client_code() {
                 to_client.send_reset(code);
             }
             // Dropping the target's stream handles (on return) cancels it at the target.
@@ -352,6 +368,12 @@ async fn open(
                 send,
                 sent_at,
             }),
+            // h2 refused the head itself (a connection-specific header, a missing
+            // pseudo-header): nothing is wrong with the connection.
+            Err(e) if e.reason().is_none() && !e.is_io() => Err(fail(
+                ErrorKind::ClientBody("InvalidRequestHeaders"),
+                Reached::Nothing,
+            )),
             Err(_) => {
                 lease.discard();
                 Err(fail(ErrorKind::TargetClosed, Reached::Nothing))
@@ -379,8 +401,9 @@ async fn dial(addr: SocketAddr, tls: bool) -> Result<(SendRequest<Bytes>, Driver
     }
 }
 
-/// Starts HTTP/2 on a connection: writes the preface and our SETTINGS (h2 does not wait
-/// for the target's).
+/// Starts HTTP/2 on a connection: the preface and our SETTINGS, then a PING whose answer
+/// proves the target speaks HTTP/2 and, coming after its SETTINGS, that its stream limit
+/// is known before the connection is shared (one round trip per new connection).
 async fn handshake<T>(io: T) -> Result<(SendRequest<Bytes>, Driver), ProxyError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -392,17 +415,37 @@ where
         .initial_max_send_streams(ASSUMED_MAX_STREAMS)
         .max_header_list_size(MAX_RESPONSE_HEADERS)
         .enable_push(false);
-    match builder.handshake::<T, Bytes>(io).await {
-        Ok((send, connection)) => Ok((
+    let (send, mut connection) = builder.handshake::<T, Bytes>(io).await.map_err(handshake_error)?;
+    let Some(mut ping) = connection.ping_pong() else {
+        return Err(ProxyError::new(ErrorKind::TargetClosed));
+    };
+    let answered = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        tokio::select! {
+            r = &mut connection => Err(r.err().map(handshake_error).unwrap_or_else(|| ProxyError::new(ErrorKind::TargetClosed))),
+            r = ping.ping(h2::Ping::opaque()) => r.map(|_| ()).map_err(handshake_error),
+        }
+    })
+    .await;
+    match answered {
+        Err(_) => Err(ProxyError::new(ErrorKind::ConnectTimeout)),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(())) => Ok((
             send,
             Box::pin(async move {
                 let _ = connection.await;
             }),
         )),
-        Err(e) => Err(match e.into_io() {
-            Some(io) => ProxyError::io(ErrorKind::TargetClosed, io),
-            None => ProxyError::new(ErrorKind::TargetClosed),
-        }),
+    }
+}
+
+/// A connection that failed before carrying a stream: closed, or not HTTP/2 at all.
+fn handshake_error(e: h2::Error) -> ProxyError {
+    if e.is_library() || e.is_go_away() {
+        return ProxyError::new(ErrorKind::BadResponse("TargetNotHttp2"));
+    }
+    match e.into_io() {
+        Some(io) => ProxyError::io(ErrorKind::TargetClosed, io),
+        None => ProxyError::new(ErrorKind::TargetClosed),
     }
 }
 
@@ -431,6 +474,8 @@ struct Progress {
     base: Instant,
     last_ms: AtomicU64,
     request_bytes: AtomicU64,
+    /// Something was taken from the client's request body: it cannot be sent again.
+    took_body: AtomicBool,
 }
 
 impl Progress {
@@ -439,6 +484,7 @@ impl Progress {
             base: Instant::now(),
             last_ms: AtomicU64::new(0),
             request_bytes: AtomicU64::new(0),
+            took_body: AtomicBool::new(false),
         }
     }
 
@@ -473,7 +519,7 @@ enum Broke {
 /// Sends the request body (DATA, then trailers or END_STREAM) from the client's stream to
 /// the target's. Nothing to do when the request head ended the stream.
 async fn pump_request(
-    mut from: RecvStream,
+    mut from: impl BorrowMut<RecvStream>,
     mut to: SendStream<Bytes>,
     progress: &Progress,
     ended: bool,
@@ -481,7 +527,9 @@ async fn pump_request(
     if ended {
         return Ok(());
     }
+    let from = from.borrow_mut();
     while let Some(data) = from.data().await {
+        progress.took_body.store(true, Relaxed);
         let Ok(chunk) = data else {
             to.send_reset(Reason::CANCEL);
             return Err(Broke::Client);
@@ -494,7 +542,9 @@ async fn pump_request(
         progress.request_bytes.fetch_add(n as u64, Relaxed);
         progress.touch();
     }
-    let sent = match from.trailers().await {
+    let trailers = from.trailers().await;
+    progress.took_body.store(true, Relaxed);
+    let sent = match trailers {
         Ok(Some(trailers)) => to.send_trailers(trailers),
         Ok(None) => to.send_data(Bytes::new(), true),
         Err(_) => {
