@@ -391,14 +391,12 @@ async fn dial(addr: SocketAddr, tls: bool) -> Result<(SendRequest<Bytes>, Driver
         return handshake(tcp).await;
     }
     let Some(connector) = tls_connector() else {
-        return Err(ProxyError::new(ErrorKind::ConnectRefused));
+        return Err(ProxyError::new(ErrorKind::TargetTls));
     };
-    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
-    match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
-        Err(_) => Err(ProxyError::new(ErrorKind::ConnectTimeout)),
-        Ok(Err(e)) => Err(ProxyError::io(ErrorKind::ConnectRefused, e)),
-        Ok(Ok(stream)) => handshake(stream).await,
-    }
+    // The same handshake as HTTP/1's HTTPS targets: a failure is a 502 and running out of
+    // time a 504, both counted as TargetTLSNegotiationErrorCount.
+    let stream = upstream::handshake(connector, addr, tcp, upstream::TLS_HANDSHAKE_TIMEOUT).await?;
+    handshake(stream).await
 }
 
 /// Starts HTTP/2 on a connection: the preface and our SETTINGS, then a PING whose answer
@@ -451,20 +449,11 @@ fn handshake_error(e: h2::Error) -> ProxyError {
 
 /// The TLS client for HTTP/2 targets: ALPN `h2` only, any certificate (ALB does not
 /// verify targets'), built once.
-fn tls_connector() -> Option<&'static tokio_rustls::TlsConnector> {
-    static CONNECTOR: OnceLock<Option<tokio_rustls::TlsConnector>> = OnceLock::new();
+fn tls_connector() -> Option<&'static upstream::TlsConnector> {
+    // OnceLock: built by whichever stream first needs it; every later one reads it.
+    static CONNECTOR: OnceLock<Option<upstream::TlsConnector>> = OnceLock::new();
     CONNECTOR
-        .get_or_init(|| {
-            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-            let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .ok()?
-                .dangerous()
-                .with_custom_certificate_verifier(std::sync::Arc::new(upstream::AnyCertificate(provider)))
-                .with_no_client_auth();
-            config.alpn_protocols = vec![b"h2".to_vec()];
-            Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
-        })
+        .get_or_init(|| upstream::TlsConnector::with_alpn(&[b"h2"]).ok())
         .as_ref()
 }
 

@@ -898,7 +898,7 @@ async fn a_failed_tls_handshake_is_a_502_that_reached_nothing() {
     assert_eq!(resp.status(), 502);
     let f = front.outcome().await.unwrap_err();
     assert_eq!(f.reached, Reached::Nothing);
-    assert!(matches!(f.err.kind, ErrorKind::ConnectRefused), "{:?}", f.err);
+    assert!(matches!(f.err.kind, ErrorKind::TargetTls), "{:?}", f.err);
 }
 
 #[tokio::test]
