@@ -243,7 +243,8 @@ health_check = {{ enabled = false }}
 }
 
 fn answered_by(r: &Ran, backend: &Backend) -> bool {
-    r.ok && r.out.contains("HTTP/1.1 200")
+    // curl offers h2 first: an HTTPS listener answers over HTTP/2 unless `http2 = false`.
+    r.ok && (r.out.contains("HTTP/1.1 200") || r.out.contains("HTTP/2 200"))
         && r.out
             .to_ascii_lowercase()
             .contains(&format!("x-backend: {}", backend.name()))
