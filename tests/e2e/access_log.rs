@@ -332,7 +332,15 @@ async fn https_entries_name_the_cipher_protocol_sni_and_certificate() {
     let port = alb.listener("web").port();
     let out = std::process::Command::new("curl")
         // HTTP/1.1: the entry's type is `https` (over HTTP/2 it is `h2`, tested in h2.rs).
-        .args(["-sk", "--http1.1", "--tlsv1.3", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args([
+            "-sk",
+            "--http1.1",
+            "--tlsv1.3",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
         .arg("--resolve")
         .arg(format!("shop.example:{port}:127.0.0.1"))
         .arg(format!("https://shop.example:{port}/api/tls"))

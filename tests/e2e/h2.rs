@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use hostalb_testkit::{Backend, HostAlb, RawBackend, RawBehaviour, scaled};
+use hostalb_testkit::{Backend, HostAlb, RawBackend, RawBehaviour, eventually, scaled};
 use tokio::process::Command;
 
 use crate::common::start;
@@ -862,7 +862,17 @@ async fn h2_connection_gets_goaway_on_shutdown() {
         .arg(s.addr().port().to_string())
         .args(["ping-idle", "20", "0.2"]);
     let client = tokio::spawn(run(cmd));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The shutdown comes once the client's connection is open (a slow interpreter start
+    // on a loaded machine must not make it come first).
+    eventually(scaled(Duration::from_secs(10)), async || {
+        let (_, text) = s.alb.admin_get("/metrics").await;
+        text.lines()
+            .filter(|l| l.starts_with("hostalb_active_connections"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .any(|v| v >= 1.0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(s.alb.sigterm());
     let out = client.await.expect("client task");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
