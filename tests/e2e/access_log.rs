@@ -331,7 +331,15 @@ async fn https_entries_name_the_cipher_protocol_sni_and_certificate() {
     let alb = start(&text).await;
     let port = alb.listener("web").port();
     let out = std::process::Command::new("curl")
-        .args(["-sk", "--http1.1", "--tlsv1.3", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args([
+            "-sk",
+            "--http1.1",
+            "--tlsv1.3",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
         .arg("--resolve")
         .arg(format!("shop.example:{port}:127.0.0.1"))
         .arg(format!("https://shop.example:{port}/api/tls"))

@@ -916,3 +916,51 @@ async fn h2_requests_are_logged_as_h2_and_grpcs_with_http2_request_lines() {
     );
     assert!(lines[1].contains(" 464 - "), "{}", lines[1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_stream_to_an_http2_group_is_retried_on_another_target_when_nothing_reached_one() {
+    let (target, _task) = h2c_target().await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let cert = self_signed();
+    let config = format!(
+        r#"
+[[listener]]
+name = "tls"
+address = "127.0.0.1:0"
+protocol = "HTTPS"
+certificates = [{{ cert_file = "{cert}", key_file = "{key}" }}]
+default_action = {{ type = "forward", target_group = "pair" }}
+
+[target_group.pair]
+protocol_version = "HTTP2"
+targets = ["{dead}", "{target}"]
+health_check = {{ enabled = false }}
+"#,
+        cert = cert.cert.display(),
+        key = cert.key.display(),
+    );
+    let s = Setup {
+        alb: start(&config).await,
+        app: Backend::start("unused").await,
+        raw: RawBackend::start(RawBehaviour::Blackhole).await,
+        _cert: cert,
+    };
+    // Round robin sends every other request to the refusing target first; each goes to
+    // the other one, its body whole.
+    for i in 0..4 {
+        let body = format!("body-{i}");
+        let r = s.curl("/post", &["--data-binary", &body]).await;
+        assert_eq!(r.status, 200, "{i}: {r:?}");
+        assert_eq!(r.text(), body, "{i}");
+    }
+    let (_, metrics) = s.alb.admin_get("/metrics").await;
+    let refused: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("hostalb_target_connection_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(refused >= 1, "the refusing target was tried: {metrics}");
+}

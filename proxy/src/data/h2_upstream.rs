@@ -29,10 +29,11 @@
 // The HTTP/2 front end is the caller; until it is in, only the tests call `proxy`.
 #![cfg_attr(not(test), allow(dead_code))]
 
+use std::borrow::BorrowMut;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -84,6 +85,11 @@ pub(crate) struct Proxied {
 
 /// Proxies one client stream to `target` over HTTP/2 (TLS when `tls`).
 ///
+/// `client_body` is the client's request body, owned or borrowed: lent (`&mut`), it is
+/// still whole after a failure with [`Reached::Nothing`], so the request can go to another
+/// target (the retry policy's case (a)); nothing is ever taken from it before the target
+/// stream is open, and a stream refused after part of the body went is `Reached::Request`.
+///
 /// `head` carries the pseudo-headers (its URI has the authority; the scheme is set to the
 /// target hop's, `http` or `https`) and ALB's forwarding headers. `on_head` sees the
 /// response head before it goes to the client (cookies, the recorded status). `idle`: the
@@ -95,14 +101,14 @@ pub(crate) async fn proxy(
     target: &Target,
     tls: bool,
     head: http::Request<()>,
-    client_body: RecvStream,
+    mut client_body: impl BorrowMut<RecvStream> + Send,
     client: &mut h2::server::SendResponse<Bytes>,
     on_head: &mut (dyn FnMut(&mut http::response::Parts) + Send),
     idle: Duration,
     fresh: bool,
 ) -> Result<Proxied, Failure> {
     let head = for_hop(head, tls);
-    let end_of_request = client_body.is_end_stream();
+    let end_of_request = client_body.borrow_mut().is_end_stream();
     let opened = tokio::select! {
         biased;
         () = target.cut_signal() => return Err(fail(ErrorKind::Deregistered, Reached::Nothing)),
@@ -142,7 +148,14 @@ pub(crate) async fn proxy(
             () = &mut quiet => return Err(fail(ErrorKind::ResponseTimeout, Reached::Request)),
         }
     };
-    let answer = answer.map_err(failed_before_head)?;
+    let answer = answer.map_err(|e| {
+        let mut failure = failed_before_head(e);
+        if failure.reached == Reached::Nothing && progress.took_body.load(Relaxed) {
+            // Processed or not, part of the body is gone: it cannot go anywhere else.
+            failure.reached = Reached::Request;
+        }
+        failure
+    })?;
     let answered_at = std::time::Instant::now();
     progress.touch();
     let (mut parts, mut body) = answer.into_parts();
@@ -352,6 +365,12 @@ async fn open(
                 send,
                 sent_at,
             }),
+            // h2 refused the head itself (a connection-specific header, a missing
+            // pseudo-header): nothing is wrong with the connection.
+            Err(e) if e.reason().is_none() && !e.is_io() => Err(fail(
+                ErrorKind::ClientBody("InvalidRequestHeaders"),
+                Reached::Nothing,
+            )),
             Err(_) => {
                 lease.discard();
                 Err(fail(ErrorKind::TargetClosed, Reached::Nothing))
@@ -379,8 +398,9 @@ async fn dial(addr: SocketAddr, tls: bool) -> Result<(SendRequest<Bytes>, Driver
     }
 }
 
-/// Starts HTTP/2 on a connection: writes the preface and our SETTINGS (h2 does not wait
-/// for the target's).
+/// Starts HTTP/2 on a connection: the preface and our SETTINGS, then a PING whose answer
+/// proves the target speaks HTTP/2 and, coming after its SETTINGS, that its stream limit
+/// is known before the connection is shared (one round trip per new connection).
 async fn handshake<T>(io: T) -> Result<(SendRequest<Bytes>, Driver), ProxyError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -392,17 +412,37 @@ where
         .initial_max_send_streams(ASSUMED_MAX_STREAMS)
         .max_header_list_size(MAX_RESPONSE_HEADERS)
         .enable_push(false);
-    match builder.handshake::<T, Bytes>(io).await {
-        Ok((send, connection)) => Ok((
+    let (send, mut connection) = builder.handshake::<T, Bytes>(io).await.map_err(handshake_error)?;
+    let Some(mut ping) = connection.ping_pong() else {
+        return Err(ProxyError::new(ErrorKind::TargetClosed));
+    };
+    let answered = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        tokio::select! {
+            r = &mut connection => Err(r.err().map(handshake_error).unwrap_or_else(|| ProxyError::new(ErrorKind::TargetClosed))),
+            r = ping.ping(h2::Ping::opaque()) => r.map(|_| ()).map_err(handshake_error),
+        }
+    })
+    .await;
+    match answered {
+        Err(_) => Err(ProxyError::new(ErrorKind::ConnectTimeout)),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(())) => Ok((
             send,
             Box::pin(async move {
                 let _ = connection.await;
             }),
         )),
-        Err(e) => Err(match e.into_io() {
-            Some(io) => ProxyError::io(ErrorKind::TargetClosed, io),
-            None => ProxyError::new(ErrorKind::TargetClosed),
-        }),
+    }
+}
+
+/// A connection that failed before carrying a stream: closed, or not HTTP/2 at all.
+fn handshake_error(e: h2::Error) -> ProxyError {
+    if e.is_library() || e.is_go_away() {
+        return ProxyError::new(ErrorKind::BadResponse("TargetNotHttp2"));
+    }
+    match e.into_io() {
+        Some(io) => ProxyError::io(ErrorKind::TargetClosed, io),
+        None => ProxyError::new(ErrorKind::TargetClosed),
     }
 }
 
@@ -431,6 +471,8 @@ struct Progress {
     base: Instant,
     last_ms: AtomicU64,
     request_bytes: AtomicU64,
+    /// Something was taken from the client's request body: it cannot be sent again.
+    took_body: AtomicBool,
 }
 
 impl Progress {
@@ -439,6 +481,7 @@ impl Progress {
             base: Instant::now(),
             last_ms: AtomicU64::new(0),
             request_bytes: AtomicU64::new(0),
+            took_body: AtomicBool::new(false),
         }
     }
 
@@ -473,7 +516,7 @@ enum Broke {
 /// Sends the request body (DATA, then trailers or END_STREAM) from the client's stream to
 /// the target's. Nothing to do when the request head ended the stream.
 async fn pump_request(
-    mut from: RecvStream,
+    mut from: impl BorrowMut<RecvStream>,
     mut to: SendStream<Bytes>,
     progress: &Progress,
     ended: bool,
@@ -481,7 +524,9 @@ async fn pump_request(
     if ended {
         return Ok(());
     }
+    let from = from.borrow_mut();
     while let Some(data) = from.data().await {
+        progress.took_body.store(true, Relaxed);
         let Ok(chunk) = data else {
             to.send_reset(Reason::CANCEL);
             return Err(Broke::Client);
@@ -494,7 +539,9 @@ async fn pump_request(
         progress.request_bytes.fetch_add(n as u64, Relaxed);
         progress.touch();
     }
-    let sent = match from.trailers().await {
+    let trailers = from.trailers().await;
+    progress.took_body.store(true, Relaxed);
+    let sent = match trailers {
         Ok(Some(trailers)) => to.send_trailers(trailers),
         Ok(None) => to.send_data(Bytes::new(), true),
         Err(_) => {

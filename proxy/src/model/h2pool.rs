@@ -218,6 +218,19 @@ impl Shared {
         });
     }
 
+    /// Lets go of the finished connect that opened `conn`, so that a closed connection is
+    /// not kept alive by it.
+    fn forget_dial(&self, conn: &Arc<Conn>) {
+        let mut dial = self.dial.lock().unwrap_or_else(|p| p.into_inner());
+        let opened_it = matches!(
+            dial.as_ref().and_then(|cell| cell.get()),
+            Some(Ok(c)) if Arc::ptr_eq(c, conn)
+        );
+        if opened_it {
+            *dial = None;
+        }
+    }
+
     /// A slot on the first open connection with room.
     fn lease_existing(&self) -> Option<Lease> {
         self.conns.load().iter().find_map(|c| c.try_lease())
@@ -424,6 +437,135 @@ async fn drive(conn: Arc<Conn>, mut driver: Driver, idle: Duration) {
     conn.state.fetch_or(CLOSED, Ordering::AcqRel);
     if let Some(pool) = conn.pool.upgrade() {
         pool.remove(&conn);
+        pool.forget_dial(&conn);
     }
     // Dropping the driver closes the socket; streams still open on it end with an error.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection to an in-memory h2 server that accepts streams and never answers.
+    async fn connection() -> (SendRequest<Bytes>, Driver) {
+        let (near, far) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let Ok(mut server) = h2::server::handshake(far).await else {
+                return;
+            };
+            let mut held = Vec::new();
+            while let Some(Ok(stream)) = server.accept().await {
+                held.push(stream);
+            }
+        });
+        let (send, conn) = h2::client::handshake(near).await.unwrap();
+        (
+            send,
+            Box::pin(async move {
+                let _ = conn.await;
+            }),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_arriving_together_wait_for_one_connect() {
+        let pool = Arc::new(H2Pool::default());
+        let dials = Arc::new(AtomicUsize::new(0));
+        let leases: Vec<_> = (0..20)
+            .map(|_| {
+                let (pool, dials) = (pool.clone(), dials.clone());
+                tokio::spawn(async move {
+                    pool.lease(false, Duration::from_secs(60), || {
+                        let dials = dials.clone();
+                        async move {
+                            dials.fetch_add(1, Ordering::SeqCst);
+                            // Slow enough that every request arrives during the connect.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok(connection().await)
+                        }
+                    })
+                    .await
+                    .unwrap()
+                })
+            })
+            .collect();
+        let mut held = Vec::new();
+        for l in leases {
+            held.push(l.await.unwrap());
+        }
+        assert_eq!(dials.load(Ordering::SeqCst), 1);
+        assert_eq!(pool.connections(), 1);
+        assert_eq!(pool.shared.conns.load()[0].streams(), 20);
+        drop(held);
+        assert_eq!(pool.shared.conns.load()[0].streams(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_connect_fails_everyone_who_waited_for_it_with_its_kind() {
+        let pool = Arc::new(H2Pool::default());
+        let waiting: Vec<_> = (0..5)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    pool.lease(false, Duration::from_secs(60), || async {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Err::<(SendRequest<Bytes>, Driver), _>(ProxyError::new(ErrorKind::ConnectTimeout))
+                    })
+                    .await
+                    .unwrap_err()
+                })
+            })
+            .collect();
+        for w in waiting {
+            assert!(matches!(w.await.unwrap().kind, ErrorKind::ConnectTimeout));
+        }
+        assert_eq!(pool.connections(), 0);
+        assert_eq!(pool.opened(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retired_connection_takes_no_streams_and_closes_after_its_last() {
+        let pool = H2Pool::default();
+        let idle = Duration::from_secs(60);
+        let first = pool
+            .lease(false, idle, || async { Ok(connection().await) })
+            .await
+            .unwrap();
+        let conn = first.conn.clone();
+        first.discard();
+        assert_eq!(pool.connections(), 0, "out of the pool at once");
+        assert!(conn.try_lease().is_none());
+        let second = pool
+            .lease(false, idle, || async { Ok(connection().await) })
+            .await
+            .unwrap();
+        assert!(!Arc::ptr_eq(&second.conn, &conn));
+        drop(first);
+        // The driver closes it once its last stream is gone (bounded wait).
+        for _ in 0..100 {
+            if Arc::strong_count(&conn) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(Arc::strong_count(&conn), 1, "the driver let go of it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_closes_after_the_idle_timeout_without_streams_only() {
+        let pool = H2Pool::default();
+        let idle = Duration::from_secs(60);
+        let lease = pool
+            .lease(false, idle, || async { Ok(connection().await) })
+            .await
+            .unwrap();
+        // A stream open longer than the idle timeout keeps its connection.
+        tokio::time::sleep(idle * 2).await;
+        assert_eq!(pool.connections(), 1);
+        drop(lease);
+        tokio::time::sleep(idle - Duration::from_secs(1)).await;
+        assert_eq!(pool.connections(), 1, "not idle long enough yet");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(pool.connections(), 0);
+    }
 }
