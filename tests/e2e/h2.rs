@@ -964,3 +964,83 @@ health_check = {{ enabled = false }}
         .sum();
     assert!(refused >= 1, "the refusing target was tried: {metrics}");
 }
+
+/// Starts tests/python/grpc_server.py; its process (killed on drop) and address.
+async fn grpc_server() -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/grpc_server.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .args(["--name", "echo"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start grpc_server.py");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(scaled(Duration::from_secs(30)), lines.next_line())
+        .await
+        .expect("grpc_server.py did not start in time")
+        .expect("read")
+        .expect("a line");
+    let port: u16 = line
+        .strip_prefix("LISTENING ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_through_hostalb_with_a_real_client_and_server() {
+    let (_server, target) = grpc_server().await;
+    let cert = self_signed();
+    let config = format!(
+        r#"
+[[listener]]
+name = "tls"
+address = "127.0.0.1:0"
+protocol = "HTTPS"
+certificates = [{{ cert_file = "{cert}", key_file = "{key}" }}]
+default_action = {{ type = "fixed-response", status_code = 404, content_type = "text/plain", message_body = "no route" }}
+
+[[listener.rule]]
+priority = 1
+conditions = [{{ field = "path-pattern", values = ["/hostalb.test.Echo/*"] }}]
+action = {{ type = "forward", target_group = "grpc" }}
+
+[target_group.grpc]
+protocol_version = "GRPC"
+targets = ["{target}"]
+health_check = {{ enabled = false }}
+"#,
+        cert = cert.cert.display(),
+        key = cert.key.display(),
+    );
+    let alb = start(&config).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/grpc_client.py");
+    let mut cmd = Command::new(python());
+    cmd.arg(script)
+        .arg(format!("127.0.0.1:{}", alb.listener("tls").port()))
+        .arg(&cert.cert);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(r["unary"]["reply"], "ping", "{r}");
+    assert_eq!(r["unary"]["code"], "OK", "{r}");
+    assert_eq!(r["unary"]["initial"]["x-target"], "echo", "{r}");
+    assert_eq!(
+        r["unary"]["trailing"]["x-echo-trailer"], "e1",
+        "trailers carried: {r}"
+    );
+    assert_eq!(
+        r["server_stream"],
+        serde_json::json!(["s#0", "s#1", "s#2", "s#3"]),
+        "{r}"
+    );
+    assert_eq!(r["bidi"], serde_json::json!(["a", "b", "c"]), "{r}");
+    assert_eq!(r["bidi_trailing"]["x-echo-trailer"], "e2", "{r}");
+    assert_eq!(r["fail"], "PERMISSION_DENIED", "{r}");
+    assert_eq!(r["fail_message"], "failed on purpose", "{r}");
+    // No rule for it: the default fixed 404, which a gRPC client reads as UNIMPLEMENTED.
+    assert_eq!(r["unrouted"], "UNIMPLEMENTED", "{r}");
+}
