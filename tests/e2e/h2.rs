@@ -1044,3 +1044,33 @@ health_check = {{ enabled = false }}
     // No rule for it: the default fixed 404, which a gRPC client reads as UNIMPLEMENTED.
     assert_eq!(r["unrouted"], "UNIMPLEMENTED", "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_requests_meet_the_same_limits_as_http1() {
+    let s = Setup::start(b"", "").await;
+    // One field over 16 K: ALB's 431, as for HTTP/1.
+    let big = format!("x-big: {}", "a".repeat(17 * 1024));
+    let r = s.curl("/limits", &["-H", &big]).await;
+    assert_eq!(r.status, 431, "{r:?}");
+    // More than 100 fields.
+    let mut args = Vec::new();
+    for i in 0..110 {
+        args.push("-H".to_owned());
+        args.push(format!("x-f{i}: v"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = s.curl("/limits", &args).await;
+    assert_eq!(r.status, 431, "{r:?}");
+    // X-Forwarded-For with more than 30 addresses: 463.
+    let xff = format!(
+        "X-Forwarded-For: {}",
+        (0..31)
+            .map(|i| format!("10.0.0.{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let r = s.curl("/limits", &["-H", &xff]).await;
+    assert_eq!(r.status, 463, "{r:?}");
+    assert_eq!(s.app.request_count(), 0, "none reached the target");
+    still_serves(&s).await;
+}
