@@ -381,6 +381,15 @@ async fn h2_bodies_go_both_ways_large_and_streamed() {
     assert_eq!(r.header("content-length"), Some("3000000"));
     assert!(r.complete && r.body.len() == data.len());
 
+    // With `Expect: 100-continue`: hostalb answers 100 itself and drops Expect.
+    let expecting = s
+        .curl("/echo", &["-H", "Expect: 100-continue", "--data-binary", &file])
+        .await;
+    assert_eq!(expecting.status, 200, "{}", expecting.stderr);
+    assert!(expecting.body == data, "echoed {} bytes", expecting.body.len());
+    let r = s.app.requests().pop().expect("recorded");
+    assert_eq!(r.header("expect"), None, "{:?}", r.headers);
+
     // Streamed from stdin without a length: chunked to the target.
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(format!(
@@ -744,6 +753,19 @@ async fn still_serves(s: &Setup) {
     assert_eq!((ok.version.as_str(), ok.status), ("2", 200), "{ok:?}");
 }
 
+/// hostalb's resident memory, in KiB.
+fn rss_kib(alb: &HostAlb) -> u64 {
+    std::fs::read_to_string(format!("/proc/{}/status", alb.pid()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("VmRSS of {}", alb.pid()))
+}
+
+/// Most an abuse scenario may add to hostalb's resident memory (reliability.md D1).
+const MAX_RSS_GROWTH_KIB: u64 = 50 * 1024;
+
 fn goaway_code(report: &serde_json::Value) -> Option<u64> {
     report["goaway"]["code"].as_u64()
 }
@@ -764,7 +786,12 @@ async fn h2_stream_129_of_129_concurrent_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_rapid_reset_gets_goaway_and_bounded_target_work() {
     let s = Setup::start(b"", "").await;
+    let before = rss_kib(&s.alb);
     let r = frames(&s, &["rapid-reset", "10000", "/delay/2000"]).await;
+    assert!(
+        rss_kib(&s.alb) < before + MAX_RSS_GROWTH_KIB,
+        "{before} KiB before"
+    );
     assert_eq!(goaway_code(&r), Some(ENHANCE_YOUR_CALM), "{r}");
     assert_eq!(r["closed"], true, "{r}");
     // The target never had more than a connection's streams (plus a few) at once.
@@ -779,7 +806,12 @@ async fn h2_rapid_reset_gets_goaway_and_bounded_target_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_continuation_flood_closes_the_connection_at_once() {
     let s = Setup::start(b"", "").await;
+    let before = rss_kib(&s.alb);
     let r = frames(&s, &["continuation", "100000"]).await;
+    assert!(
+        rss_kib(&s.alb) < before + MAX_RSS_GROWTH_KIB,
+        "{before} KiB before"
+    );
     assert!(
         matches!(goaway_code(&r), Some(ENHANCE_YOUR_CALM) | Some(0x1)),
         "ENHANCE_YOUR_CALM (or PROTOCOL_ERROR): {r}"
@@ -794,7 +826,12 @@ async fn h2_continuation_flood_closes_the_connection_at_once() {
 async fn h2_header_list_bomb_is_refused_and_the_connection_goes_on() {
     let s = Setup::start(b"", "").await;
     // 100 fields of 1000 bytes: past ALB's 64 K of request headers.
+    let before = rss_kib(&s.alb);
     let r = frames(&s, &["header-bomb", "100", "1000"]).await;
+    assert!(
+        rss_kib(&s.alb) < before + MAX_RSS_GROWTH_KIB,
+        "{before} KiB before"
+    );
     assert!(
         r["bomb"] == 431 || r["bomb_reset"].is_u64(),
         "431 or a reset stream: {r}"

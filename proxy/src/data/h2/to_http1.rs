@@ -563,3 +563,44 @@ async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes, idle: Duration)
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::response;
+
+    #[test]
+    fn the_http1_response_becomes_an_http2_head_without_connection_fields() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\nUpgrade: h2c\r\nSet-Cookie: a=1\r\nX-App: yes\r\n\r\n"[..],
+        );
+        let resp = response::parse(&mut buf, false)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("parse"));
+        let (h2, _) = response_head(&resp, b"Set-Cookie: AWSALB=x; Path=/\r\n");
+        let h = h2.headers();
+        assert_eq!(h2.status(), 200);
+        assert_eq!(h["content-type"], "text/plain");
+        assert_eq!(h["x-app"], "yes");
+        let cookies: Vec<_> = h.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, vec!["a=1", "AWSALB=x; Path=/"]);
+        for gone in [
+            "connection",
+            "x-hop",
+            "keep-alive",
+            "transfer-encoding",
+            "trailer",
+            "upgrade",
+            "content-length",
+        ] {
+            assert!(h.get(gone).is_none(), "{gone}");
+        }
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"[..]);
+        let resp = response::parse(&mut buf, false)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("parse"));
+        assert_eq!(response_head(&resp, b"").0.headers()["content-length"], "5");
+    }
+}
