@@ -863,6 +863,9 @@ async fn h2_zero_window_reader_loses_its_stream_at_the_idle_timeout() {
     assert!(r["stream_reset"].is_u64() || r["closed"] == true, "{r}");
     let elapsed = r["elapsed"].as_f64().unwrap_or(99.0);
     assert!((1.5..15.0).contains(&elapsed), "{r}");
+    // The request to the target is cancelled with it: its connection is closed, not
+    // pooled.
+    hostalb_testkit::eventually(Duration::from_secs(5), async || s.app.open_connections() == 0).await;
     still_serves(&s).await;
 }
 
