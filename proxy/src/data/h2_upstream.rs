@@ -109,9 +109,12 @@ pub(crate) async fn proxy(
 ) -> Result<Proxied, Failure> {
     let head = for_hop(head, tls);
     let end_of_request = client_body.borrow_mut().is_end_stream();
+    // One wait for the cut for the whole stream, not one per frame.
+    let cut = target.cut_signal();
+    tokio::pin!(cut);
     let opened = tokio::select! {
         biased;
-        () = target.cut_signal() => return Err(fail(ErrorKind::Deregistered, Reached::Nothing)),
+        () = &mut cut => return Err(fail(ErrorKind::Deregistered, Reached::Nothing)),
         _ = poll_fn(|cx| client.poll_reset(cx)) => {
             return Err(fail(ErrorKind::ClientClosed, Reached::Nothing));
         }
@@ -134,7 +137,7 @@ pub(crate) async fn proxy(
     let answer = loop {
         tokio::select! {
             biased;
-            () = target.cut_signal() => return Err(fail(ErrorKind::Deregistered, Reached::Request)),
+            () = &mut cut => return Err(fail(ErrorKind::Deregistered, Reached::Request)),
             r = &mut pump, if !pumped => {
                 pumped = true;
                 if let Err(Broke::Client) = r {
@@ -183,7 +186,7 @@ pub(crate) async fn proxy(
         loop {
             let next = tokio::select! {
                 biased;
-                () = target.cut_signal() => break Err(Cut::Deregistered),
+                () = &mut cut => break Err(Cut::Deregistered),
                 r = &mut pump, if !pumped => {
                     pumped = true;
                     if let Err(Broke::Client) = r {
@@ -204,7 +207,7 @@ pub(crate) async fn proxy(
                     let sent = loop {
                         tokio::select! {
                             biased;
-                            () = target.cut_signal() => break Err(Cut::Deregistered),
+                            () = &mut cut => break Err(Cut::Deregistered),
                             r = &mut send => break r.map_err(|_| Cut::Client),
                             r = &mut pump, if !pumped => {
                                 pumped = true;
@@ -215,8 +218,8 @@ pub(crate) async fn proxy(
                             () = &mut quiet => break Err(Cut::Quiet),
                         }
                     };
-                    if let Err(cut) = sent {
-                        break Err(cut);
+                    if let Err(why) = sent {
+                        break Err(why);
                     }
                     let _ = body.flow_control().release_capacity(n);
                     out.response_bytes += n as u64;
@@ -236,9 +239,9 @@ pub(crate) async fn proxy(
     out.request_bytes = progress.request_bytes.load(Relaxed);
     match ended {
         Ok(()) => out.complete = true,
-        Err(cut) => {
-            out.cut = Some(cut.reason());
-            if let Some(code) = cut.client_code() {
+        Err(why) => {
+            out.cut = Some(why.reason());
+            if let Some(code) = why.client_code() {
                 to_client.send_reset(code);
             }
             // Dropping the target's stream handles (on return) cancels it at the target.

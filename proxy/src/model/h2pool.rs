@@ -25,7 +25,8 @@
 //!   sweep has to visit the pool.
 //! - **Bounded.** At most [`MAX_CONNECTIONS`] per target; past that a stream goes to the
 //!   least busy connection and h2 holds it until the target frees a slot (the response
-//!   timeout still bounds the wait).
+//!   timeout still bounds the wait). A target whose limit is 0 fails the request after one
+//!   connect instead of drawing a new connection per request.
 //!
 //! No lock is held across an await: the one mutex (which connect is under way) is taken
 //! only by requests that found every connection full, and only to clone an `Arc`.
@@ -309,6 +310,11 @@ impl H2Pool {
                 Ok(conn) => {
                     if let Some(lease) = conn.try_lease() {
                         return Ok(lease);
+                    }
+                    if conn.send.current_max_send_streams() == 0 {
+                        // The target takes no streams at all (SETTINGS_MAX_CONCURRENT_STREAMS
+                        // 0): more connections would not help.
+                        return Err(ProxyError::new(ErrorKind::TargetClosed));
                     }
                 }
             }

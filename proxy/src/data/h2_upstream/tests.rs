@@ -39,6 +39,8 @@ struct ServerOpts {
     max_streams: Option<u32>,
     /// Send GOAWAY after this many streams on a connection.
     goaway_after: Option<usize>,
+    /// Drops every connection (no GOAWAY) when notified.
+    kill: Option<Arc<tokio::sync::Notify>>,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -84,7 +86,15 @@ where
         return;
     };
     let mut served = 0;
-    while let Some(Ok((req, respond))) = conn.accept().await {
+    let kill = opts.kill.clone().unwrap_or_default();
+    loop {
+        let accepted = tokio::select! {
+            a = conn.accept() => a,
+            () = kill.notified() => return,
+        };
+        let Some(Ok((req, respond))) = accepted else {
+            return;
+        };
         handler(req, respond);
         served += 1;
         if opts.goaway_after == Some(served) {
@@ -573,7 +583,7 @@ async fn a_silent_target_is_a_504() {
 async fn idle_connections_close() {
     let server = target_server(ServerOpts::default(), echo()).await;
     let target = target_at(server.addr);
-    let mut front = front(target.clone(), false, Duration::from_millis(200)).await;
+    let mut front = front(target.clone(), false, Duration::from_secs(1)).await;
     let mut c = client(front.addr).await;
     let (parts, _, _) = unary(&mut c, b"x").await;
     assert_eq!(parts.status, 200);
@@ -812,4 +822,135 @@ async fn interim_responses_are_dropped_as_on_http1() {
     let out = front.outcome().await.unwrap();
     assert_eq!(out.status, 204);
     assert!(out.complete);
+}
+
+/// CPU time of this process so far, in microseconds.
+fn cpu_us() -> u64 {
+    let r = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
+    let us = |tv: nix::sys::time::TimeVal| tv.tv_sec() as u64 * 1_000_000 + tv.tv_usec() as u64;
+    us(r.user_time()) + us(r.system_time())
+}
+
+/// `total` unary calls (16-byte body, echoed with trailers) over one client connection,
+/// `concurrency` at a time.
+async fn calls(addr: SocketAddr, total: usize, concurrency: usize) -> Duration {
+    let c = client(addr).await;
+    let start = std::time::Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for _ in 0..total / concurrency {
+                    let mut c = c.clone().ready().await.unwrap();
+                    let (response, mut up) = c.send_request(post("/pkg.Echo/Unary"), false).unwrap();
+                    up.send_data(Bytes::from_static(b"0123456789abcdef"), true)
+                        .unwrap();
+                    let mut body = timeout(STEP, response).await.unwrap().unwrap().into_body();
+                    assert_eq!(read_all(&mut body).await.unwrap().len(), 16);
+                    assert!(body.trailers().await.unwrap().is_some());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    start.elapsed()
+}
+
+/// Prints calls per second and CPU per call, client to target directly and through
+/// `proxy` (the front here is the test's own h2 server, so the difference is `proxy` plus
+/// one more h2 server and client). Run with `cargo test --release -p hostalb-proxy --lib
+/// measure_unary -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: prints figures, asserts only that the calls succeed"]
+async fn measure_unary_calls_direct_and_through_proxy() {
+    const CALLS: usize = 40_000;
+    const CONCURRENCY: usize = 64;
+    const WARM_UP: usize = 2_000;
+    let server = target_server(ServerOpts::default(), echo()).await;
+    let target = target_at(server.addr);
+    let mut front = front(target.clone(), false, IDLE).await;
+    tokio::spawn(async move { while front.outcomes.recv().await.is_some() {} });
+    let front_addr = front.addr;
+    for (name, addr) in [("direct", server.addr), ("through proxy", front_addr)] {
+        calls(addr, WARM_UP, CONCURRENCY).await;
+        let cpu = cpu_us();
+        let took = calls(addr, CALLS, CONCURRENCY).await;
+        let cpu = cpu_us() - cpu;
+        println!(
+            "{name}: {:.0} calls/s, {:.1} us CPU per call (every party in this process)",
+            CALLS as f64 / took.as_secs_f64(),
+            cpu as f64 / CALLS as f64
+        );
+    }
+    assert_eq!(target.h2.opened(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_tls_handshake_is_a_502_that_reached_nothing() {
+    // The group says HTTPS; the target speaks cleartext HTTP/2.
+    let server = target_server(ServerOpts::default(), echo()).await;
+    let mut front = front(target_at(server.addr), true, IDLE).await;
+    let mut c = client(front.addr).await;
+    let (response, _) = c.send_request(post("/x"), true).unwrap();
+    let resp = timeout(STEP, response).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 502);
+    let f = front.outcome().await.unwrap_err();
+    assert_eq!(f.reached, Reached::Nothing);
+    assert!(matches!(f.err.kind, ErrorKind::ConnectRefused), "{:?}", f.err);
+}
+
+#[tokio::test]
+async fn a_target_that_takes_no_streams_is_a_502_without_a_connection_storm() {
+    let server = target_server(
+        ServerOpts {
+            max_streams: Some(0),
+            ..Default::default()
+        },
+        echo(),
+    )
+    .await;
+    let target = target_at(server.addr);
+    let mut front = front(target.clone(), false, IDLE).await;
+    let mut c = client(front.addr).await;
+    let (response, _) = c.send_request(post("/x"), true).unwrap();
+    let resp = timeout(STEP, response).await.unwrap().unwrap();
+    assert_eq!(resp.status(), 502);
+    let f = front.outcome().await.unwrap_err();
+    assert_eq!(f.reached, Reached::Nothing);
+    assert_eq!(target.h2.opened(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_the_target_drops_leaves_the_pool() {
+    let kill = Arc::new(tokio::sync::Notify::new());
+    let server = target_server(
+        ServerOpts {
+            kill: Some(kill.clone()),
+            ..Default::default()
+        },
+        echo(),
+    )
+    .await;
+    let target = target_at(server.addr);
+    let mut front = front(target.clone(), false, IDLE).await;
+    let mut c = client(front.addr).await;
+    let (parts, _, _) = unary(&mut c, b"one").await;
+    assert_eq!(parts.status, 200);
+    front.outcome().await.unwrap();
+    assert_eq!(target.h2.connections(), 1);
+    kill.notify_waiters();
+    // Bounded: 100 x 10 ms.
+    for _ in 0..100 {
+        if target.h2.connections() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(target.h2.connections(), 0, "the closed connection left the pool");
+    let (parts, data, _) = unary(&mut c, b"two").await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(data, b"two");
+    assert_eq!(target.h2.opened(), 2);
 }
