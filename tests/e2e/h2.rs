@@ -693,6 +693,14 @@ health_check = {{ enabled = false }}
     assert_eq!(plain.status, 200, "{plain:?}");
     assert_eq!(plain.header("x-got-method"), Some("GET"));
 
+    // HTTP/1.1 to GRPC and HTTP2 groups: 464, as from ALB.
+    for path in ["/pkg.Svc/Call", "/page"] {
+        let h1 = s
+            .curl(path, &["--http1.1", "-X", "POST", "--data-binary", "x"])
+            .await;
+        assert_eq!((h1.version.as_str(), h1.status), ("1.1", 464), "{h1:?}");
+    }
+
     // Non-POST to a GRPC group: 464. A GRPC group without targets: 503, UNAVAILABLE.
     let get = s.curl("/pkg.Svc/Call", &[]).await;
     assert_eq!(get.status, 464, "{get:?}");

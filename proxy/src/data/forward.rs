@@ -64,6 +64,11 @@ where
     // Pick the target group.
     let (group, set_cookie) = pick_group(shared, cx.snap, head, fwd)?;
     cx.rec.group = Some(group.state.name.clone());
+    // ALB: an HTTP/1 request for an HTTP2 or GRPC group is 464 (those groups take
+    // HTTP/2 requests only, which the HTTP/2 front end forwards).
+    if group.cfg.protocol_version != hostalb_config::ProtocolVersion::Http1 {
+        return Err(protocol_mismatch());
+    }
 
     // Apply the rule's transforms.
     let rewritten = apply_transforms(m.transforms, head)?;
@@ -233,6 +238,16 @@ where
     out.clear();
     c.spare_out = out;
     Ok(if close { Next::Close } else { Next::KeepAlive })
+}
+
+/// ALB's 464: the request's protocol does not suit the target group's protocol version
+/// (an HTTP/1 request for an HTTP2 or GRPC group, gRPC for an HTTP1 group, a non-POST
+/// request for a GRPC group).
+pub(crate) fn protocol_mismatch() -> ProxyError {
+    ProxyError::new(ErrorKind::BadHead(crate::http1::request::HeadError::new(
+        464,
+        "IncompatibleProtocol",
+    )))
 }
 
 /// An attempt that got a response head.

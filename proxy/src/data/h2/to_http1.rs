@@ -33,17 +33,11 @@ use crate::data::headers::{self, Forwarding};
 use crate::data::retry::{Failure, Reached, RetryPolicy};
 use crate::data::upstream;
 use crate::http1::chunked::{ChunkedDecoder, Decoded, encode_chunk_head};
-use crate::http1::request::HeadError;
 use crate::http1::response::ResponseHead;
 use crate::http1::{BodyKind, FieldKind};
 use crate::model::metrics::inc;
 use crate::model::rules::{Forward, Match};
 use crate::model::target::Target;
-
-/// ALB's 464: the request's protocol does not suit the target group's protocol version.
-fn mismatch() -> ProxyError {
-    ProxyError::new(ErrorKind::BadHead(HeadError::new(464, "IncompatibleProtocol")))
-}
 
 /// The forward action for an HTTP/2 stream. An error returned here has not been answered
 /// (nothing reached the client): the stream task answers it.
@@ -59,8 +53,8 @@ pub(crate) async fn forward(
     cx.rec.group = Some(group.state.name.clone());
     // ALB's protocol rules: gRPC only to GRPC groups, GRPC groups take POSTs only.
     match group.cfg.protocol_version {
-        ProtocolVersion::Http1 if s.grpc => return Err(mismatch()),
-        ProtocolVersion::Grpc if !head.is_method(b"POST") => return Err(mismatch()),
+        ProtocolVersion::Http1 if s.grpc => return Err(forward::protocol_mismatch()),
+        ProtocolVersion::Grpc if !head.is_method(b"POST") => return Err(forward::protocol_mismatch()),
         ProtocolVersion::Http1 | ProtocolVersion::Http2 | ProtocolVersion::Grpc => {}
     }
     let rewritten = forward::apply_transforms(m.transforms, head)?;
