@@ -381,6 +381,15 @@ async fn h2_bodies_go_both_ways_large_and_streamed() {
     assert_eq!(r.header("content-length"), Some("3000000"));
     assert!(r.complete && r.body.len() == data.len());
 
+    // With `Expect: 100-continue`: hostalb answers 100 itself and drops Expect.
+    let expecting = s
+        .curl("/echo", &["-H", "Expect: 100-continue", "--data-binary", &file])
+        .await;
+    assert_eq!(expecting.status, 200, "{}", expecting.stderr);
+    assert!(expecting.body == data, "echoed {} bytes", expecting.body.len());
+    let r = s.app.requests().pop().expect("recorded");
+    assert_eq!(r.header("expect"), None, "{:?}", r.headers);
+
     // Streamed from stdin without a length: chunked to the target.
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg(format!(
@@ -449,6 +458,14 @@ async fn h2_clients_offering_only_http1_get_http1() {
     assert_eq!((h1.version.as_str(), h1.status), ("1.1", 200), "{h1:?}");
     let h2 = s.curl("/two", &[]).await;
     assert_eq!((h2.version.as_str(), h2.status), ("2", 200), "{h2:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_off_on_the_listener_answers_a_client_offering_h2_with_http1() {
+    // ALB's routing.http2.enabled = false: ALPN offers http/1.1 alone.
+    let s = Setup::start(b"", "http2 = false").await;
+    let r = s.curl("/off", &["--http2"]).await;
+    assert_eq!((r.version.as_str(), r.status), ("1.1", 200), "{r:?}");
 }
 
 /// `h2load`'s summary line: (succeeded, failed, errored).
@@ -684,6 +701,14 @@ health_check = {{ enabled = false }}
     assert_eq!(plain.status, 200, "{plain:?}");
     assert_eq!(plain.header("x-got-method"), Some("GET"));
 
+    // HTTP/1.1 to GRPC and HTTP2 groups: 464, as from ALB.
+    for path in ["/pkg.Svc/Call", "/page"] {
+        let h1 = s
+            .curl(path, &["--http1.1", "-X", "POST", "--data-binary", "x"])
+            .await;
+        assert_eq!((h1.version.as_str(), h1.status), ("1.1", 464), "{h1:?}");
+    }
+
     // Non-POST to a GRPC group: 464. A GRPC group without targets: 503, UNAVAILABLE.
     let get = s.curl("/pkg.Svc/Call", &[]).await;
     assert_eq!(get.status, 464, "{get:?}");
@@ -744,6 +769,19 @@ async fn still_serves(s: &Setup) {
     assert_eq!((ok.version.as_str(), ok.status), ("2", 200), "{ok:?}");
 }
 
+/// hostalb's resident memory, in KiB.
+fn rss_kib(alb: &HostAlb) -> u64 {
+    std::fs::read_to_string(format!("/proc/{}/status", alb.pid()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("VmRSS of {}", alb.pid()))
+}
+
+/// Most an abuse scenario may add to hostalb's resident memory (reliability.md D1).
+const MAX_RSS_GROWTH_KIB: u64 = 50 * 1024;
+
 fn goaway_code(report: &serde_json::Value) -> Option<u64> {
     report["goaway"]["code"].as_u64()
 }
@@ -764,7 +802,12 @@ async fn h2_stream_129_of_129_concurrent_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_rapid_reset_gets_goaway_and_bounded_target_work() {
     let s = Setup::start(b"", "").await;
+    let before = rss_kib(&s.alb);
     let r = frames(&s, &["rapid-reset", "10000", "/delay/2000"]).await;
+    assert!(
+        rss_kib(&s.alb) < before + MAX_RSS_GROWTH_KIB,
+        "{before} KiB before"
+    );
     assert_eq!(goaway_code(&r), Some(ENHANCE_YOUR_CALM), "{r}");
     assert_eq!(r["closed"], true, "{r}");
     // The target never had more than a connection's streams (plus a few) at once.
@@ -779,7 +822,12 @@ async fn h2_rapid_reset_gets_goaway_and_bounded_target_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_continuation_flood_closes_the_connection_at_once() {
     let s = Setup::start(b"", "").await;
+    let before = rss_kib(&s.alb);
     let r = frames(&s, &["continuation", "100000"]).await;
+    assert!(
+        rss_kib(&s.alb) < before + MAX_RSS_GROWTH_KIB,
+        "{before} KiB before"
+    );
     assert!(
         matches!(goaway_code(&r), Some(ENHANCE_YOUR_CALM) | Some(0x1)),
         "ENHANCE_YOUR_CALM (or PROTOCOL_ERROR): {r}"
@@ -794,7 +842,12 @@ async fn h2_continuation_flood_closes_the_connection_at_once() {
 async fn h2_header_list_bomb_is_refused_and_the_connection_goes_on() {
     let s = Setup::start(b"", "").await;
     // 100 fields of 1000 bytes: past ALB's 64 K of request headers.
+    let before = rss_kib(&s.alb);
     let r = frames(&s, &["header-bomb", "100", "1000"]).await;
+    assert!(
+        rss_kib(&s.alb) < before + MAX_RSS_GROWTH_KIB,
+        "{before} KiB before"
+    );
     assert!(
         r["bomb"] == 431 || r["bomb_reset"].is_u64(),
         "431 or a reset stream: {r}"
@@ -826,6 +879,9 @@ async fn h2_zero_window_reader_loses_its_stream_at_the_idle_timeout() {
     assert!(r["stream_reset"].is_u64() || r["closed"] == true, "{r}");
     let elapsed = r["elapsed"].as_f64().unwrap_or(99.0);
     assert!((1.5..15.0).contains(&elapsed), "{r}");
+    // The request to the target is cancelled with it: its connection is closed, not
+    // pooled.
+    hostalb_testkit::eventually(Duration::from_secs(5), async || s.app.open_connections() == 0).await;
     still_serves(&s).await;
 }
 
@@ -925,4 +981,162 @@ async fn h2_requests_are_logged_as_h2_and_grpcs_with_http2_request_lines() {
         lines[1]
     );
     assert!(lines[1].contains(" 464 - "), "{}", lines[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_stream_to_an_http2_group_is_retried_on_another_target_when_nothing_reached_one() {
+    let (target, _task) = h2c_target().await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let cert = self_signed();
+    let config = format!(
+        r#"
+[[listener]]
+name = "tls"
+address = "127.0.0.1:0"
+protocol = "HTTPS"
+certificates = [{{ cert_file = "{cert}", key_file = "{key}" }}]
+default_action = {{ type = "forward", target_group = "pair" }}
+
+[target_group.pair]
+protocol_version = "HTTP2"
+targets = ["{dead}", "{target}"]
+health_check = {{ enabled = false }}
+"#,
+        cert = cert.cert.display(),
+        key = cert.key.display(),
+    );
+    let s = Setup {
+        alb: start(&config).await,
+        app: Backend::start("unused").await,
+        raw: RawBackend::start(RawBehaviour::Blackhole).await,
+        _cert: cert,
+    };
+    // Round robin sends every other request to the refusing target first; each goes to
+    // the other one, its body whole.
+    for i in 0..4 {
+        let body = format!("body-{i}");
+        let r = s.curl("/post", &["--data-binary", &body]).await;
+        assert_eq!(r.status, 200, "{i}: {r:?}");
+        assert_eq!(r.text(), body, "{i}");
+    }
+    let (_, metrics) = s.alb.admin_get("/metrics").await;
+    let refused: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("hostalb_target_connection_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(refused >= 1, "the refusing target was tried: {metrics}");
+}
+
+/// Starts tests/python/grpc_server.py; its process (killed on drop) and address.
+async fn grpc_server() -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/grpc_server.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .args(["--name", "echo"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start grpc_server.py");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(scaled(Duration::from_secs(30)), lines.next_line())
+        .await
+        .expect("grpc_server.py did not start in time")
+        .expect("read")
+        .expect("a line");
+    let port: u16 = line
+        .strip_prefix("LISTENING ")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_calls_through_hostalb_with_a_real_client_and_server() {
+    let (_server, target) = grpc_server().await;
+    let cert = self_signed();
+    let config = format!(
+        r#"
+[[listener]]
+name = "tls"
+address = "127.0.0.1:0"
+protocol = "HTTPS"
+certificates = [{{ cert_file = "{cert}", key_file = "{key}" }}]
+default_action = {{ type = "fixed-response", status_code = 404, content_type = "text/plain", message_body = "no route" }}
+
+[[listener.rule]]
+priority = 1
+conditions = [{{ field = "path-pattern", values = ["/hostalb.test.Echo/*"] }}]
+action = {{ type = "forward", target_group = "grpc" }}
+
+[target_group.grpc]
+protocol_version = "GRPC"
+targets = ["{target}"]
+health_check = {{ enabled = false }}
+"#,
+        cert = cert.cert.display(),
+        key = cert.key.display(),
+    );
+    let alb = start(&config).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/grpc_client.py");
+    let mut cmd = Command::new(python());
+    cmd.arg(script)
+        .arg(format!("127.0.0.1:{}", alb.listener("tls").port()))
+        .arg(&cert.cert);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(r["unary"]["reply"], "ping", "{r}");
+    assert_eq!(r["unary"]["code"], "OK", "{r}");
+    assert_eq!(r["unary"]["initial"]["x-target"], "echo", "{r}");
+    assert_eq!(
+        r["unary"]["trailing"]["x-echo-trailer"], "e1",
+        "trailers carried: {r}"
+    );
+    assert_eq!(
+        r["server_stream"],
+        serde_json::json!(["s#0", "s#1", "s#2", "s#3"]),
+        "{r}"
+    );
+    assert_eq!(r["bidi"], serde_json::json!(["a", "b", "c"]), "{r}");
+    assert_eq!(r["bidi_trailing"]["x-echo-trailer"], "e2", "{r}");
+    assert_eq!(r["fail"], "PERMISSION_DENIED", "{r}");
+    assert_eq!(r["fail_message"], "failed on purpose", "{r}");
+    // No rule for it: the default fixed 404, which a gRPC client reads as UNIMPLEMENTED.
+    assert_eq!(r["unrouted"], "UNIMPLEMENTED", "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_requests_meet_the_same_limits_as_http1() {
+    let s = Setup::start(b"", "").await;
+    // One field over 16 K: ALB's 431, as for HTTP/1.
+    let big = format!("x-big: {}", "a".repeat(17 * 1024));
+    let r = s.curl("/limits", &["-H", &big]).await;
+    assert_eq!(r.status, 431, "{r:?}");
+    // More than 100 fields.
+    let mut args = Vec::new();
+    for i in 0..110 {
+        args.push("-H".to_owned());
+        args.push(format!("x-f{i}: v"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = s.curl("/limits", &args).await;
+    assert_eq!(r.status, 431, "{r:?}");
+    // X-Forwarded-For with more than 30 addresses: 463.
+    let xff = format!(
+        "X-Forwarded-For: {}",
+        (0..31)
+            .map(|i| format!("10.0.0.{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let r = s.curl("/limits", &["-H", &xff]).await;
+    assert_eq!(r.status, 463, "{r:?}");
+    assert_eq!(s.app.request_count(), 0, "none reached the target");
+    still_serves(&s).await;
 }

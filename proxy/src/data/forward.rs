@@ -64,9 +64,10 @@ where
     // Pick the target group.
     let (group, set_cookie) = pick_group(shared, cx.snap, head, fwd)?;
     cx.rec.group = Some(group.state.name.clone());
-    // ALB's 464: an HTTP/1 request cannot go to a group that speaks HTTP/2 or gRPC.
+    // ALB: an HTTP/1 request for an HTTP2 or GRPC group is 464 (those groups take
+    // HTTP/2 requests only, which the HTTP/2 front end forwards).
     if group.cfg.protocol_version != ProtocolVersion::Http1 {
-        return Err(ProxyError::new(ErrorKind::ProtocolMismatch));
+        return Err(protocol_mismatch());
     }
     let tls = group.cfg.protocol == TargetGroupProtocol::Https;
 
@@ -248,6 +249,13 @@ where
     out.clear();
     c.spare_out = out;
     Ok(if close { Next::Close } else { Next::KeepAlive })
+}
+
+/// ALB's 464: the request's protocol does not suit the target group's protocol version
+/// (an HTTP/1 request for an HTTP2 or GRPC group, gRPC for an HTTP1 group, a non-POST
+/// request for a GRPC group).
+pub(crate) fn protocol_mismatch() -> ProxyError {
+    ProxyError::new(ErrorKind::ProtocolMismatch)
 }
 
 /// An attempt that got a response head.

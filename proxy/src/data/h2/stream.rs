@@ -133,6 +133,7 @@ pub(crate) async fn serve(
         cx.rec.desync = head.desync.logged();
     }
     handle(&mut cx, &conn, &mut s).await;
+    drain_body(&mut s).await;
     log(
         &shared,
         snap.access_log.as_deref(),
@@ -143,6 +144,31 @@ pub(crate) async fn serve(
         &cx.rec,
         started,
     );
+}
+
+/// A request body this small, arriving this soon, is read and dropped after hostalb
+/// answered without reading it (an error, a fixed response, a target that answered
+/// early): the stream then ends cleanly, where dropping it unread would reset it
+/// (`RST_STREAM NO_ERROR`, which some clients, curl among them, take for a failure).
+const DISCARDABLE_BODY: usize = 64 * 1024;
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads and drops what is left of the request body, bounded by [`DISCARDABLE_BODY`] and
+/// [`DISCARD_TIME`]; the answer is already on its way, so nobody waits for this.
+async fn drain_body(s: &mut H2Stream) {
+    let Some(body) = s.body.as_mut() else { return };
+    let deadline = tokio::time::Instant::now() + DISCARD_TIME;
+    let mut read = 0;
+    while !body.is_end_stream() && read < DISCARDABLE_BODY {
+        match tokio::time::timeout_at(deadline, body.data()).await {
+            Ok(Some(Ok(data))) => {
+                read += data.len();
+                let _ = body.flow_control().release_capacity(data.len());
+            }
+            _ => break,
+        }
+    }
+    s.received += read as u64;
 }
 
 /// Phases 2 to 4, as [`crate::data::session`] runs them; every error is answered by

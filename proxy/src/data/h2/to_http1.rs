@@ -32,17 +32,11 @@ use crate::data::headers::{self, Forwarding};
 use crate::data::retry::{Failure, Reached, RetryPolicy};
 use crate::data::upstream::{self, Upstream};
 use crate::http1::chunked::{ChunkedDecoder, Decoded, encode_chunk_head};
-use crate::http1::request::HeadError;
 use crate::http1::response::ResponseHead;
 use crate::http1::{BodyKind, FieldKind};
 use crate::model::metrics::inc;
 use crate::model::rules::{Forward, Match};
 use crate::model::target::Target;
-
-/// ALB's 464: the request's protocol does not suit the target group's protocol version.
-fn mismatch() -> ProxyError {
-    ProxyError::new(ErrorKind::BadHead(HeadError::new(464, "IncompatibleProtocol")))
-}
 
 /// The forward action for an HTTP/2 stream. An error returned here has not been answered
 /// (nothing reached the client): the stream task answers it.
@@ -59,8 +53,8 @@ pub(crate) async fn forward(
     cx.rec.group = Some(group.state.name.clone());
     // ALB's protocol rules: gRPC only to GRPC groups, GRPC groups take POSTs only.
     match group.cfg.protocol_version {
-        ProtocolVersion::Http1 if s.grpc => return Err(mismatch()),
-        ProtocolVersion::Grpc if !head.is_method(b"POST") => return Err(mismatch()),
+        ProtocolVersion::Http1 if s.grpc => return Err(forward::protocol_mismatch()),
+        ProtocolVersion::Grpc if !head.is_method(b"POST") => return Err(forward::protocol_mismatch()),
         ProtocolVersion::Http1 | ProtocolVersion::Http2 | ProtocolVersion::Grpc => {}
     }
     let rewritten = forward::apply_transforms(m.transforms, head)?;
@@ -563,4 +557,45 @@ async fn send_all(send: &mut SendStream<Bytes>, mut data: Bytes, idle: Duration)
             .map_err(|_| RelayError::Client("ClientClosedDuringResponse"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http1::response;
+
+    #[test]
+    fn the_http1_response_becomes_an_http2_head_without_connection_fields() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\nUpgrade: h2c\r\nSet-Cookie: a=1\r\nX-App: yes\r\n\r\n"[..],
+        );
+        let resp = response::parse(&mut buf, false)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("parse"));
+        let (h2, _) = response_head(&resp, b"Set-Cookie: AWSALB=x; Path=/\r\n");
+        let h = h2.headers();
+        assert_eq!(h2.status(), 200);
+        assert_eq!(h["content-type"], "text/plain");
+        assert_eq!(h["x-app"], "yes");
+        let cookies: Vec<_> = h.get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, vec!["a=1", "AWSALB=x; Path=/"]);
+        for gone in [
+            "connection",
+            "x-hop",
+            "keep-alive",
+            "transfer-encoding",
+            "trailer",
+            "upgrade",
+            "content-length",
+        ] {
+            assert!(h.get(gone).is_none(), "{gone}");
+        }
+        let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"[..]);
+        let resp = response::parse(&mut buf, false)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("parse"));
+        assert_eq!(response_head(&resp, b"").0.headers()["content-length"], "5");
+    }
 }

@@ -5,10 +5,10 @@
 //! [`crate::data::h2_upstream::proxy`] over the target's pooled multiplexed connections,
 //! data and trailers both ways.
 //!
-//! No retry: the request body is handed to the upstream stream as it is, so a failed
-//! attempt leaves nothing to send again (a failure before any byte reached a target is
-//! ALB's 502/503/504 at once).
+//! The retry policy is the HTTP/1 forward's ([`crate::data::retry`]): the body is lent
+//! to each attempt, and is whole again after a failure that reached nothing.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use crate::data::context::RequestCx;
 use crate::data::errors::{ErrorKind, ProxyError, Side};
 use crate::data::forward;
 use crate::data::h2_upstream;
+use crate::data::retry::RetryPolicy;
 use crate::http1::FieldKind;
 use crate::http1::request::HeadError;
 use crate::model::metrics::inc;
@@ -37,100 +38,118 @@ pub(crate) async fn forward(
 ) -> Result<(), ProxyError> {
     let (shared, listener, head) = (cx.shared, cx.listener, cx.head);
     let tls = group.cfg.protocol == TargetGroupProtocol::Https;
-    let mut request = h2_request(out)
-        .ok_or_else(|| ProxyError::new(ErrorKind::BadHead(HeadError::new(400, "BadHeader"))))?;
     // `te: trailers` is the one TE HTTP/2 allows, and gRPC servers look for it.
-    if head
+    let te_trailers = head
         .values_of(FieldKind::Te)
         .flat_map(crate::http1::list_elements)
-        .any(|t| t.eq_ignore_ascii_case(b"trailers"))
-    {
-        request
-            .headers_mut()
-            .insert(http::header::TE, HeaderValue::from_static("trailers"));
-    }
-    let target = match forward::sticky_target(shared, group, head) {
-        Some(t) => t,
-        None => group
-            .pick(None)
-            .cloned()
-            .ok_or_else(|| ProxyError::new(ErrorKind::NoTargets))?,
+        .any(|t| t.eq_ignore_ascii_case(b"trailers"));
+    let request = || {
+        let mut request = h2_request(out)
+            .ok_or_else(|| ProxyError::new(ErrorKind::BadHead(HeadError::new(400, "BadHeader"))))?;
+        if te_trailers {
+            request
+                .headers_mut()
+                .insert(http::header::TE, HeaderValue::from_static("trailers"));
+        }
+        Ok::<_, ProxyError>(request)
     };
-    let Some(body) = s.body.take() else {
+    let H2Stream { respond, body, .. } = s;
+    let Some(body) = body.as_mut() else {
         return Err(ProxyError::new(ErrorKind::ClientClosed));
     };
-    if group.fail_open {
-        inc(&group.state.metrics.unhealthy_routing_requests);
-    }
-    let inflight = target.begin();
-    inc(&shared.metrics.request_count);
-    inc(&group.state.metrics.request_count);
-    cx.rec.target = Some(target.addr);
-    cx.rec.dispatched = Some(Instant::now());
+    // The body is lent to each attempt: after a failure that reached nothing it is whole
+    // and can go to another target.
+    let mut retry = RetryPolicy::new(head, head.body.is_empty(), group.cfg.retry_idempotent);
+    let mut avoid: Option<SocketAddr> = None;
+    let mut sticky = forward::sticky_target(shared, group, head);
     let mut head_bytes = 0usize;
-    let mut on_head = |parts: &mut http::response::Parts| {
-        let mut cookies = set_cookie.clone();
-        let sets = |prefix: &[u8]| {
-            parts
-                .headers
-                .get_all(SET_COOKIE)
-                .iter()
-                .any(|v| v.as_bytes().starts_with(prefix))
+    let (target, proxied) = loop {
+        let picked = match sticky.take() {
+            Some(t) if !retry.retrying() => Some(t),
+            _ => group.pick(avoid).cloned(),
         };
-        forward::write_target_cookies_by(shared, group, &target, head, &sets, &mut cookies);
-        for line in cookies.split(|b| *b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if let Some(value) = line.strip_prefix(b"Set-Cookie: ") {
-                if let Ok(v) = HeaderValue::from_bytes(value) {
-                    parts.headers.append(SET_COOKIE, v);
+        let Some(target) = picked else {
+            return Err(ProxyError::new(ErrorKind::NoTargets));
+        };
+        if group.fail_open {
+            inc(&group.state.metrics.unhealthy_routing_requests);
+        }
+        let inflight = target.begin();
+        if cx.rec.target.is_none() {
+            inc(&shared.metrics.request_count);
+            inc(&group.state.metrics.request_count);
+        }
+        cx.rec.target = Some(target.addr);
+        cx.rec.dispatched = Some(Instant::now());
+        let mut on_head = |parts: &mut http::response::Parts| {
+            let mut cookies = set_cookie.clone();
+            let sets = |prefix: &[u8]| {
+                parts
+                    .headers
+                    .get_all(SET_COOKIE)
+                    .iter()
+                    .any(|v| v.as_bytes().starts_with(prefix))
+            };
+            forward::write_target_cookies_by(shared, group, &target, head, &sets, &mut cookies);
+            for line in cookies.split(|b| *b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if let Some(value) = line.strip_prefix(b"Set-Cookie: ") {
+                    if let Ok(v) = HeaderValue::from_bytes(value) {
+                        parts.headers.append(SET_COOKIE, v);
+                    }
                 }
             }
+            head_bytes = 16
+                + parts
+                    .headers
+                    .iter()
+                    .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                    .sum::<usize>();
+        };
+        let proxied = h2_upstream::proxy(
+            &target,
+            tls,
+            request()?,
+            &mut *body,
+            respond,
+            &mut on_head,
+            listener.cfg.idle_timeout,
+            retry.retrying(),
+        )
+        .await;
+        drop(inflight);
+        match proxied {
+            Ok(p) => break (target, p),
+            Err(failure) => {
+                if failure.err.side() == Side::Target {
+                    forward::count_connection_error(group, &target, &failure.err);
+                }
+                if retry.take(&failure, group.routable.len() > 1) {
+                    avoid = Some(target.addr);
+                    cx.rec.retried_from = Some(target.addr);
+                    continue;
+                }
+                return Err(failure.err);
+            }
         }
-        head_bytes = 16
-            + parts
-                .headers
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len() + 4)
-                .sum::<usize>();
     };
-    let proxied = h2_upstream::proxy(
-        &target,
-        tls,
-        request,
-        body,
-        &mut s.respond,
-        &mut on_head,
-        listener.cfg.idle_timeout,
-        false,
-    )
-    .await;
-    drop(inflight);
-    match proxied {
-        Ok(p) => {
-            let response_time_us = p.answered_at.saturating_duration_since(p.sent_at).as_micros() as u64;
-            group.state.metrics.responses.record(p.status, response_time_us);
-            target.metrics.responses.record(p.status, response_time_us);
-            cx.rec.target_status = Some(p.status);
-            cx.rec.status = p.status;
-            if cx.logging {
-                cx.rec.dispatched = Some(p.sent_at);
-                cx.rec.answered = Some(p.answered_at);
-                cx.rec.replied = Some(p.answered_at);
-            }
-            s.received += p.request_bytes;
-            s.sent += head_bytes as u64 + p.response_bytes;
-            if !p.complete {
-                cx.rec.error = Some(p.cut.unwrap_or("ResponseCut"));
-            }
-            Ok(())
-        }
-        Err(failure) => {
-            if failure.err.side() == Side::Target {
-                forward::count_connection_error(group, &target, &failure.err);
-            }
-            Err(failure.err)
-        }
+    let p = proxied;
+    let response_time_us = p.answered_at.saturating_duration_since(p.sent_at).as_micros() as u64;
+    group.state.metrics.responses.record(p.status, response_time_us);
+    target.metrics.responses.record(p.status, response_time_us);
+    cx.rec.target_status = Some(p.status);
+    cx.rec.status = p.status;
+    if cx.logging {
+        cx.rec.dispatched = Some(p.sent_at);
+        cx.rec.answered = Some(p.answered_at);
+        cx.rec.replied = Some(p.answered_at);
     }
+    s.received += p.request_bytes;
+    s.sent += head_bytes as u64 + p.response_bytes;
+    if !p.complete {
+        cx.rec.error = Some(p.cut.unwrap_or("ResponseCut"));
+    }
+    Ok(())
 }
 
 /// The HTTP/2 request for an HTTP/1.1 head hostalb wrote: method and target from the
