@@ -186,9 +186,14 @@ fn settings(flags: embedded::Flags, file: bool) -> Result<embedded::Embedded, Ex
     }
 }
 
+/// The log filter when RUST_LOG is not set: hostalb's own events from `info` up. rustls
+/// warns of what clients send (an IP address as SNI, as wrk and many scripts do), once per
+/// handshake: a client could flood the log with it, so only its errors are shown.
+const DEFAULT_LOG_FILTER: &str = "info,rustls=error";
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
