@@ -760,6 +760,8 @@ async fn frames(s: &Setup, args: &[&str]) -> serde_json::Value {
 
 /// GOAWAY ENHANCE_YOUR_CALM.
 const ENHANCE_YOUR_CALM: u64 = 0xb;
+/// GOAWAY FLOW_CONTROL_ERROR.
+const FLOW_CONTROL_ERROR: u64 = 0x3;
 /// RST_STREAM REFUSED_STREAM.
 const REFUSED_STREAM: u64 = 0x7;
 
@@ -870,6 +872,19 @@ async fn h2_ping_settings_and_empty_data_floods_get_goaway() {
         assert_eq!(r["closed"], true, "{kind}: {r}");
         still_serves(&s).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_window_update_abuse_is_bounded() {
+    let s = Setup::start(b"", "").await;
+    // A flood of tiny increments costs O(1) each and no answer: the connection serves on.
+    let r = frames(&s, &["window-updates", "20000", "/after-updates"]).await;
+    assert_eq!(r["statuses"], serde_json::json!([200]), "{r}");
+    assert_eq!(goaway_code(&r), None, "{r}");
+    // Increments past 2^31-1 are a connection error, RFC 9113's FLOW_CONTROL_ERROR.
+    let r = frames(&s, &["window-overflow"]).await;
+    assert_eq!(goaway_code(&r), Some(FLOW_CONTROL_ERROR), "{r}");
+    still_serves(&s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -272,6 +272,27 @@ def flood(c, kind, n):
     c.report(started)
 
 
+def window_updates(c, n, path):
+    """n WINDOW_UPDATE frames of increment 1 on the connection, then a request on the
+    same connection: each costs hostalb O(1) and no answer, so the connection serves on."""
+    started = time.monotonic()
+    for _ in range(n):
+        if not c.frame(WindowUpdateFrame(0, window_increment=1)):
+            break
+    c.request(1, path)
+    c.drain(5.0, until=lambda: 1 in c.ended)
+    c.report(started)
+
+
+def window_overflow(c):
+    """Connection window increments past 2^31-1: FLOW_CONTROL_ERROR (RFC 9113 6.9.1)."""
+    started = time.monotonic()
+    for _ in range(2):
+        c.frame(WindowUpdateFrame(0, window_increment=2**31 - 1))
+    c.drain(5.0, until=lambda: c.goaway is not None)
+    c.report(started)
+
+
 def zero_window(c, path):
     """A stream whose window is never opened: a reader that reads nothing."""
     started = time.monotonic()
@@ -316,6 +337,10 @@ def main():
         header_bomb(c, int(args[0]), int(args[1]))
     elif scenario == "ping-idle":
         ping_idle(c, float(args[0]), float(args[1]))
+    elif scenario == "window-updates":
+        window_updates(c, int(args[0]), args[1])
+    elif scenario == "window-overflow":
+        window_overflow(c)
     elif scenario in ("ping", "settings", "empty-data"):
         flood(c, scenario, int(args[0]))
     else:

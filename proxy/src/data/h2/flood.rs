@@ -11,6 +11,10 @@
 //!   CONTINUATION without a header block fragment): cost work and carry nothing; more
 //!   than [`MAX_CONSECUTIVE_EMPTY_FRAMES`] in a row is a flood (Envoy's rule).
 //!
+//! - WINDOW_UPDATE is not counted: each costs the `h2` crate O(1) and no answer, an
+//!   increment past 2^31-1 is already a FLOW_CONTROL_ERROR there, and a client that
+//!   withholds updates (a zero-window reader) loses its stream at the idle timeout.
+//!
 //! A flood trips the watch; the connection answers with GOAWAY `ENHANCE_YOUR_CALM`.
 
 use std::pin::Pin;
