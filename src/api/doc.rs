@@ -1,0 +1,58 @@
+//! The API's resources as configuration: the importer's mapping of ELBv2 shapes to
+//! hostalb's listeners and target groups (one mapping, shared with `hostalb import`),
+//! with the listeners bound on `[admin] api_listener_address`.
+
+use std::net::IpAddr;
+
+use hostalb_aws::arn::{Scope, target_group_arn};
+use hostalb_aws::import::{ApiResources, api_document};
+use serde_json::Value;
+
+use super::state::ApiState;
+
+/// The configuration document for `state`; `file_groups` are the target groups defined
+/// elsewhere that actions may forward to.
+pub(crate) fn document(state: &ApiState, file_groups: &[String], listen: IpAddr) -> Result<Value, String> {
+    let scope = Scope::default();
+    let resources = ApiResources {
+        load_balancers: state.load_balancers.clone(),
+        listeners: state.listeners.iter().map(|l| l.listener.clone()).collect(),
+        rules: state.rules.clone(),
+        target_groups: state.target_groups.clone(),
+        attributes: state
+            .attributes
+            .iter()
+            .map(|(arn, a)| (arn.clone(), a.clone()))
+            .collect(),
+        external_groups: file_groups
+            .iter()
+            .map(|n| (target_group_arn(&scope, n), n.clone()))
+            .collect(),
+    };
+    let (mut doc, _notes) = api_document(resources)?;
+    if let Some(Value::Array(listeners)) = doc.get_mut("listener") {
+        for l in listeners {
+            let Some(address) = l.get("address").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(port) = address.strip_prefix("127.0.0.1:") {
+                let host = match listen {
+                    IpAddr::V4(a) => a.to_string(),
+                    IpAddr::V6(a) => format!("[{a}]"),
+                };
+                l["address"] = Value::String(format!("{host}:{port}"));
+            }
+        }
+    }
+    Ok(doc)
+}
+
+/// The names of the listeners in a document made by [`document`].
+pub(crate) fn listener_names(doc: &Value) -> Vec<String> {
+    doc.get("listener")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.get("name").and_then(Value::as_str).map(str::to_owned))
+        .collect()
+}
