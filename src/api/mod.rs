@@ -21,7 +21,6 @@ use std::time::SystemTime;
 use hostalb_aws::elbv2::{API_VERSION, ElbError, ErrorCode, SIGNING_NAME, XML_NAMESPACE};
 use hostalb_aws::query::Params;
 use hostalb_aws::{json11, sigv4};
-use hostalb_config::Credentials;
 use hostalb_proxy::{AwsAnswer, AwsApi, AwsCall, Proxy};
 
 pub(crate) use self::elbv2::Elbv2;
@@ -37,16 +36,15 @@ pub(crate) struct Api {
     elbv2: Elbv2,
     /// Signatures are required (the admin address is not loopback).
     signed_only: bool,
-    credentials: Option<Credentials>,
+    proxy: Proxy,
 }
 
 impl Api {
     pub(crate) fn new(proxy: Proxy, state: state::ApiState, state_path: PathBuf, admin: SocketAddr) -> Api {
-        let config = proxy.config();
         Api {
             signed_only: !admin.ip().is_loopback(),
-            credentials: config.admin.credentials.clone(),
-            elbv2: Elbv2::new(proxy, state, state_path),
+            elbv2: Elbv2::new(proxy.clone(), state, state_path),
+            proxy,
         }
     }
 
@@ -134,7 +132,9 @@ impl Api {
         req: &sigv4::SignedRequest<'_>,
         auth: Result<&sigv4::Authorization, &sigv4::SigError>,
     ) -> Result<(), String> {
-        let Some(creds) = &self.credentials else {
+        // The credentials of the configuration served now (a reload may change them).
+        let config = self.proxy.config();
+        let Some(creds) = &config.admin.credentials else {
             return Err(
                 "the admin address is not loopback and no [admin] access_key_id / secret_access_key is configured: every call is refused"
                     .into(),

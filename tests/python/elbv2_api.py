@@ -237,6 +237,32 @@ def rate(endpoint, action, tg_arn, rule_arn, count):
     return {"Calls": n, "Seconds": took, "PerSecond": n / took}
 
 
+def switch(endpoint, rule_arn, port, count):
+    """COUNT times: ModifyRule to a new path, then GETs on it until one is routed by the
+    rule (at most 1000 tries each): the time from the answer to that first routed request,
+    and how many tries were not yet routed."""
+    import http.client
+
+    elb = client(endpoint)
+    conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+    times = []
+    misses = 0
+    for i in range(int(count)):
+        path = f"/switch{i}/"
+        elb.modify_rule(RuleArn=rule_arn, Conditions=[{"Field": "path-pattern", "Values": [path + "*"]}])
+        answered = time.perf_counter()
+        for _ in range(1000):
+            conn.request("GET", path + "x")
+            r = conn.getresponse()
+            r.read()
+            if r.status == 200:
+                break
+            misses += 1
+        times.append((time.perf_counter() - answered) * 1000)
+    times.sort()
+    return {"Switches": len(times), "MedianMs": times[len(times) // 2], "MaxMs": times[-1], "NotYetRouted": misses}
+
+
 COMMANDS = {
     "build": build,
     "modify-rule": modify_rule,
@@ -247,6 +273,7 @@ COMMANDS = {
     "file-resources": file_resources,
     "signed": signed,
     "rate": rate,
+    "switch": switch,
 }
 
 if __name__ == "__main__":
