@@ -108,7 +108,16 @@ impl Elbv2 {
             .document(&next)
             .map_err(|m| err(ErrorCode::InternalFailure, m))?;
         if d != inner.doc {
-            self.proxy.apply_api(d.clone()).await.map_err(control_error)?;
+            let file_count = self
+                .proxy
+                .config()
+                .listeners
+                .len()
+                .saturating_sub(doc::listener_names(&inner.doc).len());
+            self.proxy
+                .apply_api(d.clone())
+                .await
+                .map_err(|e| control_error(e, &|path| explain(path, &next, file_count)))?;
         }
         if let Err(e) = state::save(&inner.path, &next) {
             if d != inner.doc {
@@ -1045,14 +1054,17 @@ fn not_found(arn: &str) -> ElbError {
 }
 
 /// A configuration problem as ELBv2's error: hostalb's problems (path, message, fix) as
-/// the message.
-fn control_error(e: ControlError) -> ElbError {
+/// the message; `explain` names the API resource a path is in.
+fn control_error(e: ControlError, explain: &dyn Fn(&str) -> Option<String>) -> ElbError {
     match e {
         ControlError::Config(ConfigError::Invalid { problems, .. }) => {
             let text: Vec<String> = problems
                 .iter()
                 .filter(|p| p.severity == hostalb_config::Severity::Error)
-                .map(|p| format!("{}: {} (fix: {})", p.path, p.message, p.fix))
+                .map(|p| {
+                    let what = explain(&p.path).map(|w| format!(" ({w})")).unwrap_or_default();
+                    format!("{}{what}: {} (fix: {})", p.path, p.message, p.fix)
+                })
                 .collect();
             err(ErrorCode::ValidationError, text.join("; "))
         }
@@ -1061,6 +1073,26 @@ fn control_error(e: ControlError) -> ElbError {
         }
         other => err(ErrorCode::InternalFailure, other.to_string()),
     }
+}
+
+/// Which API resource a configuration path (`listener[2].rule[0].conditions[1]`) is in:
+/// the API's listeners follow the file's `file_count` ones, their rules by priority.
+fn explain(path: &str, s: &ApiState, file_count: usize) -> Option<String> {
+    let index = |text: &str, prefix: &str| -> Option<(usize, usize)> {
+        let rest = text.strip_prefix(prefix)?;
+        let end = rest.find(']')?;
+        Some((rest[..end].parse().ok()?, prefix.len() + end + 1))
+    };
+    let (n, used) = index(path, "listener[")?;
+    let listener = s.listeners.get(n.checked_sub(file_count)?)?;
+    if let Some((j, _)) = index(&path[used..], ".rule[") {
+        let mut rules: Vec<&Rule> = rules_of(s, &listener.listener.listener_arn).collect();
+        rules.sort_by_key(|r| r.priority.parse::<u32>().unwrap_or(u32::MAX));
+        if let Some(r) = rules.get(j) {
+            return Some(format!("rule `{}` at priority {}", r.rule_arn, r.priority));
+        }
+    }
+    Some(format!("listener `{}`", listener.listener.listener_arn))
 }
 
 /// Validates a load balancer or target group name as ELBv2 does.
