@@ -7,7 +7,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use hostalb_testkit::{Backend, Client, HostAlb, eventually};
+use hostalb_testkit::{Backend, Client, HostAlb, LoadGen, eventually};
 use serde_json::Value;
 
 use crate::common::bin;
@@ -150,6 +150,56 @@ async fn clients_build_a_load_balancer_that_routes_and_survives_kill_9() {
         gone["Health"][0]["TargetHealth"]["Reason"], "Target.NotRegistered",
         "{gone}"
     );
+}
+
+#[tokio::test]
+async fn a_blue_green_switch_by_modify_rule_weights_loses_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let blue = Backend::start("blue").await;
+    let green = Backend::start("green").await;
+    let alb = start_with_state(&dir.path().join("s.json"), "").await;
+    let ep = endpoint(&alb);
+    let port = free_port();
+    let made = run(
+        &ep,
+        &[
+            "bluegreen",
+            &blue.addr().to_string(),
+            &green.addr().to_string(),
+            &port.to_string(),
+        ],
+        None,
+    )
+    .await;
+    let rule = made["DefaultRuleArn"].as_str().unwrap();
+    let (b, g) = (made["Blue"].as_str().unwrap(), made["Green"].as_str().unwrap());
+    let url = format!("http://127.0.0.1:{port}/shift");
+    let load = LoadGen::builder(&url)
+        .concurrency(4)
+        .max_duration(Duration::from_secs(60))
+        .start();
+    for (wb, wg) in [("100", "0"), ("50", "50"), ("0", "100")] {
+        let before = load.done();
+        run(&ep, &["weights", rule, b, wb, g, wg], None).await;
+        eventually(Duration::from_secs(10), async || load.done() > before + 50).await;
+    }
+    let report = load.stop().await;
+    assert_eq!(
+        report.error_count,
+        0,
+        "{:?}",
+        &report.errors[..report.errors.len().min(5)]
+    );
+    assert!(report.non_2xx.is_empty(), "{:?}", report.non_2xx);
+    assert!(report.ok > 150, "{}", report.ok);
+    // After the last shift every request goes to green.
+    let green_before = green.request_count();
+    let blue_before = blue.request_count();
+    for _ in 0..20 {
+        assert_eq!(get(&url).await.0, 200);
+    }
+    assert_eq!(green.request_count() - green_before, 20);
+    assert_eq!(blue.request_count(), blue_before);
 }
 
 #[tokio::test]

@@ -263,6 +263,46 @@ def switch(endpoint, rule_arn, port, count):
     return {"Switches": len(times), "MedianMs": times[len(times) // 2], "MaxMs": times[-1], "NotYetRouted": misses}
 
 
+def bluegreen(endpoint, blue, green, port):
+    """A load balancer whose listener forwards to `blue` (weight 100) and `green` (0), each
+    group with its own backend (IP:PORT), both in service."""
+    elb = client(endpoint)
+    lb = elb.create_load_balancer(Name="bluegreen")["LoadBalancers"][0]["LoadBalancerArn"]
+    arns = {}
+    for name, backend in (("blue", blue), ("green", green)):
+        ip, p = backend.rsplit(":", 1)
+        arn = elb.create_target_group(
+            Name=name, Protocol="HTTP", Port=int(p), TargetType="ip", HealthCheckPath="/health",
+            HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
+        )["TargetGroups"][0]["TargetGroupArn"]
+        elb.register_targets(TargetGroupArn=arn, Targets=[{"Id": ip}])
+        arns[name] = arn
+    listener = elb.create_listener(
+        LoadBalancerArn=lb, Protocol="HTTP", Port=int(port),
+        DefaultActions=[weighted(arns["blue"], 100, arns["green"], 0)],
+    )["Listeners"][0]["ListenerArn"]
+    for arn in arns.values():
+        elb.get_waiter("target_in_service").wait(TargetGroupArn=arn, WaiterConfig=WAITER)
+    default = [r for r in elb.describe_rules(ListenerArn=listener)["Rules"] if r["IsDefault"]][0]
+    return {"DefaultRuleArn": default["RuleArn"], "Blue": arns["blue"], "Green": arns["green"]}
+
+
+def weighted(blue, wblue, green, wgreen):
+    return {
+        "Type": "forward",
+        "ForwardConfig": {"TargetGroups": [
+            {"TargetGroupArn": blue, "Weight": int(wblue)},
+            {"TargetGroupArn": green, "Weight": int(wgreen)},
+        ]},
+    }
+
+
+def weights(endpoint, rule_arn, blue, wblue, green, wgreen):
+    """ModifyRule: the forward's weights, as a blue/green deployment shifts them."""
+    r = client(endpoint).modify_rule(RuleArn=rule_arn, Actions=[weighted(blue, wblue, green, wgreen)])["Rules"][0]
+    return {"Actions": r["Actions"]}
+
+
 COMMANDS = {
     "build": build,
     "modify-rule": modify_rule,
@@ -274,6 +314,8 @@ COMMANDS = {
     "signed": signed,
     "rate": rate,
     "switch": switch,
+    "bluegreen": bluegreen,
+    "weights": weights,
 }
 
 if __name__ == "__main__":
