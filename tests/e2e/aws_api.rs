@@ -413,3 +413,65 @@ async fn a_corrupt_or_newer_state_file_is_refused_and_kept() {
         assert_eq!(std::fs::read_to_string(&state).unwrap(), text);
     }
 }
+
+/// One Query call, unsigned (the admin address is loopback): status and XML.
+async fn query(ep: &str, form: &str) -> (u16, String) {
+    let r = Client::new()
+        .request(
+            "POST",
+            &format!("{ep}/"),
+            &[("content-type", "application/x-www-form-urlencoded; charset=utf-8")],
+            form.to_owned(),
+        )
+        .await
+        .unwrap();
+    (r.status, String::from_utf8_lossy(&r.body).into_owned())
+}
+
+fn element<'a>(xml: &'a str, name: &str) -> &'a str {
+    let open = format!("<{name}>");
+    let start = xml
+        .find(&open)
+        .map(|i| i + open.len())
+        .unwrap_or_else(|| panic!("no {name} in {xml}"));
+    let end = xml[start..].find('<').map(|i| start + i).unwrap();
+    &xml[start..end]
+}
+
+#[tokio::test]
+async fn api_listeners_bind_the_configured_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[admin]\naddress = \"127.0.0.1:0\"\napi_listener_address = \"127.0.0.2\"\nstate_file = \"{}\"\n",
+        dir.path().join("t.json").display()
+    );
+    let alb = HostAlb::start(bin(), &config).await;
+    let ep = endpoint(&alb);
+    let (status, xml) = query(&ep, "Action=CreateLoadBalancer&Version=2015-12-01&Name=local").await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(element(&xml, "DNSName"), "127.0.0.2");
+    let lb = element(&xml, "LoadBalancerArn").to_owned();
+    let port = free_port();
+    let form = format!(
+        "Action=CreateListener&Version=2015-12-01&LoadBalancerArn={}&Protocol=HTTP&Port={port}\
+         &DefaultActions.member.1.Type=fixed-response\
+         &DefaultActions.member.1.FixedResponseConfig.StatusCode=200\
+         &DefaultActions.member.1.FixedResponseConfig.MessageBody=here",
+        hostalb_aws::query::encode_component(&lb)
+    );
+    let (status, xml) = query(&ep, &form).await;
+    assert_eq!(status, 200, "{xml}");
+    assert!(
+        xml.contains("<CreateListenerResult>") && xml.contains("<RequestId>"),
+        "{xml}"
+    );
+    assert_eq!(
+        get(&format!("http://127.0.0.2:{port}/")).await,
+        (200, "here".to_owned())
+    );
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{port}/")).await.0,
+        0,
+        "nothing on 127.0.0.1"
+    );
+}

@@ -489,14 +489,6 @@ impl Proxy {
         }
     }
 
-    /// Records the AWS API's resources the running configuration was loaded with (at
-    /// start), so that reloads keep them; no reload.
-    pub fn record_api(&self, api: Option<serde_json::Value>) {
-        if let Ok(mut a) = self.inner.api.lock() {
-            *a = api.map(Arc::new);
-        }
-    }
-
     /// Replaces the registrations made through the AWS API (RegisterTargets), all groups
     /// at once; they add to the configured and discovered targets.
     pub async fn set_api_registrations(&self, registrations: BTreeMap<String, Vec<Registration>>) {
