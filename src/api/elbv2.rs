@@ -771,6 +771,17 @@ impl Elbv2 {
             } => {
                 self.api_group(s, &target_group_arn)?;
                 set_attributes(&mut next, &target_group_arn, attributes, GROUP_ATTRIBUTES)?;
+                let effective = merged(GROUP_ATTRIBUTES, next.attributes.get(&target_group_arn));
+                let value = |k: &str| effective.iter().find(|a| a.key == k).map(|a| a.value.as_str());
+                if value("stickiness.enabled") == Some("true")
+                    && value("stickiness.type") == Some("app_cookie")
+                    && value("stickiness.app_cookie.cookie_name").is_none_or(str::is_empty)
+                {
+                    return Err(err(
+                        ErrorCode::ValidationError,
+                        "stickiness of type app_cookie needs stickiness.app_cookie.cookie_name",
+                    ));
+                }
                 self.commit(inner, next).await?;
                 let attrs = merged(GROUP_ATTRIBUTES, inner.state.attributes.get(&target_group_arn));
                 Ok(json!({ "Attributes": attrs.iter().map(to_json).collect::<Vec<_>>() }))
@@ -1339,10 +1350,41 @@ fn set_attributes(s: &mut ApiState, arn: &str, attributes: Vec<Attribute>, known
                 ),
             ));
         }
+        check_attribute(&a)?;
         list.retain(|x| x.key != a.key);
         list.push(a);
     }
     Ok(())
+}
+
+/// An attribute's value must read as its type (the validator then judges its range).
+fn check_attribute(a: &Attribute) -> R<()> {
+    let v = a.value.as_str();
+    let one_of = |values: &[&str]| -> R<()> {
+        if values.contains(&v) {
+            Ok(())
+        } else {
+            Err(ElbError::invalid(
+                &a.key,
+                v,
+                &format!("one of {}", values.join(", ")),
+            ))
+        }
+    };
+    match a.key.as_str() {
+        k if k.ends_with("seconds") => v
+            .parse::<u32>()
+            .map(|_| ())
+            .map_err(|_| ElbError::invalid(&a.key, v, "a whole number of seconds")),
+        k if k.ends_with(".enabled") => one_of(&["true", "false"]),
+        "load_balancing.algorithm.type" => {
+            one_of(&["round_robin", "least_outstanding_requests", "weighted_random"])
+        }
+        "stickiness.type" => one_of(&["lb_cookie", "app_cookie"]),
+        "routing.http.desync_mitigation_mode" => one_of(&["monitor", "defensive", "strictest"]),
+        "routing.http.xff_header_processing.mode" => one_of(&["append", "preserve", "remove"]),
+        _ => Ok(()),
+    }
 }
 
 fn file_group_attributes(config: &hostalb_config::Config, name: &str) -> Vec<Attribute> {
@@ -1448,6 +1490,19 @@ mod tests {
         assert_eq!((b, m), (vec![4], None));
         assert!(page(items.clone(), Some("x"), None).is_err());
         assert!(page(items, None, Some(401)).is_err());
+    }
+
+    #[test]
+    fn attribute_values_read_as_their_type() {
+        let a = |k: &str, v: &str| Attribute {
+            key: k.into(),
+            value: v.into(),
+        };
+        assert!(check_attribute(&a("deregistration_delay.timeout_seconds", "30")).is_ok());
+        assert!(check_attribute(&a("deregistration_delay.timeout_seconds", "soon")).is_err());
+        assert!(check_attribute(&a("stickiness.enabled", "yes")).is_err());
+        assert!(check_attribute(&a("load_balancing.algorithm.type", "least_outstanding_requests")).is_ok());
+        assert!(check_attribute(&a("routing.http.desync_mitigation_mode", "lenient")).is_err());
     }
 
     #[test]
