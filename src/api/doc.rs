@@ -3,6 +3,7 @@
 //! with the listeners bound on `[admin] api_listener_address`.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use hostalb_aws::arn::{Scope, target_group_arn};
 use hostalb_aws::import::{ApiResources, api_document};
@@ -12,7 +13,21 @@ use super::state::ApiState;
 
 /// The configuration document for `state`; `file_groups` are the target groups defined
 /// elsewhere that actions may forward to.
-pub(crate) fn document(state: &ApiState, file_groups: &[String], listen: IpAddr) -> Result<Value, String> {
+/// Where HTTPS listeners' certificates are read: for `arn:aws:acm:...:certificate/ID`,
+/// `DIR/ID.pem` (the chain) and `DIR/ID.key`; an ARN hostalb shows for a file listener's
+/// certificate reads that listener's files (`files`: cert file, key file).
+#[derive(Debug)]
+pub(crate) struct Certificates<'a> {
+    pub dir: &'a Path,
+    pub files: &'a [(PathBuf, PathBuf)],
+}
+
+pub(crate) fn document(
+    state: &ApiState,
+    file_groups: &[String],
+    listen: IpAddr,
+    certs: &Certificates<'_>,
+) -> Result<Value, String> {
     let scope = Scope::default();
     let resources = ApiResources {
         load_balancers: state.load_balancers.clone(),
@@ -42,9 +57,42 @@ pub(crate) fn document(state: &ApiState, file_groups: &[String], listen: IpAddr)
                 };
                 l["address"] = Value::String(format!("{host}:{port}"));
             }
+            if let Some(Value::Array(list)) = l.get_mut("certificates") {
+                for c in list {
+                    locate(c, certs);
+                }
+            }
         }
     }
     Ok(doc)
+}
+
+/// Points a `{ cert_file = "certs/ID.pem", key_file = "certs/ID.key" }` entry the importer
+/// wrote at the files of certificate `ID`.
+fn locate(entry: &mut Value, certs: &Certificates<'_>) {
+    let Some(id) = entry
+        .get("cert_file")
+        .and_then(Value::as_str)
+        .and_then(|f| f.strip_prefix("certs/"))
+        .and_then(|f| f.strip_suffix(".pem"))
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    let scope = Scope::default();
+    let known = certs.files.iter().find(|(cert, _)| {
+        let arn = hostalb_aws::arn::certificate_arn(&scope, &cert.display().to_string());
+        arn.rsplit('/').next() == Some(id.as_str())
+    });
+    let (cert, key) = match known {
+        Some((c, k)) => (c.clone(), k.clone()),
+        None => (
+            certs.dir.join(format!("{id}.pem")),
+            certs.dir.join(format!("{id}.key")),
+        ),
+    };
+    entry["cert_file"] = Value::String(cert.display().to_string());
+    entry["key_file"] = Value::String(key.display().to_string());
 }
 
 /// The names of the listeners in a document made by [`document`].

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hostalb_aws::arn::{self, ElbResource, HOSTALB_LB_NAME, Scope};
 use hostalb_aws::elbv2::*;
@@ -19,6 +19,9 @@ use tokio::sync::Mutex;
 use super::state::{self, ApiListener, ApiState};
 use super::{doc, elb_error, xml_answer};
 
+/// Where HTTPS listeners' certificates are read, beside the state file: `certs/ID.pem`
+/// and `certs/ID.key` for `arn:aws:acm:...:certificate/ID`.
+const CERTS_DIR: &str = "certs";
 /// ELBv2's largest (and default) page: `PageSize` runs from 1 to 400.
 const MAX_PAGE_SIZE: usize = 400;
 /// Rule priorities ELBv2 accepts.
@@ -72,7 +75,7 @@ impl Elbv2 {
     /// once the proxy runs.
     pub(crate) async fn start(&self) -> Result<(), String> {
         let mut inner = self.inner.lock().await;
-        let d = self.document(&inner.state)?;
+        let d = self.document(&inner.state, &inner.doc, &inner.path)?;
         let registrations = registrations(&inner.state);
         if !inner.state.listeners.is_empty() || !inner.state.target_groups.is_empty() {
             self.proxy.apply_api(d.clone()).await.map_err(|e| e.to_string())?;
@@ -95,17 +98,35 @@ impl Elbv2 {
         }
     }
 
-    fn document(&self, s: &ApiState) -> Result<Value, String> {
+    /// The configuration document of `s`; `applied` is the one being served (its listeners
+    /// are the API's), `path` the state file (certificates are read beside it).
+    fn document(&self, s: &ApiState, applied: &Value, path: &Path) -> Result<Value, String> {
         let config = self.proxy.config();
         let files = file_groups(&config, s);
-        doc::document(s, &files, config.admin.api_listener_address)
+        let api = doc::listener_names(applied);
+        let cert_files: Vec<(PathBuf, PathBuf)> = config
+            .listeners
+            .iter()
+            .filter(|l| !api.contains(&l.name))
+            .flat_map(|l| l.certificates.iter())
+            .map(|c| (c.cert_file.clone(), c.key_file.clone()))
+            .collect();
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let certs = doc::Certificates {
+            dir: &dir.join(CERTS_DIR),
+            files: &cert_files,
+        };
+        doc::document(s, &files, config.admin.api_listener_address, &certs)
     }
 
     /// Applies `next` (validated as a reload), then writes it to the state file; on any
     /// failure nothing changes.
     async fn commit(&self, inner: &mut Inner, next: ApiState) -> R<()> {
         let d = self
-            .document(&next)
+            .document(&next, &inner.doc, &inner.path)
             .map_err(|m| err(ErrorCode::InternalFailure, m))?;
         if d != inner.doc {
             let file_count = self
@@ -492,14 +513,9 @@ impl Elbv2 {
             Request::CreateListener(c) => {
                 let lb = self.api_lb(s, &c.load_balancer_arn, &file_lb)?;
                 let protocol = c.protocol.clone().unwrap_or_else(|| "HTTP".into());
-                if protocol != "HTTP" {
-                    return Err(err(
-                        ErrorCode::UnsupportedProtocol,
-                        format!(
-                            "protocol {protocol}: the API makes HTTP listeners (HTTPS ones are defined in the configuration file, with their certificate files)"
-                        ),
-                    ));
-                }
+                check_protocol(&protocol)?;
+                let https = protocol == "HTTPS";
+                let certificates = default_certificate(&c.certificates, https)?;
                 let port = c.port.ok_or_else(|| ElbError::missing("Port"))?;
                 if s.listeners.iter().any(|l| {
                     l.listener.load_balancer_arn.as_deref() == Some(&c.load_balancer_arn)
@@ -520,6 +536,8 @@ impl Elbv2 {
                     load_balancer_arn: Some(c.load_balancer_arn.clone()),
                     port: Some(port),
                     protocol: Some(protocol),
+                    ssl_policy: https.then(|| c.ssl_policy.unwrap_or_else(|| DEFAULT_SSL_POLICY.into())),
+                    certificates,
                     default_actions: c.default_actions,
                     ..Listener::default()
                 };
@@ -529,7 +547,7 @@ impl Elbv2 {
                     listener: listener.clone(),
                 });
                 self.commit(inner, next).await?;
-                Ok(json!({ "Listeners": [to_json(&listener)] }))
+                Ok(json!({ "Listeners": [listener_json(&listener)] }))
             }
             Request::DescribeListeners(d) => {
                 let mut all: Vec<Listener> = Vec::new();
@@ -563,19 +581,41 @@ impl Elbv2 {
                 });
                 let (items, marker) = page(all, d.marker.as_deref(), d.page_size)?;
                 Ok(
-                    json!({ "Listeners": items.iter().map(to_json).collect::<Vec<_>>(), "NextMarker": marker }),
+                    json!({ "Listeners": items.iter().map(listener_json).collect::<Vec<_>>(), "NextMarker": marker }),
                 )
             }
             Request::ModifyListener(m) => {
                 let i = self.api_listener(s, &m.listener_arn, &file_listeners)?;
                 let l = &mut next.listeners[i].listener;
                 if let Some(p) = &m.protocol {
-                    if p != "HTTP" {
-                        return Err(err(
-                            ErrorCode::UnsupportedProtocol,
-                            format!("protocol {p}: the API makes HTTP listeners"),
-                        ));
-                    }
+                    check_protocol(p)?;
+                    l.protocol = Some(p.clone());
+                }
+                let https = l.protocol.as_deref() == Some("HTTPS");
+                if let Some(c) = &m.certificates {
+                    let mut list = default_certificate(c, https)?.unwrap_or_default();
+                    // The extra certificates (AddListenerCertificates) stay.
+                    list.extend(
+                        l.certificates
+                            .iter()
+                            .flatten()
+                            .filter(|x| x.is_default != Some(true))
+                            .cloned(),
+                    );
+                    l.certificates = Some(list);
+                } else if https && l.certificates.as_ref().is_none_or(Vec::is_empty) {
+                    return Err(err(
+                        ErrorCode::ValidationError,
+                        "an HTTPS listener needs a certificate: give Certificates",
+                    ));
+                }
+                if !https {
+                    l.certificates = None;
+                    l.ssl_policy = None;
+                } else if let Some(p) = &m.ssl_policy {
+                    l.ssl_policy = Some(p.clone());
+                } else if l.ssl_policy.is_none() {
+                    l.ssl_policy = Some(DEFAULT_SSL_POLICY.into());
                 }
                 if let Some(port) = m.port {
                     if s.listeners.iter().any(|o| {
@@ -596,7 +636,7 @@ impl Elbv2 {
                 }
                 let l = l.clone();
                 self.commit(inner, next).await?;
-                Ok(json!({ "Listeners": [to_json(&l)] }))
+                Ok(json!({ "Listeners": [listener_json(&l)] }))
             }
             Request::DeleteListener { listener_arn } => {
                 self.api_listener(s, &listener_arn, &file_listeners)?;
@@ -845,6 +885,136 @@ impl Elbv2 {
                 }
                 Ok(json!({ "TagDescriptions": out.iter().map(to_json).collect::<Vec<_>>() }))
             }
+            Request::DescribeSslPolicies {
+                names,
+                marker,
+                page_size,
+                ..
+            } => {
+                let all = ssl_policies();
+                for n in &names {
+                    if !all.iter().any(|p| p["Name"] == n.as_str()) {
+                        return Err(err(
+                            ErrorCode::ValidationError,
+                            format!(
+                                "SSL policy {n} is not known; the ones served: {}",
+                                SSL_POLICIES.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                let all: Vec<Value> = all
+                    .into_iter()
+                    .filter(|p| names.is_empty() || names.iter().any(|n| p["Name"] == n.as_str()))
+                    .collect();
+                let (items, marker) = page(all, marker.as_deref(), page_size)?;
+                Ok(json!({ "SslPolicies": items, "NextMarker": marker }))
+            }
+            Request::DescribeListenerCertificates {
+                listener_arn,
+                marker,
+                page_size,
+            } => {
+                let all: Vec<Certificate> = if let Some(l) = s
+                    .listeners
+                    .iter()
+                    .find(|l| l.listener.listener_arn == listener_arn)
+                {
+                    l.listener.certificates.clone().unwrap_or_default()
+                } else if let Some(name) = self.file_listener_of(&file_listeners, &listener_arn) {
+                    config
+                        .listeners
+                        .iter()
+                        .filter(|l| l.name == name)
+                        .flat_map(|l| l.certificates.iter())
+                        .enumerate()
+                        .map(|(i, c)| Certificate {
+                            certificate_arn: Some(arn::certificate_arn(
+                                &scope,
+                                &c.cert_file.display().to_string(),
+                            )),
+                            is_default: Some(i == 0),
+                        })
+                        .collect()
+                } else {
+                    return Err(err(
+                        ErrorCode::ListenerNotFound,
+                        format!("listener `{listener_arn}` not found"),
+                    ));
+                };
+                let (items, marker) = page(all, marker.as_deref(), page_size)?;
+                Ok(
+                    json!({ "Certificates": items.iter().map(to_json).collect::<Vec<_>>(), "NextMarker": marker }),
+                )
+            }
+            Request::AddListenerCertificates {
+                listener_arn,
+                certificates,
+            } => {
+                let i = self.api_listener(s, &listener_arn, &file_listeners)?;
+                let l = &mut next.listeners[i].listener;
+                if l.protocol.as_deref() != Some("HTTPS") {
+                    return Err(err(
+                        ErrorCode::ValidationError,
+                        "certificates go on HTTPS listeners",
+                    ));
+                }
+                let list = l.certificates.get_or_insert_with(Vec::new);
+                for c in &certificates {
+                    let Some(arn) = c.certificate_arn.clone() else {
+                        return Err(ElbError::missing("Certificates.member.CertificateArn"));
+                    };
+                    if !list
+                        .iter()
+                        .any(|x| x.certificate_arn.as_deref() == Some(arn.as_str()))
+                    {
+                        list.push(Certificate {
+                            certificate_arn: Some(arn),
+                            is_default: Some(false),
+                        });
+                    }
+                }
+                let added: Vec<Value> = list
+                    .iter()
+                    .filter(|x| {
+                        certificates
+                            .iter()
+                            .any(|c| c.certificate_arn == x.certificate_arn)
+                    })
+                    .map(to_json)
+                    .collect();
+                self.commit(inner, next).await?;
+                Ok(json!({ "Certificates": added }))
+            }
+            Request::RemoveListenerCertificates {
+                listener_arn,
+                certificates,
+            } => {
+                let i = self.api_listener(s, &listener_arn, &file_listeners)?;
+                let list = next.listeners[i]
+                    .listener
+                    .certificates
+                    .get_or_insert_with(Vec::new);
+                let default_named = list.iter().any(|x| {
+                    x.is_default == Some(true)
+                        && certificates
+                            .iter()
+                            .any(|c| c.certificate_arn == x.certificate_arn)
+                });
+                if default_named {
+                    return Err(err(
+                        ErrorCode::OperationNotPermitted,
+                        "the default certificate cannot be removed; fix: ModifyListener with another certificate",
+                    ));
+                }
+                list.retain(|x| {
+                    !certificates
+                        .iter()
+                        .any(|c| c.certificate_arn == x.certificate_arn)
+                });
+                self.commit(inner, next).await?;
+                Ok(json!({}))
+            }
         }
     }
 
@@ -1079,9 +1249,13 @@ fn control_error(e: ControlError, explain: &dyn Fn(&str) -> Option<String>) -> E
                 .collect();
             err(ErrorCode::ValidationError, text.join("; "))
         }
-        ControlError::Bind { .. } | ControlError::Tls { .. } => {
-            err(ErrorCode::InvalidConfigurationRequest, e.to_string())
-        }
+        ControlError::Tls { .. } => err(
+            ErrorCode::CertificateNotFound,
+            format!(
+                "{e}; fix: put the certificate chain and its key, in PEM, at the paths named (an ARN hostalb shows for a file listener's certificate reads that listener's files)"
+            ),
+        ),
+        ControlError::Bind { .. } => err(ErrorCode::InvalidConfigurationRequest, e.to_string()),
         other => err(ErrorCode::InternalFailure, other.to_string()),
     }
 }
@@ -1104,6 +1278,92 @@ fn explain(path: &str, s: &ApiState, file_count: usize) -> Option<String> {
         }
     }
     Some(format!("listener `{}`", listener.listener.listener_arn))
+}
+
+/// The SSL policy of HTTPS listeners that name none (ELBv2's default).
+const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-2016-08";
+/// The policy names DescribeSSLPolicies lists: hostalb serves the same TLS (its TLS 1.2
+/// and 1.3 suites) whichever is named.
+const SSL_POLICIES: [&str; 3] = [
+    "ELBSecurityPolicy-2016-08",
+    "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+];
+/// The cipher suites hostalb's TLS offers, in OpenSSL's names (as ALB lists them).
+const CIPHERS: [&str; 9] = [
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+];
+
+fn ssl_policies() -> Vec<Value> {
+    SSL_POLICIES
+        .iter()
+        .map(|name| {
+            let ciphers: Vec<Value> = CIPHERS
+                .iter()
+                .enumerate()
+                .map(|(i, c)| json!({ "Name": c, "Priority": i + 1 }))
+                .collect();
+            json!({
+                "Name": name,
+                "SslProtocols": ["TLSv1.2", "TLSv1.3"],
+                "Ciphers": ciphers,
+                "SupportedLoadBalancerTypes": ["application"],
+            })
+        })
+        .collect()
+}
+
+fn check_protocol(p: &str) -> R<()> {
+    if matches!(p, "HTTP" | "HTTPS") {
+        Ok(())
+    } else {
+        Err(err(
+            ErrorCode::UnsupportedProtocol,
+            format!("protocol {p}: hostalb serves HTTP and HTTPS listeners"),
+        ))
+    }
+}
+
+/// An HTTPS listener's certificates as CreateListener / ModifyListener give them: exactly
+/// one, the default (as ELBv2 requires).
+fn default_certificate(given: &[Certificate], https: bool) -> R<Option<Vec<Certificate>>> {
+    if !https {
+        return Ok(None);
+    }
+    match given {
+        [c] if c.certificate_arn.is_some() => Ok(Some(vec![Certificate {
+            certificate_arn: c.certificate_arn.clone(),
+            is_default: Some(true),
+        }])),
+        [] => Err(err(
+            ErrorCode::ValidationError,
+            "an HTTPS listener needs a certificate: give Certificates with one CertificateArn",
+        )),
+        _ => Err(err(
+            ErrorCode::ValidationError,
+            "give exactly one certificate (the default); add more with AddListenerCertificates",
+        )),
+    }
+}
+
+/// A listener as DescribeListeners shows it: only its default certificate.
+fn listener_json(l: &Listener) -> Value {
+    let mut l = l.clone();
+    if let Some(list) = &mut l.certificates {
+        list.retain(|c| c.is_default != Some(false));
+        for c in list.iter_mut() {
+            c.is_default = None;
+        }
+    }
+    to_json(&l)
 }
 
 /// Validates a load balancer or target group name as ELBv2 does.

@@ -475,3 +475,77 @@ async fn api_listeners_bind_the_configured_address() {
         "nothing on 127.0.0.1"
     );
 }
+
+/// A self-signed certificate for `name` at `cert` and `key` (openssl, Debian's package).
+fn certificate(cert: &std::path::Path, key: &std::path::Path, name: &str) {
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args(["-days", "2", "-subj", &format!("/CN={name}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(cert)
+        .output()
+        .expect("openssl (Debian's openssl package)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+}
+
+#[tokio::test]
+async fn https_listeners_read_their_certificates_beside_the_state_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    certificate(
+        &certs.join("local-1.pem"),
+        &certs.join("local-1.key"),
+        "shop.example",
+    );
+    certificate(
+        &certs.join("local-2.pem"),
+        &certs.join("local-2.key"),
+        "api.example",
+    );
+    let alb = start_with_state(&dir.path().join("s.json"), "").await;
+    let ep = endpoint(&alb);
+    let port = free_port();
+    let out = run(&ep, &["https", &port.to_string(), "local-1", "local-2"], None).await;
+    assert_eq!(out["Missing"], "CertificateNotFoundException", "{out}");
+    assert!(
+        out["MissingMessage"].as_str().unwrap().contains("missing.pem"),
+        "{out}"
+    );
+    assert_eq!(out["Listener"]["Protocol"], "HTTPS");
+    assert_eq!(out["Listener"]["SslPolicy"], "ELBSecurityPolicy-2016-08");
+    assert_eq!(out["WithSecond"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(out["AfterRemove"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(out["AfterRemove"][0]["IsDefault"], true, "{out}");
+    assert_eq!(
+        out["Described"]["Certificates"].as_array().unwrap().len(),
+        1,
+        "{out}"
+    );
+    assert!(
+        out["Policies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "ELBSecurityPolicy-2016-08")
+    );
+    let curl = Command::new("curl")
+        .args(["-sk", "-w", " %{http_code}"])
+        .arg("--resolve")
+        .arg(format!("shop.example:{port}:127.0.0.1"))
+        .arg(format!("https://shop.example:{port}/"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "tls 200", "{curl:?}");
+}

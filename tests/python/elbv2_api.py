@@ -303,6 +303,34 @@ def weights(endpoint, rule_arn, blue, wblue, green, wgreen):
     return {"Actions": r["Actions"]}
 
 
+def https(endpoint, port, cert_id, second_id):
+    """An HTTPS listener whose certificate is `certificate/CERT_ID` (files beside the state
+    file), a second certificate added and removed, SSL policies, and a certificate that has
+    no files."""
+    elb = client(endpoint)
+    acm = "arn:aws:acm:us-east-1:000000000000:certificate/"
+    lb = elb.create_load_balancer(Name="secure")["LoadBalancers"][0]["LoadBalancerArn"]
+    fixed = [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200", "MessageBody": "tls"}}]
+    out = {}
+    try:
+        elb.create_listener(LoadBalancerArn=lb, Protocol="HTTPS", Port=int(port),
+                            Certificates=[{"CertificateArn": acm + "missing"}], DefaultActions=fixed)
+        out["Missing"] = None
+    except botocore.exceptions.ClientError as e:
+        out["Missing"] = type(e).__name__
+        out["MissingMessage"] = e.response["Error"]["Message"]
+    listener = elb.create_listener(LoadBalancerArn=lb, Protocol="HTTPS", Port=int(port),
+                                   Certificates=[{"CertificateArn": acm + cert_id}], DefaultActions=fixed)["Listeners"][0]
+    out["Listener"] = listener
+    elb.add_listener_certificates(ListenerArn=listener["ListenerArn"], Certificates=[{"CertificateArn": acm + second_id}])
+    out["WithSecond"] = elb.describe_listener_certificates(ListenerArn=listener["ListenerArn"])["Certificates"]
+    elb.remove_listener_certificates(ListenerArn=listener["ListenerArn"], Certificates=[{"CertificateArn": acm + second_id}])
+    out["AfterRemove"] = elb.describe_listener_certificates(ListenerArn=listener["ListenerArn"])["Certificates"]
+    out["Described"] = elb.describe_listeners(ListenerArns=[listener["ListenerArn"]])["Listeners"][0]
+    out["Policies"] = [p["Name"] for p in elb.describe_ssl_policies()["SslPolicies"]]
+    return out
+
+
 COMMANDS = {
     "build": build,
     "modify-rule": modify_rule,
@@ -316,6 +344,7 @@ COMMANDS = {
     "switch": switch,
     "bluegreen": bluegreen,
     "weights": weights,
+    "https": https,
 }
 
 if __name__ == "__main__":
