@@ -13,6 +13,37 @@ use super::state::ApiState;
 
 /// The configuration document for `state`; `file_groups` are the target groups defined
 /// elsewhere that actions may forward to.
+/// What the importer says of every API resource that is served as asked: anything else it
+/// notes (a rule, an action or a setting it cannot carry) refuses the call.
+const BENIGN: [&str; 4] = [
+    // Groups get their targets by RegisterTargets.
+    "has no targets",
+    // Two load balancers with a listener on one port: the second binds 127.0.0.2.
+    "by another imported listener",
+    // Certificates are read from files (`locate`).
+    "cannot be exported from ACM",
+    // HealthCheckProtocol other than the group's: hostalb checks with the group's.
+    "health checks over",
+];
+
+/// Why the API's resources give no configuration.
+#[derive(Debug)]
+pub(crate) enum DocError {
+    /// hostalb's own fault.
+    Internal(String),
+    /// What the importer could not carry over, as it says it.
+    NotCarried(Vec<String>),
+}
+
+impl std::fmt::Display for DocError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DocError::Internal(m) => f.write_str(m),
+            DocError::NotCarried(notes) => write!(f, "not served by hostalb: {}", notes.join("; ")),
+        }
+    }
+}
+
 /// Where HTTPS listeners' certificates are read: for `arn:aws:acm:...:certificate/ID`,
 /// `DIR/ID.pem` (the chain) and `DIR/ID.key`; an ARN hostalb shows for a file listener's
 /// certificate reads that listener's files (`files`: cert file, key file).
@@ -27,7 +58,7 @@ pub(crate) fn document(
     file_groups: &[String],
     listen: IpAddr,
     certs: &Certificates<'_>,
-) -> Result<Value, String> {
+) -> Result<Value, DocError> {
     let scope = Scope::default();
     let resources = ApiResources {
         load_balancers: state.load_balancers.clone(),
@@ -44,7 +75,14 @@ pub(crate) fn document(
             .map(|n| (target_group_arn(&scope, n), n.clone()))
             .collect(),
     };
-    let (mut doc, _notes) = api_document(resources)?;
+    let (mut doc, notes) = api_document(resources).map_err(DocError::Internal)?;
+    let refused: Vec<String> = notes
+        .into_iter()
+        .filter(|n| !BENIGN.iter().any(|b| n.contains(b)))
+        .collect();
+    if !refused.is_empty() {
+        return Err(DocError::NotCarried(refused));
+    }
     if let Some(Value::Array(listeners)) = doc.get_mut("listener") {
         for l in listeners {
             let Some(address) = l.get("address").and_then(Value::as_str) else {

@@ -75,7 +75,9 @@ impl Elbv2 {
     /// once the proxy runs.
     pub(crate) async fn start(&self) -> Result<(), String> {
         let mut inner = self.inner.lock().await;
-        let d = self.document(&inner.state, &inner.doc, &inner.path)?;
+        let d = self
+            .document(&inner.state, &inner.doc, &inner.path)
+            .map_err(|e| e.to_string())?;
         let registrations = registrations(&inner.state);
         if !inner.state.listeners.is_empty() || !inner.state.target_groups.is_empty() {
             self.proxy.apply_api(d.clone()).await.map_err(|e| e.to_string())?;
@@ -100,7 +102,7 @@ impl Elbv2 {
 
     /// The configuration document of `s`; `applied` is the one being served (its listeners
     /// are the API's), `path` the state file (certificates are read beside it).
-    fn document(&self, s: &ApiState, applied: &Value, path: &Path) -> Result<Value, String> {
+    fn document(&self, s: &ApiState, applied: &Value, path: &Path) -> Result<Value, doc::DocError> {
         let config = self.proxy.config();
         let files = file_groups(&config, s);
         let api = doc::listener_names(applied);
@@ -127,7 +129,10 @@ impl Elbv2 {
     async fn commit(&self, inner: &mut Inner, next: ApiState) -> R<()> {
         let d = self
             .document(&next, &inner.doc, &inner.path)
-            .map_err(|m| err(ErrorCode::InternalFailure, m))?;
+            .map_err(|e| match e {
+                doc::DocError::Internal(m) => err(ErrorCode::InternalFailure, m),
+                not_carried => err(ErrorCode::ValidationError, not_carried.to_string()),
+            })?;
         if d != inner.doc {
             let file_count = self
                 .proxy

@@ -134,6 +134,11 @@ def errors(endpoint, listener_arn, tg_arn):
             Actions=[{"Type": "redirect", "RedirectConfig": {"StatusCode": "HTTP_399"}}],
         ),
         "InstanceTarget": lambda: elb.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": "i-0123456789", "Port": 80}]),
+        "UnknownCondition": lambda: elb.create_rule(
+            ListenerArn=listener_arn, Priority=30,
+            Conditions=[{"Field": "cookie", "Values": ["a"]}],
+            Actions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+        ),
     }
     out = {}
     for name, call in calls.items():
