@@ -261,6 +261,12 @@ async fn errors_are_botocores_modelled_exceptions_and_paging_ends() {
     assert_eq!(std::fs::read_to_string(&state).unwrap(), before);
     assert_eq!(get(&format!("http://127.0.0.1:{port}/api/x")).await.0, 200);
 
+    let rule = built["RuleArn"].as_str().unwrap();
+    let p = run(&ep, &["priorities", listener, rule, tg], None).await;
+    assert_eq!(p["Moved"], "15", "{p}");
+    assert_eq!(p["Clash"], "PriorityInUseException", "{p}");
+    assert_eq!(p["Priorities"], serde_json::json!(["15", "25", "default"]), "{p}");
+
     let paged = run(&ep, &["paging", "5"], None).await;
     assert_eq!(paged["Pages"], 3, "{paged}");
     let names: Vec<&str> = paged["Names"]

@@ -336,6 +336,26 @@ def https(endpoint, port, cert_id, second_id):
     return out
 
 
+def priorities(endpoint, listener_arn, rule_arn, tg_arn):
+    """SetRulePriorities: the rule moves to 15; a second rule at 25; both asked for 30 is
+    PriorityInUse; the priorities DescribeRules shows."""
+    elb = client(endpoint)
+    moved = elb.set_rule_priorities(RulePriorities=[{"RuleArn": rule_arn, "Priority": 15}])["Rules"]
+    other = elb.create_rule(
+        ListenerArn=listener_arn, Priority=25,
+        Conditions=[{"Field": "host-header", "Values": ["other.example"]}],
+        Actions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+    )["Rules"][0]
+    try:
+        elb.set_rule_priorities(RulePriorities=[
+            {"RuleArn": rule_arn, "Priority": 30}, {"RuleArn": other["RuleArn"], "Priority": 30}])
+        clash = None
+    except botocore.exceptions.ClientError as e:
+        clash = type(e).__name__
+    shown = [r["Priority"] for r in elb.describe_rules(ListenerArn=listener_arn)["Rules"]]
+    return {"Moved": moved[0]["Priority"], "Clash": clash, "Priorities": shown}
+
+
 COMMANDS = {
     "build": build,
     "modify-rule": modify_rule,
@@ -350,6 +370,7 @@ COMMANDS = {
     "bluegreen": bluegreen,
     "weights": weights,
     "https": https,
+    "priorities": priorities,
 }
 
 if __name__ == "__main__":
