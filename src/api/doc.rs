@@ -142,3 +142,138 @@ pub(crate) fn listener_names(doc: &Value) -> Vec<String> {
         .filter_map(|l| l.get("name").and_then(Value::as_str).map(str::to_owned))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use hostalb_aws::arn::{listener_arn, load_balancer_arn, target_group_arn};
+    use hostalb_aws::elbv2::{Action, Certificate, Listener, LoadBalancer, TargetGroup};
+
+    use super::*;
+    use crate::api::state::ApiListener;
+
+    fn state(protocol: &str, certificate: Option<&str>) -> ApiState {
+        let scope = Scope::default();
+        let lb = load_balancer_arn(&scope, "shop");
+        ApiState {
+            load_balancers: vec![LoadBalancer {
+                load_balancer_arn: lb.clone(),
+                load_balancer_name: "shop".into(),
+                ..LoadBalancer::default()
+            }],
+            listeners: vec![ApiListener {
+                key: "8080-1".into(),
+                listener: Listener {
+                    listener_arn: listener_arn(&scope, "shop", "8080-1"),
+                    load_balancer_arn: Some(lb),
+                    port: Some(8080),
+                    protocol: Some(protocol.into()),
+                    certificates: certificate.map(|c| {
+                        vec![Certificate {
+                            certificate_arn: Some(c.into()),
+                            is_default: Some(true),
+                        }]
+                    }),
+                    default_actions: vec![Action {
+                        kind: "forward".into(),
+                        target_group_arn: Some(target_group_arn(&scope, "files")),
+                        ..Action::default()
+                    }],
+                    ..Listener::default()
+                },
+            }],
+            target_groups: vec![TargetGroup {
+                target_group_arn: target_group_arn(&scope, "api"),
+                target_group_name: "api".into(),
+                protocol: Some("HTTP".into()),
+                ..TargetGroup::default()
+            }],
+            ..ApiState::default()
+        }
+    }
+
+    #[test]
+    fn listeners_bind_the_api_address_and_forward_to_file_groups() {
+        let certs = Certificates {
+            dir: Path::new("/state/certs"),
+            files: &[],
+        };
+        let doc = document(
+            &state("HTTP", None),
+            &["files".into()],
+            "127.0.0.3".parse().unwrap(),
+            &certs,
+        )
+        .unwrap();
+        assert_eq!(doc["listener"][0]["address"], "127.0.0.3:8080", "{doc}");
+        assert_eq!(doc["listener"][0]["name"], "shop-8080");
+        assert_eq!(
+            doc["listener"][0]["default_action"]["target_group"], "files",
+            "{doc}"
+        );
+        assert!(doc["target_group"]["api"].is_object(), "{doc}");
+        assert!(
+            doc["target_group"].get("files").is_none(),
+            "the file's group is not written: {doc}"
+        );
+        assert_eq!(listener_names(&doc), ["shop-8080"]);
+    }
+
+    #[test]
+    fn certificates_are_read_beside_the_state_file_or_from_a_file_listener() {
+        let own = "arn:aws:acm:us-east-1:000000000000:certificate/abc";
+        let files = [(
+            PathBuf::from("/etc/tls/site.pem"),
+            PathBuf::from("/etc/tls/site.key"),
+        )];
+        let certs = Certificates {
+            dir: Path::new("/state/certs"),
+            files: &files,
+        };
+        let doc = document(
+            &state("HTTPS", Some(own)),
+            &["files".into()],
+            "127.0.0.1".parse().unwrap(),
+            &certs,
+        )
+        .unwrap();
+        assert_eq!(
+            doc["listener"][0]["certificates"][0]["cert_file"], "/state/certs/abc.pem",
+            "{doc}"
+        );
+        assert_eq!(
+            doc["listener"][0]["certificates"][0]["key_file"],
+            "/state/certs/abc.key"
+        );
+        let shown = hostalb_aws::arn::certificate_arn(&Scope::default(), "/etc/tls/site.pem");
+        let doc = document(
+            &state("HTTPS", Some(&shown)),
+            &["files".into()],
+            "127.0.0.1".parse().unwrap(),
+            &certs,
+        )
+        .unwrap();
+        assert_eq!(
+            doc["listener"][0]["certificates"][0]["cert_file"], "/etc/tls/site.pem",
+            "{doc}"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_carried_is_refused() {
+        let mut s = state("HTTP", None);
+        s.listeners[0].listener.default_actions[0] = Action {
+            kind: "redirect".into(),
+            ..Action::default()
+        };
+        let certs = Certificates {
+            dir: Path::new("/state/certs"),
+            files: &[],
+        };
+        match document(&s, &["files".into()], "127.0.0.1".parse().unwrap(), &certs) {
+            Err(DocError::NotCarried(notes)) => {
+                assert!(notes.iter().any(|n| n.contains("RedirectConfig")), "{notes:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
