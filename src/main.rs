@@ -5,6 +5,7 @@
 // The command line prints its results for people and scripts to read.
 #![allow(clippy::print_stdout)]
 
+mod api;
 mod demo;
 mod discovery;
 mod embedded;
@@ -281,6 +282,20 @@ async fn run(source: ConfigSource, settings: embedded::Embedded) -> ExitCode {
         }
     };
     let grace = drain_grace(&loaded.config);
+    // What the AWS API made, kept in the state file: refused at start when it cannot be
+    // read, before anything is bound.
+    let config_file = match &source {
+        ConfigSource::File(p) => Some(p.clone()),
+        ConfigSource::Embedded => None,
+    };
+    let state_path = api::state::path_for(loaded.config.admin.state_file.as_deref(), config_file.as_deref());
+    let state = match api::state::load(&state_path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hostalb: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let proxy = match Proxy::start(loaded, source).await {
         Ok(p) => p,
         Err(e) => {
@@ -290,6 +305,20 @@ async fn run(source: ConfigSource, settings: embedded::Embedded) -> ExitCode {
     };
     // Reloads (SIGHUP, POST /api/reload) keep the addresses given.
     proxy.record_overlay(overlay);
+    let aws = std::sync::Arc::new(api::Api::new(
+        proxy.clone(),
+        state,
+        state_path.clone(),
+        proxy.admin_address(),
+    ));
+    if let Err(e) = aws.start().await {
+        eprintln!(
+            "hostalb: state file {}: its resources do not fit the configuration: {e}\n  fix: change the configuration file, or move the state file away",
+            state_path.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    proxy.install_aws_api(aws);
     let discovery = discovery::start(&proxy, labels);
     let code = serve(proxy, grace).await;
     discovery.abort();

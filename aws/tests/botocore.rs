@@ -117,6 +117,10 @@ fn query_bodies_botocore_writes_decode_into_the_members_it_was_given() {
         {"op": "ModifyListener", "params": {"ListenerArn": "arn:l", "Port": 8443, "Protocol": "HTTPS",
             "SslPolicy": "ELBSecurityPolicy-2016-08", "Certificates": [{"CertificateArn": "arn:c"}], "AlpnPolicy": ["HTTP2Preferred"]}},
         {"op": "DescribeTargetHealth", "params": {"TargetGroupArn": "arn:g", "Targets": [{"Id": "i-1", "Port": 32768}], "Include": ["All"]}},
+        {"op": "DescribeSSLPolicies", "params": {"Names": ["ELBSecurityPolicy-2016-08"], "PageSize": 10, "LoadBalancerType": "application"}},
+        {"op": "AddListenerCertificates", "params": {"ListenerArn": "arn:l", "Certificates": [{"CertificateArn": "arn:c1"}, {"CertificateArn": "arn:c2"}]}},
+        {"op": "RemoveListenerCertificates", "params": {"ListenerArn": "arn:l", "Certificates": [{"CertificateArn": "arn:c1"}]}},
+        {"op": "DescribeListenerCertificates", "params": {"ListenerArn": "arn:l", "Marker": "2", "PageSize": 5}},
     ]);
     let cases = py(SERIALIZE, &json!({"actions": elbv2::ACTIONS, "extra": extra}));
     let cases = cases.as_array().unwrap();

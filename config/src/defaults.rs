@@ -7,6 +7,11 @@ use std::time::Duration;
 
 /// Admin API address: loopback only, so a fresh install exposes nothing to the network.
 pub const ADMIN_ADDRESS: &str = "127.0.0.1:9901";
+/// Listeners the AWS API creates bind loopback: a local stand-in for a load balancer
+/// exposes nothing to the network unless asked (`[admin] api_listener_address`).
+pub const API_LISTENER_ADDRESS: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+/// The AWS API's state file name, beside the configuration file.
+pub const STATE_FILE_NAME: &str = "hostalb.state.json";
 
 /// Where a port published on `0.0.0.0` / `::` is reached from the host itself.
 pub const DOCKER_HOST_ADDRESS: &str = "127.0.0.1";

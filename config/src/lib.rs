@@ -6,6 +6,7 @@
 //! with its path (`listener[0].rule[2].conditions[1]`) and a fix. ALB's documented limits
 //! are warnings unless `strict_alb = true` makes them errors.
 
+mod api;
 pub mod defaults;
 pub mod glob;
 pub mod model;
@@ -59,12 +60,22 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 
 /// Reads a configuration file and validates it with `overlay` merged in.
 pub fn load_with_overlay(path: &Path, overlay: &Overlay) -> Result<Loaded, ConfigError> {
+    load_with_api(path, overlay, None)
+}
+
+/// Reads a configuration file and validates it with `overlay` and the resources the AWS
+/// API made (`api`: a document with `listener` and `target_group`) merged in.
+pub fn load_with_api(
+    path: &Path,
+    overlay: &Overlay,
+    api: Option<&serde_json::Value>,
+) -> Result<Loaded, ConfigError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         origin: origin.clone(),
         source,
     })?;
-    parse_with_overlay(&text, Format::from_path(path), &origin, overlay)
+    parse_with_api(&text, Format::from_path(path), &origin, overlay, api)
 }
 
 /// The embedded default configuration, validated.
@@ -83,8 +94,16 @@ pub fn embedded_default_text(addresses: &EmbeddedAddresses) -> String {
 /// The embedded default with the command line's addresses and the target groups and
 /// rules from container labels.
 pub fn embedded_default_with_overlay(overlay: &Overlay) -> Result<Loaded, ConfigError> {
+    embedded_default_with_api(overlay, None)
+}
+
+/// The embedded default with `overlay` and the AWS API's resources merged in.
+pub fn embedded_default_with_api(
+    overlay: &Overlay,
+    api: Option<&serde_json::Value>,
+) -> Result<Loaded, ConfigError> {
     let text = embedded_default_text(&overlay.addresses);
-    parse_with_overlay(&text, Format::Toml, EMBEDDED_ORIGIN, overlay)
+    parse_with_api(&text, Format::Toml, EMBEDDED_ORIGIN, overlay, api)
 }
 
 /// What is wrong with the labels of `overlay`'s groups and the priority each group's rule
@@ -112,7 +131,20 @@ pub fn parse_with_overlay(
     origin: &str,
     overlay: &Overlay,
 ) -> Result<Loaded, ConfigError> {
-    let doc: serde_json::Value = match format {
+    parse_with_api(text, format, origin, overlay, None)
+}
+
+/// Validates configuration text with the AWS API's resources (`api`) and `overlay`'s label
+/// groups merged in. The API's resources are merged strictly: any problem they cause fails
+/// the whole (the API then refuses the call that made them).
+pub fn parse_with_api(
+    text: &str,
+    format: Format,
+    origin: &str,
+    overlay: &Overlay,
+    api: Option<&serde_json::Value>,
+) -> Result<Loaded, ConfigError> {
+    let mut doc: serde_json::Value = match format {
         Format::Toml => toml::from_str(text).map_err(|e| ConfigError::Syntax {
             origin: origin.to_owned(),
             message: format!("TOML syntax: {}", e.to_string().trim_end()),
@@ -122,6 +154,15 @@ pub fn parse_with_overlay(
             message: format!("JSON syntax: {e}"),
         })?,
     };
+    if let Some(api) = api {
+        let clashes = api::merge(&mut doc, api);
+        if !clashes.is_empty() {
+            return Err(ConfigError::Invalid {
+                origin: origin.to_owned(),
+                problems: clashes,
+            });
+        }
+    }
     let (config, problems) = if overlay.is_empty() {
         validate::validate(doc)
     } else {

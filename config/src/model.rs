@@ -71,6 +71,31 @@ pub enum AccessLogFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
     pub address: SocketAddr,
+    /// The credentials SigV4 signatures of AWS API calls are checked against (required on
+    /// an admin address that is not loopback).
+    pub credentials: Option<Credentials>,
+    /// Where the AWS API keeps what it creates; `None`: `hostalb.state.json` beside the
+    /// configuration file, or in the working directory without one.
+    pub state_file: Option<std::path::PathBuf>,
+    /// The address listeners made by CreateListener bind, on the port they name.
+    pub api_listener_address: std::net::IpAddr,
+}
+
+/// An access key: `[admin] access_key_id` and `secret_access_key`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    /// The secret is never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"(hidden)")
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -81,6 +81,10 @@ impl<'de> Deserialize<'de> for Scalar {
 #[serde(deny_unknown_fields, expecting = "an [admin] table")]
 pub(crate) struct RawAdmin {
     pub address: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub state_file: Option<String>,
+    pub api_listener_address: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

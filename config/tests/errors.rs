@@ -840,14 +840,46 @@ fn forward_shapes_that_make_no_sense() {
 }
 
 #[test]
-fn a_configuration_without_listeners_is_refused() {
+fn a_configuration_without_listeners_is_valid() {
+    // The AWS API may create the listeners.
     for text in ["", "[admin]\naddress = \"127.0.0.1:9901\"\n", "listener = []\n"] {
-        let p = assert_error(text, "listener", "no [[listener]]");
-        assert!(p.fix.contains("[[listener]]"), "{p}");
+        let loaded = hostalb_config::parse(text, hostalb_config::Format::Toml, "x.toml").unwrap();
+        assert!(loaded.config.listeners.is_empty());
     }
-    // A malformed `listener` key is reported as such, not also as missing.
+    // A malformed `listener` key is still reported.
     let all = problems("[listener]\nname = \"web\"\naddress = \"127.0.0.1:8080\"\n");
     assert_eq!(all.len(), 1, "{all:?}");
+}
+
+#[test]
+fn admin_keys_for_the_aws_api() {
+    let loaded = hostalb_config::parse(
+        "[admin]\naccess_key_id = \"AKID\"\nsecret_access_key = \"s\"\nstate_file = \"/tmp/s.json\"\napi_listener_address = \"127.0.0.3\"\n",
+        hostalb_config::Format::Toml,
+        "x.toml",
+    )
+    .unwrap();
+    let admin = &loaded.config.admin;
+    assert_eq!(admin.credentials.as_ref().unwrap().access_key_id, "AKID");
+    assert!(
+        !format!("{admin:?}").contains("\"s\""),
+        "the secret is not printed"
+    );
+    assert_eq!(
+        admin.state_file.as_deref(),
+        Some(std::path::Path::new("/tmp/s.json"))
+    );
+    assert_eq!(admin.api_listener_address.to_string(), "127.0.0.3");
+    assert_error(
+        "[admin]\naccess_key_id = \"AKID\"\n",
+        "admin.access_key_id",
+        "go together",
+    );
+    assert_error(
+        "[admin]\napi_listener_address = \"nope\"\n",
+        "admin.api_listener_address",
+        "not an IP",
+    );
 }
 
 #[test]

@@ -31,6 +31,7 @@ mod http1;
 mod model;
 mod rng;
 
+pub use admin::{AwsAnswer, AwsApi, AwsCall};
 pub use control::supervise::{Exit, Supervisor};
 pub use control::{
     ConfigSource, ControlError, DiscoveryReport, Event, LabelGroupReport, LabelProblem, NotRegistered, Proxy,

@@ -5,6 +5,7 @@
 mod access_log;
 mod actions;
 mod admin;
+mod aws_api;
 mod balancing;
 mod bodies;
 mod budget;

@@ -92,10 +92,30 @@ pub enum Request {
     DescribeTags {
         resource_arns: Vec<String>,
     },
+    /// `DescribeSSLPolicies`.
+    DescribeSslPolicies {
+        names: Vec<String>,
+        marker: Option<String>,
+        page_size: Option<u32>,
+        load_balancer_type: Option<String>,
+    },
+    AddListenerCertificates {
+        listener_arn: String,
+        certificates: Vec<Certificate>,
+    },
+    RemoveListenerCertificates {
+        listener_arn: String,
+        certificates: Vec<Certificate>,
+    },
+    DescribeListenerCertificates {
+        listener_arn: String,
+        marker: Option<String>,
+        page_size: Option<u32>,
+    },
 }
 
 /// The actions [`Request::decode`] reads, by name.
-pub const ACTIONS: [&str; 26] = [
+pub const ACTIONS: [&str; 30] = [
     "CreateLoadBalancer",
     "DescribeLoadBalancers",
     "DeleteLoadBalancer",
@@ -122,6 +142,10 @@ pub const ACTIONS: [&str; 26] = [
     "AddTags",
     "RemoveTags",
     "DescribeTags",
+    "DescribeSSLPolicies",
+    "AddListenerCertificates",
+    "RemoveListenerCertificates",
+    "DescribeListenerCertificates",
 ];
 
 /// `CreateLoadBalancer`.
@@ -444,6 +468,25 @@ impl Request {
             "DescribeTags" => Request::DescribeTags {
                 resource_arns: required_strings(&m, "ResourceArns")?,
             },
+            "DescribeSSLPolicies" => Request::DescribeSslPolicies {
+                names: m.strings_or_empty("Names")?,
+                marker: m.string("Marker"),
+                page_size: page_size(&m)?,
+                load_balancer_type: m.string("LoadBalancerType"),
+            },
+            "AddListenerCertificates" => Request::AddListenerCertificates {
+                listener_arn: m.required("ListenerArn")?,
+                certificates: required_certificates(&m)?,
+            },
+            "RemoveListenerCertificates" => Request::RemoveListenerCertificates {
+                listener_arn: m.required("ListenerArn")?,
+                certificates: required_certificates(&m)?,
+            },
+            "DescribeListenerCertificates" => Request::DescribeListenerCertificates {
+                listener_arn: m.required("ListenerArn")?,
+                marker: m.string("Marker"),
+                page_size: page_size(&m)?,
+            },
             other => {
                 return Err(ElbError::new(
                     ErrorCode::InvalidAction,
@@ -483,6 +526,10 @@ impl Request {
             Request::AddTags { .. } => "AddTags",
             Request::RemoveTags { .. } => "RemoveTags",
             Request::DescribeTags { .. } => "DescribeTags",
+            Request::DescribeSslPolicies { .. } => "DescribeSSLPolicies",
+            Request::AddListenerCertificates { .. } => "AddListenerCertificates",
+            Request::RemoveListenerCertificates { .. } => "RemoveListenerCertificates",
+            Request::DescribeListenerCertificates { .. } => "DescribeListenerCertificates",
         }
     }
 }
@@ -528,6 +575,10 @@ fn attributes(m: &Members<'_>) -> R<Vec<Attribute>> {
             value: p.string("Value").unwrap_or_default(),
         })
     })
+}
+
+fn required_certificates(m: &Members<'_>) -> R<Vec<Certificate>> {
+    certificates(m)?.ok_or_else(|| ElbError::missing("Certificates"))
 }
 
 fn certificates(m: &Members<'_>) -> R<Option<Vec<Certificate>>> {

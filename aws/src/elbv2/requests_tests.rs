@@ -250,6 +250,10 @@ fn every_listed_action_decodes_with_its_required_members() {
             "AddTags" => "&ResourceArns.member.1=a&Tags.member.1.Key=k",
             "RemoveTags" => "&ResourceArns.member.1=a&TagKeys.member.1=k",
             "DescribeTags" => "&ResourceArns.member.1=a",
+            "AddListenerCertificates" | "RemoveListenerCertificates" => {
+                "&ListenerArn=l&Certificates.member.1.CertificateArn=c"
+            }
+            "DescribeListenerCertificates" => "&ListenerArn=l",
             _ => "",
         };
         format!("Action={action}&Version=2015-12-01{required}")

@@ -46,6 +46,9 @@ impl Groups {
 
 pub(crate) fn build(d: &Described, notes: &mut Vec<String>) -> Groups {
     let mut groups = Groups::default();
+    for (arn, name) in &d.external_groups {
+        groups.names.insert(arn.clone(), name.clone());
+    }
     for g in &d.target_groups {
         if let Some(out) = described_group(d, g, notes) {
             groups.names.insert(g.target_group_arn.clone(), out.name.clone());

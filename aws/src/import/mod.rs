@@ -95,6 +95,48 @@ pub(crate) struct Described {
     pub services: Vec<crate::ecs::Service>,
     pub task_definitions: Vec<crate::ecs::TaskDefinition>,
     pub origins: Vec<String>,
+    /// Target groups defined elsewhere (the configuration file), by ARN: actions may
+    /// forward to them; they are not written.
+    pub external_groups: Vec<(String, String)>,
+}
+
+/// The resources the ELBv2 API keeps, to be turned into configuration.
+#[derive(Debug, Default)]
+pub struct ApiResources {
+    pub load_balancers: Vec<elbv2::LoadBalancer>,
+    pub listeners: Vec<elbv2::Listener>,
+    /// Rules other than the listeners' default rules.
+    pub rules: Vec<elbv2::Rule>,
+    pub target_groups: Vec<elbv2::TargetGroup>,
+    /// (name or ARN of a target group or load balancer, its attributes).
+    pub attributes: Vec<(String, Vec<elbv2::Attribute>)>,
+    /// Target groups of the configuration file: (ARN, name).
+    pub external_groups: Vec<(String, String)>,
+}
+
+/// The configuration document (`listener` and `target_group`, as a file would write them)
+/// for the API's resources, by the importer's mapping; the notes say what could not be
+/// carried. Listeners are named `LB-PORT` and bind `127.0.0.1:PORT`.
+pub fn api_document(r: ApiResources) -> Result<(serde_json::Value, Vec<String>), String> {
+    let d = Described {
+        load_balancers: r.load_balancers,
+        listeners: r.listeners,
+        rules: r.rules,
+        target_groups: r.target_groups,
+        attributes: r
+            .attributes
+            .into_iter()
+            .map(|(of, a)| (of, "(API)".to_owned(), a))
+            .collect(),
+        external_groups: r.external_groups,
+        ..Described::default()
+    };
+    let mut notes = Vec::new();
+    let groups = groups::build(&d, &mut notes);
+    let listeners = listeners::build(&d, &groups, &mut notes);
+    let text = render::render(&d, &listeners, &groups);
+    let doc: serde_json::Value = toml::from_str(&text).map_err(|e| format!("internal: {e}"))?;
+    Ok((doc, notes))
 }
 
 /// Imports describe output: the configuration, and notes on what could not be carried.

@@ -248,8 +248,6 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
     let mut docker = RawDocker::default();
     let mut docker_table = false;
     let mut listeners_raw: Vec<Value> = Vec::new();
-    // A malformed `listener` key is reported as such, not also as missing.
-    let mut listener_key_malformed = false;
     let mut groups_raw: BTreeMap<String, Value> = BTreeMap::new();
     for (key, value) in map {
         match key.as_str() {
@@ -280,7 +278,6 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
             "listener" => match value {
                 Value::Array(items) => listeners_raw = items,
                 Value::Object(_) => {
-                    listener_key_malformed = true;
                     cx.error(
                         "listener",
                         "`listener` must be a list of listeners",
@@ -288,7 +285,6 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
                     )
                 }
                 _ => {
-                    listener_key_malformed = true;
                     cx.error(
                         "listener",
                         "`listener` must be a list of listeners",
@@ -326,15 +322,7 @@ fn validate_document(cx: &mut Ctx, doc: Value) -> Option<Config> {
     let mut docker = docker;
     docker.enabled = docker_table || target_groups.iter().any(|g| g.docker.is_some());
 
-    if listeners_raw.is_empty() && !listener_key_malformed {
-        // Refused rather than served: a half-written file picked up by the watcher must
-        // not silently drop every listener.
-        cx.error(
-            "listener",
-            "no [[listener]]: hostalb would serve nothing",
-            "add a [[listener]] table with a name and an address (see examples/basic.toml)",
-        );
-    }
+    // No `[[listener]]` is valid: the AWS API may create the listeners.
     let mut listeners = Vec::new();
     for (i, value) in listeners_raw.into_iter().enumerate() {
         if let Some(l) = validate_listener(cx, i, value, &group_names, &declared_groups) {
@@ -400,7 +388,53 @@ fn validate_admin(cx: &mut Ctx, raw: RawAdmin) -> Admin {
     let text = raw.address.unwrap_or_else(|| defaults::ADMIN_ADDRESS.to_owned());
     let address = parse_socket_addr(cx, &text, "admin.address")
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9901)));
-    Admin { address }
+    let credentials = match (raw.access_key_id, raw.secret_access_key) {
+        (Some(access_key_id), Some(secret_access_key))
+            if !access_key_id.is_empty() && !secret_access_key.is_empty() =>
+        {
+            Some(Credentials {
+                access_key_id,
+                secret_access_key,
+            })
+        }
+        (None, None) => None,
+        _ => {
+            cx.error(
+                "admin.access_key_id",
+                "access_key_id and secret_access_key go together, neither empty",
+                "set both (the key AWS clients sign API calls with), or neither",
+            );
+            None
+        }
+    };
+    let state_file = match raw.state_file {
+        Some(p) if p.is_empty() => {
+            cx.error(
+                "admin.state_file",
+                "state_file is empty",
+                "name a file (default: hostalb.state.json beside the configuration file), or remove the key",
+            );
+            None
+        }
+        p => p.map(std::path::PathBuf::from),
+    };
+    let api_listener_address = match raw.api_listener_address {
+        None => defaults::API_LISTENER_ADDRESS,
+        Some(text) => text.parse().unwrap_or_else(|_| {
+            cx.error(
+                "admin.api_listener_address",
+                format!("`{text}` is not an IP address"),
+                "write an address without port, such as \"127.0.0.1\" or \"0.0.0.0\"",
+            );
+            defaults::API_LISTENER_ADDRESS
+        }),
+    };
+    Admin {
+        address,
+        credentials,
+        state_file,
+        api_listener_address,
+    }
 }
 
 fn validate_docker(cx: &mut Ctx, raw: RawDocker) -> Docker {

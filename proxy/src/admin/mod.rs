@@ -12,3 +12,4 @@ mod sampler;
 mod server;
 
 pub(crate) use server::serve;
+pub use server::{AwsAnswer, AwsApi, AwsCall};

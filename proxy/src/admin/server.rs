@@ -65,7 +65,111 @@ pub(crate) async fn serve(proxy: Proxy, socket: TcpListener) {
     }
 }
 
+/// A call to `POST /` of the admin address: the AWS APIs (ELBv2's Query protocol, ECS's
+/// JSON 1.1), answered by what the binary installs ([`Proxy::install_aws_api`]); they
+/// route by SigV4 credential scope, then `X-Amz-Target`, then `Version`.
+#[derive(Debug)]
+pub struct AwsCall {
+    pub method: String,
+    /// The path as sent.
+    pub path: String,
+    /// The query string as sent, without `?`.
+    pub query: String,
+    /// Every header, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// The answer to an [`AwsCall`].
+#[derive(Debug)]
+pub struct AwsAnswer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+/// What answers the AWS APIs on the admin address.
+pub trait AwsApi: Send + Sync + std::fmt::Debug {
+    fn call(
+        self: Arc<Self>,
+        call: AwsCall,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = AwsAnswer> + Send>>;
+}
+
+/// Largest AWS API request body read: ELBv2 calls are small forms (the largest, a rule
+/// with every condition, is a few KiB).
+const AWS_BODY_LIMIT: usize = 1024 * 1024;
+
+async fn aws_call(proxy: &Proxy, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(api) = proxy.inner.aws_api.get().cloned() else {
+        return error_json(StatusCode::NOT_FOUND, "NotFound", "no AWS API is served here");
+    };
+    let (parts, body) = req.into_parts();
+    let body = match http_body_util::Limited::new(body, AWS_BODY_LIMIT).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return error_json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                "the request body is over 1 MiB",
+            );
+        }
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
+        .collect();
+    let call = AwsCall {
+        method: parts.method.as_str().to_owned(),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers,
+        body,
+    };
+    let answer = api.call(call).await;
+    let mut r = Response::new(Full::new(Bytes::from(answer.body)));
+    *r.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(answer.content_type),
+    );
+    r
+}
+
+/// The ELBv2-shaped descriptions of what is served, for the AWS API.
+impl Proxy {
+    /// `{"Listeners": [...]}` of every listener served (DescribeListeners' shape plus
+    /// `Name` and `Address`).
+    pub fn describe_listeners_json(&self) -> Value {
+        describe_listeners(&self.shared().snapshot.load())
+    }
+
+    /// `{"Rules": [...]}` of the listener named `listener`, its default rule last.
+    pub fn describe_rules_json(&self, listener: &str) -> Option<Value> {
+        let snap = self.shared().snapshot.load_full();
+        let l = snap.listener_named(listener)?;
+        Some(describe_rules(&snap, &l.cfg))
+    }
+
+    /// `{"TargetGroups": [...]}` of every target group served.
+    pub fn describe_target_groups_json(&self) -> Value {
+        describe_target_groups(&self.shared().snapshot.load())
+    }
+
+    /// `{"TargetHealthDescriptions": [...]}` of the group named `group`: health states and
+    /// reason codes as the health checks see them now.
+    pub fn describe_target_health_json(&self, group: &str) -> Option<Value> {
+        let snap = self.shared().snapshot.load_full();
+        let g = snap.group_named(group)?;
+        Some(describe_target_health(g, None))
+    }
+}
+
 async fn route(proxy: &Proxy, live: &Live, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() == Method::POST && req.uri().path() == "/" {
+        return aws_call(proxy, req).await;
+    }
     let query = req.uri().query().unwrap_or("").to_owned();
     let param = |name: &str| {
         query

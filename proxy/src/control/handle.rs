@@ -47,9 +47,19 @@ impl ConfigSource {
 
     /// Loads with the target groups and rules container labels add.
     pub fn load_with(&self, overlay: &cfg::Overlay) -> Result<Loaded, ConfigError> {
+        self.load_with_api(overlay, None)
+    }
+
+    /// Loads with the label overlay and the resources the AWS API made (`api`, a document
+    /// with `listener` and `target_group`), merged before validation.
+    pub fn load_with_api(
+        &self,
+        overlay: &cfg::Overlay,
+        api: Option<&serde_json::Value>,
+    ) -> Result<Loaded, ConfigError> {
         match self {
-            ConfigSource::File(path) => cfg::load_with_overlay(path, overlay),
-            ConfigSource::Embedded => cfg::embedded_default_with_overlay(overlay),
+            ConfigSource::File(path) => cfg::load_with_api(path, overlay, api),
+            ConfigSource::Embedded => cfg::embedded_default_with_api(overlay, api),
         }
     }
 }
@@ -193,6 +203,11 @@ pub(crate) struct Inner {
     /// Target groups and rules from container labels, merged on every (re)load.
     overlay: std::sync::Mutex<cfg::Overlay>,
     pub(crate) discovery: std::sync::Mutex<DiscoveryReport>,
+    /// The resources the AWS API made, merged into every (re)load (the API serialises its
+    /// own changes).
+    api: std::sync::Mutex<Option<Arc<serde_json::Value>>>,
+    /// What answers `POST /` of the admin address (the AWS APIs), installed by the binary.
+    pub(crate) aws_api: std::sync::OnceLock<Arc<dyn crate::admin::AwsApi>>,
 }
 
 #[derive(Debug)]
@@ -206,6 +221,8 @@ struct State {
     orphans: Vec<Draining>,
     /// Registrations from discovery, by target group name.
     discovered: BTreeMap<String, Vec<Registration>>,
+    /// Registrations made through the AWS API (RegisterTargets), by target group name.
+    api_registered: BTreeMap<String, Vec<Registration>>,
     next_listener_id: ListenerId,
     generation: u64,
     /// Health checkers report state changes here; the control loop republishes.
@@ -307,6 +324,7 @@ impl Proxy {
             groups: HashMap::new(),
             orphans: Vec::new(),
             discovered: BTreeMap::new(),
+            api_registered: BTreeMap::new(),
             next_listener_id: 1,
             generation: 0,
             events,
@@ -334,6 +352,8 @@ impl Proxy {
             events,
             overlay: std::sync::Mutex::new(cfg::Overlay::default()),
             discovery: std::sync::Mutex::new(DiscoveryReport::default()),
+            api: std::sync::Mutex::new(None),
+            aws_api: std::sync::OnceLock::new(),
         });
         let proxy = Proxy { inner };
         proxy.start_accepting(pending);
@@ -388,7 +408,8 @@ impl Proxy {
     /// logged with every problem and counted; the running one keeps serving.
     pub async fn reload(&self) -> Result<u64, ControlError> {
         let overlay = self.inner.overlay.lock().map(|o| o.clone()).unwrap_or_default();
-        let result = match self.inner.source.load_with(&overlay) {
+        let api = self.inner.api.lock().ok().and_then(|a| a.clone());
+        let result = match self.inner.source.load_with_api(&overlay, api.as_deref()) {
             Ok(loaded) => self.apply(loaded).await,
             Err(e) => Err(ControlError::from(e)),
         };
@@ -442,6 +463,48 @@ impl Proxy {
             warnings: loaded.warnings,
         });
         Ok(generation)
+    }
+
+    /// Serves the configuration source with `api` (the AWS API's resources) merged in,
+    /// validated and applied as a reload is; on success `api` is kept for later reloads.
+    /// On any problem nothing changes and the error lists the problems.
+    pub async fn apply_api(&self, api: serde_json::Value) -> Result<u64, ControlError> {
+        let overlay = self.inner.overlay.lock().map(|o| o.clone()).unwrap_or_default();
+        let loaded = self.inner.source.load_with_api(&overlay, Some(&api))?;
+        let api = Arc::new(api);
+        let previous = self
+            .inner
+            .api
+            .lock()
+            .ok()
+            .and_then(|mut a| a.replace(api.clone()));
+        match self.apply(loaded).await {
+            Ok(generation) => Ok(generation),
+            Err(e) => {
+                if let Ok(mut a) = self.inner.api.lock() {
+                    *a = previous;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Replaces the registrations made through the AWS API (RegisterTargets), all groups
+    /// at once; they add to the configured and discovered targets.
+    pub async fn set_api_registrations(&self, registrations: BTreeMap<String, Vec<Registration>>) {
+        let mut state = self.inner.state.lock().await;
+        if state.api_registered == registrations {
+            return;
+        }
+        state.api_registered = registrations;
+        state.sync_groups();
+        let snapshot = state.build_snapshot();
+        self.inner.shared.snapshot.store(Arc::new(snapshot));
+    }
+
+    /// Installs what answers `POST /` of the admin address; only the first call counts.
+    pub fn install_aws_api(&self, api: Arc<dyn crate::admin::AwsApi>) {
+        let _ = self.inner.aws_api.set(api);
     }
 
     /// Replaces the registrations discovery found (all target groups at once; latest
@@ -648,7 +711,8 @@ impl State {
                     docker_unhealthy: false,
                 })
                 .collect();
-            for r in self.discovered.get(&tg.name).into_iter().flatten() {
+            let api = self.api_registered.get(&tg.name).into_iter().flatten();
+            for r in self.discovered.get(&tg.name).into_iter().flatten().chain(api) {
                 if !wanted.iter().any(|w| w.address == r.address) {
                     wanted.push(r.clone());
                 }
