@@ -99,7 +99,9 @@ options:
   --json FILE           where the JSON goes (target/bench/load.json)
   --help
 
-environment: HOSTALB_BIN overrides target/release/hostalb.
+environment: HOSTALB_BIN overrides target/release/hostalb. HOSTALB_BENCH_PERF=DIR records
+`perf record -g` of hostalb during the first round of (m) and (n) into DIR (that round's
+CPU figure then includes perf's sampling: profile in a run of its own).
 ";
 
 #[derive(Debug, Clone)]
@@ -1272,6 +1274,7 @@ fn run_h2(
     };
     let url = |addr: SocketAddr| format!("https://{addr}{path}");
     let answered = || target.as_ref().map(grpc::Target::answered);
+    let perf_dir = std::env::var_os("HOSTALB_BENCH_PERF").map(PathBuf::from);
     // Every proxy negotiates h2 and answers: one short run each.
     for p in &stack.proxies {
         let log = logs.join(format!("{}-probe.txt", p.kind.name()));
@@ -1312,6 +1315,10 @@ fn run_h2(
             let name = stack.proxies[i].kind.name();
             let log = logs.join(format!("{name}-{}.txt", round + 1));
             let reached_before = answered();
+            let perf = match (&perf_dir, round, stack.proxies[i].kind) {
+                (Some(d), 0, Kind::Hostalb) => Some(perf_record(d, spec.name, pid)?),
+                _ => None,
+            };
             let before = procs::usage(pid);
             let o = h2load::run_for(
                 &h2load,
@@ -1323,6 +1330,8 @@ fn run_h2(
                 &log,
             )?;
             let after = procs::usage(pid);
+            // SIGINT: perf writes its data and exits.
+            drop(perf);
             check_reached(reached_before, answered(), &o, name)?;
             let cpu_us = after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1e6 / ctx.ticks as f64;
             let r = Round {
@@ -1361,6 +1370,27 @@ fn run_h2(
     drop(target);
     Ok(Ran::Done(result))
 }
+
+/// `perf record -g` on hostalb (`pid`) until the returned service is dropped, into
+/// `dir/SCENARIO-hostalb.data` (HOSTALB_BENCH_PERF=dir: the first round of (m) and (n),
+/// whose CPU figure then includes perf's sampling).
+fn perf_record(dir: &Path, scenario: &str, pid: i32) -> Result<procs::Service> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let perf = procs::which("perf").context("HOSTALB_BENCH_PERF is set and perf is missing")?;
+    let mut cmd = Command::new(perf);
+    cmd.args(["record", "-F", PERF_FREQUENCY, "-g", "-p"])
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(dir.join(format!("{scenario}-hostalb.data")));
+    let log = dir.join(format!("{scenario}-perf.log"));
+    let svc = procs::Service::spawn("perf", &mut cmd, nix::sys::signal::Signal::SIGINT, &log, false)?;
+    // perf attaches within a moment; the round starts after it.
+    procs::sleep(Duration::from_millis(300))?;
+    Ok(svc)
+}
+
+/// perf's sampling frequency, Hz: enough samples in a 5 s round, little overhead.
+const PERF_FREQUENCY: &str = "1999";
 
 /// Requests of the probe that checks a proxy negotiates h2 and answers.
 const PROBE_REQUESTS: u64 = 1000;
