@@ -339,6 +339,56 @@ mod tests {
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()
     }
 
+    /// A waker that counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_first_write_after_a_flush_yields_once_then_writes_go_through() {
+        use tokio::io::AsyncReadExt;
+        let (a, mut b) = tokio::io::duplex(1024);
+        let mut w = Watched::new(a, Arc::new(FloodWatch::default()));
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let wakes = || count.0.load(std::sync::atomic::Ordering::Relaxed);
+        // The first write: pending, and the task is woken to come back.
+        assert!(Pin::new(&mut w).poll_write(&mut cx, b"one").is_pending());
+        assert_eq!(wakes(), 1);
+        // Then it and the next go through until the flush.
+        assert!(matches!(
+            Pin::new(&mut w).poll_write(&mut cx, b"one"),
+            Poll::Ready(Ok(3))
+        ));
+        let two = [std::io::IoSlice::new(b"tw"), std::io::IoSlice::new(b"o")];
+        assert!(matches!(
+            Pin::new(&mut w).poll_write_vectored(&mut cx, &two),
+            Poll::Ready(Ok(n)) if n > 0
+        ));
+        assert!(matches!(
+            Pin::new(&mut w).poll_flush(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        // A new batch yields again.
+        assert!(Pin::new(&mut w).poll_write_vectored(&mut cx, &two).is_pending());
+        assert_eq!(wakes(), 2);
+        drop(w);
+        let mut got = Vec::new();
+        let rt = tokio::runtime::Builder::new_current_thread().build();
+        let Ok(rt) = rt else { panic!("a runtime") };
+        let read = rt.block_on(b.read_to_end(&mut got));
+        assert!(read.is_ok());
+        assert!(got.starts_with(b"one"), "{got:?}");
+    }
+
     #[test]
     fn pings_past_the_budget_trip_even_split_across_reads() {
         let mut s = Scanner::default();
