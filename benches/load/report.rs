@@ -258,7 +258,7 @@ impl ScenarioResult {
             .iter()
             .filter(|s| s.label.starts_with("hostalb") && !s.rounds.is_empty())
         {
-            for other in ["nginx", "haproxy"] {
+            for other in ["nginx", "haproxy", "envoy"] {
                 let label = h.label.replacen("hostalb", other, 1);
                 if let Some(o) = self.get(&label) {
                     out.push((
@@ -287,6 +287,22 @@ impl ScenarioResult {
         let p = figure(series("haproxy")?);
         let (best, name) = if n <= p { (n, "nginx") } else { (p, "haproxy") };
         Some((ratio(h, best), name))
+    }
+
+    /// Scenarios (m) and (n): hostalb's CPU per request against the lowest of every other
+    /// proxy measured (nginx, HAProxy, Envoy): (ratio, which one was lowest).
+    fn cpu_goal(&self) -> Option<(f64, String)> {
+        if !matches!(self.name.as_str(), "m" | "n") {
+            return None;
+        }
+        let h = self.get("hostalb")?.cpu();
+        let best = self
+            .series
+            .iter()
+            .filter(|s| s.label != "hostalb" && !s.rounds.is_empty())
+            .map(|s| (s.cpu(), s.label.clone()))
+            .min_by(|a, b| a.0.total_cmp(&b.0))?;
+        Some((ratio(h, best.0), best.1))
     }
 
     /// Scenario (h): hostalb's p99 against the better of the others.
@@ -352,6 +368,10 @@ impl ScenarioResult {
             .collect();
         if !changes.is_empty() {
             v["reload_effect"] = Value::Array(changes);
+        }
+        if let Some((r, best)) = self.cpu_goal() {
+            v["cpu_per_request_against_best_other"] =
+                json!({ "ratio": round3(r), "best_other": best, "goal_at_most": 1.0 });
         }
         if let Some((r, best)) = self.slow_goal() {
             v["p99_against_best_other"] =
@@ -432,6 +452,12 @@ impl ScenarioResult {
                     t,
                     "  {:<24} CPU/req {cpu:.2}   req/s {rps:.2}   p99 {p99:.2}",
                     format!("{h} / {o}")
+                );
+            }
+            if let Some((r, best)) = self.cpu_goal() {
+                let _ = writeln!(
+                    t,
+                    "  hostalb CPU/req / lowest of the others ({best}): {r:.2} (goal: at most 1.0)"
                 );
             }
             if let Some((r, best)) = self.slow_goal() {
@@ -596,11 +622,12 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-const COLORS: [(&str, &str); 4] = [
+const COLORS: [(&str, &str); 5] = [
     ("direct", "#9e9e9e"),
     ("hostalb", "#e4572e"),
     ("nginx", "#29a329"),
     ("haproxy", "#1f77b4"),
+    ("envoy", "#8e44ad"),
 ];
 
 /// A chart panel: its title and the figure it shows.

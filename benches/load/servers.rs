@@ -94,6 +94,10 @@ pub(crate) struct Shape {
     /// The TLS listeners offer `h2` by ALPN before `http/1.1` (nginx `http2`, HAProxy
     /// `alpn`, Envoy's codec AUTO; hostalb offers what it offers).
     pub(crate) h2: bool,
+    /// The gRPC scenario: the proxies route the gRPC service (`grpc::SERVICE_PREFIX`) to
+    /// the targets over cleartext HTTP/2 (hostalb a `GRPC` group, nginx `grpc_pass`,
+    /// HAProxy `proto h2`); needs `tls` and `h2`.
+    pub(crate) grpc: bool,
 }
 
 impl Shape {
@@ -284,12 +288,18 @@ pub(crate) fn hostalb_config(port: u16, shape: Shape, targets: [u16; 2]) -> Stri
             miss_prefix(i)
         );
     }
+    let (prefix, version) = if shape.grpc {
+        (crate::grpc::SERVICE_PREFIX, "protocol_version = \"GRPC\"\n")
+    } else {
+        ("/api/", "")
+    };
     let _ = write!(
         t,
         "\n[[listener.rule]]\npriority = {rules}\n\
-         conditions = [{{ field = \"path-pattern\", values = [\"/api/*\"] }}]\n\
+         conditions = [{{ field = \"path-pattern\", values = [\"{prefix}*\"] }}]\n\
          action = {{ type = \"forward\", target_group = \"app\" }}\n\n\
          [target_group.app]\n\
+         {version}\
          algorithm = \"round_robin\"\n\
          targets = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n\
          health_check = {{ enabled = false }}\n",
@@ -399,6 +409,13 @@ const NGINX_PROXY_COMMON: &str = "    proxy_http_version 1.1;
     proxy_max_temp_file_size 0;
 ";
 
+/// The same forwarding headers for `grpc_pass` (the gRPC scenario).
+const NGINX_GRPC_COMMON: &str = "    grpc_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    grpc_set_header X-Forwarded-Proto $scheme;
+    grpc_set_header X-Forwarded-Port $server_port;
+    grpc_set_header X-Amzn-Trace-Id \"Root=1-$msec-$request_id\";
+";
+
 pub(crate) fn nginx_config(
     tools: &Tools,
     dir: &Path,
@@ -407,7 +424,14 @@ pub(crate) fn nginx_config(
     targets: [u16; 2],
 ) -> Result<String> {
     let mut locations = String::new();
-    if shape.rules <= 1 {
+    if shape.grpc {
+        // grpc_pass: HTTP/2 to the targets, the upstream's keep-alive pool reused.
+        let _ = writeln!(
+            locations,
+            "        location {} {{ grpc_pass grpc://app; }}",
+            crate::grpc::SERVICE_PREFIX
+        );
+    } else if shape.rules <= 1 {
         locations.push_str("        location /api/ { proxy_pass http://app; }\n");
     } else {
         // Regex locations are tried in order, first match wins: the rule list of an ALB
@@ -427,6 +451,7 @@ pub(crate) fn nginx_config(
          \x20   keepalive_timeout 60s;\n\
          \x20   keepalive_requests 1000000;\n\
          {NGINX_PROXY_COMMON}\
+         {grpc_common}\
          \x20   upstream app {{\n\
          \x20       server 127.0.0.1:{t1};\n\
          \x20       server 127.0.0.1:{t2};\n\
@@ -442,6 +467,7 @@ pub(crate) fn nginx_config(
          \x20   }}\n\
          }}\n",
         main = nginx_main(tools, dir, shape)?,
+        grpc_common = if shape.grpc { NGINX_GRPC_COMMON } else { "" },
         t1 = targets[0],
         t2 = targets[1],
         ssl = match (shape.tls.is_some(), shape.h2) {
@@ -532,7 +558,12 @@ pub(crate) fn haproxy_config(port: u16, shape: Shape, targets: [u16; 2]) -> Stri
     for i in 1..shape.rules.max(1) {
         let _ = writeln!(rules, "    use_backend app if {{ path_beg {} }}", miss_prefix(i));
     }
-    rules.push_str("    use_backend app if { path_beg /api/ }\n");
+    let prefix = if shape.grpc {
+        crate::grpc::SERVICE_PREFIX
+    } else {
+        "/api/"
+    };
+    let _ = writeln!(rules, "    use_backend app if {{ path_beg {prefix} }}");
     let maxconn = shape.connections();
     let (log_global, log_defaults) = if shape.access_log {
         (
@@ -574,8 +605,8 @@ pub(crate) fn haproxy_config(port: u16, shape: Shape, targets: [u16; 2]) -> Stri
          \x20   http-request set-header X-Forwarded-Proto {proto}\n\
          \x20   http-request set-header X-Forwarded-Port %[dst_port]\n\
          \x20   http-request set-header X-Amzn-Trace-Id Root=1-%[date,hex]-%[rand,hex]%[rand,hex]%[rand,hex]\n\
-         \x20   server t1 127.0.0.1:{t1}\n\
-         \x20   server t2 127.0.0.1:{t2}\n\
+         \x20   server t1 127.0.0.1:{t1}{proto_h2}\n\
+         \x20   server t2 127.0.0.1:{t2}{proto_h2}\n\
          \n\
          backend notfound\n\
          \x20   http-request return status 404 content-type text/plain string \"no rule matched\"\n",
@@ -592,6 +623,8 @@ pub(crate) fn haproxy_config(port: u16, shape: Shape, targets: [u16; 2]) -> Stri
             None => String::new(),
         },
         proto = if shape.tls.is_some() { "https" } else { "http" },
+        // Cleartext HTTP/2 to the gRPC targets.
+        proto_h2 = if shape.grpc { " proto h2" } else { "" },
     )
 }
 

@@ -180,12 +180,22 @@ const LINGER_BYTES: usize = 1024 * 1024;
 
 /// The client's stream, watched. When the `h2` crate drops it (the connection is done),
 /// the stream lingers in a task of its own before it closes ([`LINGER_TIME`]).
+///
+/// Writes are coalesced: the first write after a flush yields once to the runtime (the
+/// connection task goes to the back of the worker's queue) before it reaches the TLS
+/// stream. The `h2` crate flushes at the end of every poll of the connection, and each
+/// stream task that answers wakes the connection (tokio runs a task woken that way next),
+/// so without the yield every response would be a TLS record and a `writev` of its own;
+/// with it, the responses of every stream task already runnable go out together.
 #[derive(Debug)]
 pub(crate) struct Watched<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     /// `Some` until dropped.
     inner: Option<T>,
     scanner: Scanner,
     watch: Arc<FloodWatch>,
+    /// The connection task has yielded once since the last flush: the next write goes
+    /// through.
+    yielded: bool,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Watched<T> {
@@ -194,6 +204,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Watched<T> {
             inner: Some(inner),
             scanner: Scanner::default(),
             watch,
+            yielded: false,
         }
     }
 }
@@ -245,9 +256,25 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for Watched<T
     }
 }
 
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Watched<T> {
+    /// Pending once per flush: the task wakes itself and returns, so tokio queues it
+    /// behind the tasks already runnable (a task woken while it runs is rescheduled as a
+    /// yield), whose frames then join this write.
+    fn yield_once(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Watched<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        match self.get_mut().inner.as_mut() {
+        let this = self.get_mut();
+        std::task::ready!(this.yield_once(cx));
+        match this.inner.as_mut() {
             Some(io) => Pin::new(io).poll_write(cx, buf),
             None => Poll::Ready(Err(gone())),
         }
@@ -258,7 +285,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Watched<
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut().inner.as_mut() {
+        let this = self.get_mut();
+        std::task::ready!(this.yield_once(cx));
+        match this.inner.as_mut() {
             Some(io) => Pin::new(io).poll_write_vectored(cx, bufs),
             None => Poll::Ready(Err(gone())),
         }
@@ -269,10 +298,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Watched<
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut().inner.as_mut() {
+        let this = self.get_mut();
+        let flushed = match this.inner.as_mut() {
             Some(io) => Pin::new(io).poll_flush(cx),
             None => Poll::Ready(Err(gone())),
+        };
+        if flushed.is_ready() {
+            // The next write starts a new batch.
+            this.yielded = false;
         }
+        flushed
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -306,6 +341,56 @@ mod tests {
 
     fn preface() -> Vec<u8> {
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec()
+    }
+
+    /// A waker that counts its wakes.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_first_write_after_a_flush_yields_once_then_writes_go_through() {
+        use tokio::io::AsyncReadExt;
+        let (a, mut b) = tokio::io::duplex(1024);
+        let mut w = Watched::new(a, Arc::new(FloodWatch::default()));
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let wakes = || count.0.load(std::sync::atomic::Ordering::Relaxed);
+        // The first write: pending, and the task is woken to come back.
+        assert!(Pin::new(&mut w).poll_write(&mut cx, b"one").is_pending());
+        assert_eq!(wakes(), 1);
+        // Then it and the next go through until the flush.
+        assert!(matches!(
+            Pin::new(&mut w).poll_write(&mut cx, b"one"),
+            Poll::Ready(Ok(3))
+        ));
+        let two = [std::io::IoSlice::new(b"tw"), std::io::IoSlice::new(b"o")];
+        assert!(matches!(
+            Pin::new(&mut w).poll_write_vectored(&mut cx, &two),
+            Poll::Ready(Ok(n)) if n > 0
+        ));
+        assert!(matches!(
+            Pin::new(&mut w).poll_flush(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        // A new batch yields again.
+        assert!(Pin::new(&mut w).poll_write_vectored(&mut cx, &two).is_pending());
+        assert_eq!(wakes(), 2);
+        drop(w);
+        let mut got = Vec::new();
+        let rt = tokio::runtime::Builder::new_current_thread().build();
+        let Ok(rt) = rt else { panic!("a runtime") };
+        let read = rt.block_on(b.read_to_end(&mut got));
+        assert!(read.is_ok());
+        assert!(got.starts_with(b"one"), "{got:?}");
     }
 
     #[test]
