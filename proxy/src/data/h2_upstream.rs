@@ -42,6 +42,7 @@ use h2::{Reason, RecvStream, SendStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use crate::data::coalesce::Coalesce;
 use crate::data::errors::{ErrorKind, ProxyError};
 use crate::data::retry::{Failure, Reached};
 use crate::data::upstream::{self, CONNECT_TIMEOUT};
@@ -388,7 +389,7 @@ async fn open(
 async fn dial(addr: SocketAddr, tls: bool) -> Result<(SendRequest<Bytes>, Driver), ProxyError> {
     let tcp = upstream::connect(addr).await?;
     if !tls {
-        return handshake(tcp).await;
+        return handshake(Coalesce::new(tcp)).await;
     }
     let Some(connector) = tls_connector() else {
         return Err(ProxyError::new(ErrorKind::TargetTls));
@@ -396,7 +397,7 @@ async fn dial(addr: SocketAddr, tls: bool) -> Result<(SendRequest<Bytes>, Driver
     // The same handshake as HTTP/1's HTTPS targets: a failure is a 502 and running out of
     // time a 504, both counted as TargetTLSNegotiationErrorCount.
     let stream = upstream::handshake(connector, addr, tcp, upstream::TLS_HANDSHAKE_TIMEOUT).await?;
-    handshake(stream).await
+    handshake(Coalesce::new(stream)).await
 }
 
 /// Starts HTTP/2 on a connection: the preface and our SETTINGS, then a PING whose answer

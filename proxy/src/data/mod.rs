@@ -28,6 +28,7 @@ pub(crate) mod body;
 pub(crate) mod budget;
 pub(crate) mod buffers;
 pub(crate) mod client_cert;
+pub(crate) mod coalesce;
 pub(crate) mod conn;
 pub(crate) mod context;
 pub(crate) mod cookies;

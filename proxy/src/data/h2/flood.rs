@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
+use crate::data::coalesce::Coalesce;
+
 /// PING and SETTINGS frames a client may send per second.
 pub(crate) const MAX_CONTROL_FRAMES_PER_SECOND: u32 = 100;
 /// RST_STREAM frames a client may send per second.
@@ -181,30 +183,22 @@ const LINGER_BYTES: usize = 1024 * 1024;
 /// The client's stream, watched. When the `h2` crate drops it (the connection is done),
 /// the stream lingers in a task of its own before it closes ([`LINGER_TIME`]).
 ///
-/// Writes are coalesced: the first write after a flush yields once to the runtime (the
-/// connection task goes to the back of the worker's queue) before it reaches the TLS
-/// stream. The `h2` crate flushes at the end of every poll of the connection, and each
-/// stream task that answers wakes the connection (tokio runs a task woken that way next),
-/// so without the yield every response would be a TLS record and a `writev` of its own;
-/// with it, the responses of every stream task already runnable go out together.
+/// Writes are coalesced ([`Coalesce`]): the responses of every stream task already
+/// runnable go out together, in one TLS record and one `writev`.
 #[derive(Debug)]
 pub(crate) struct Watched<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> {
     /// `Some` until dropped.
-    inner: Option<T>,
+    inner: Option<Coalesce<T>>,
     scanner: Scanner,
     watch: Arc<FloodWatch>,
-    /// The connection task has yielded once since the last flush: the next write goes
-    /// through.
-    yielded: bool,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Watched<T> {
     pub(crate) fn new(inner: T, watch: Arc<FloodWatch>) -> Watched<T> {
         Watched {
-            inner: Some(inner),
+            inner: Some(Coalesce::new(inner)),
             scanner: Scanner::default(),
             watch,
-            yielded: false,
         }
     }
 }
@@ -215,7 +209,8 @@ fn gone() -> std::io::Error {
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Drop for Watched<T> {
     fn drop(&mut self) {
-        let Some(mut io) = self.inner.take() else { return };
+        let Some(io) = self.inner.take() else { return };
+        let mut io = io.into_inner();
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
@@ -256,25 +251,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncRead for Watched<T
     }
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Watched<T> {
-    /// Pending once per flush: the task wakes itself and returns, so tokio queues it
-    /// behind the tasks already runnable (a task woken while it runs is rescheduled as a
-    /// yield), whose frames then join this write.
-    fn yield_once(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.yielded {
-            return Poll::Ready(());
-        }
-        self.yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    }
-}
-
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Watched<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        std::task::ready!(this.yield_once(cx));
-        match this.inner.as_mut() {
+        match self.get_mut().inner.as_mut() {
             Some(io) => Pin::new(io).poll_write(cx, buf),
             None => Poll::Ready(Err(gone())),
         }
@@ -285,9 +264,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Watched<
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        std::task::ready!(this.yield_once(cx));
-        match this.inner.as_mut() {
+        match self.get_mut().inner.as_mut() {
             Some(io) => Pin::new(io).poll_write_vectored(cx, bufs),
             None => Poll::Ready(Err(gone())),
         }
@@ -298,16 +275,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> AsyncWrite for Watched<
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        let flushed = match this.inner.as_mut() {
+        match self.get_mut().inner.as_mut() {
             Some(io) => Pin::new(io).poll_flush(cx),
             None => Poll::Ready(Err(gone())),
-        };
-        if flushed.is_ready() {
-            // The next write starts a new batch.
-            this.yielded = false;
         }
-        flushed
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
