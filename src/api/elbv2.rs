@@ -103,25 +103,7 @@ impl Elbv2 {
     /// The configuration document of `s`; `applied` is the one being served (its listeners
     /// are the API's), `path` the state file (certificates are read beside it).
     fn document(&self, s: &ApiState, applied: &Value, path: &Path) -> Result<Value, doc::DocError> {
-        let config = self.proxy.config();
-        let files = file_groups(&config, s);
-        let api = doc::listener_names(applied);
-        let cert_files: Vec<(PathBuf, PathBuf)> = config
-            .listeners
-            .iter()
-            .filter(|l| !api.contains(&l.name))
-            .flat_map(|l| l.certificates.iter())
-            .map(|c| (c.cert_file.clone(), c.key_file.clone()))
-            .collect();
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let certs = doc::Certificates {
-            dir: &dir.join(CERTS_DIR),
-            files: &cert_files,
-        };
-        doc::document(s, &files, config.admin.api_listener_address, &certs)
+        state_document(&self.proxy.config(), s, applied, path)
     }
 
     /// Applies `next` (validated as a reload), then writes it to the state file; on any
@@ -1391,6 +1373,35 @@ fn check_name(name: &str, member: &str) -> R<()> {
 
 /// The target groups of the configuration file (and of container labels): every group
 /// served that the API did not make.
+/// The configuration document of `s` beside `config` (the file's, or the one served);
+/// `applied` is the document being served (its listeners are the API's), `path` the state
+/// file (certificates are read beside it).
+pub(crate) fn state_document(
+    config: &hostalb_config::Config,
+    s: &ApiState,
+    applied: &Value,
+    path: &Path,
+) -> Result<Value, doc::DocError> {
+    let files = file_groups(config, s);
+    let api = doc::listener_names(applied);
+    let cert_files: Vec<(PathBuf, PathBuf)> = config
+        .listeners
+        .iter()
+        .filter(|l| !api.contains(&l.name))
+        .flat_map(|l| l.certificates.iter())
+        .map(|c| (c.cert_file.clone(), c.key_file.clone()))
+        .collect();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let certs = doc::Certificates {
+        dir: &dir.join(CERTS_DIR),
+        files: &cert_files,
+    };
+    doc::document(s, &files, config.admin.api_listener_address, &certs)
+}
+
 fn file_groups(config: &hostalb_config::Config, s: &ApiState) -> Vec<String> {
     config
         .target_groups

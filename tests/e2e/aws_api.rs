@@ -555,3 +555,54 @@ async fn https_listeners_read_their_certificates_beside_the_state_file() {
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "tls 200", "{curl:?}");
 }
+
+/// `hostalb check --config FILE` reads the state file the run would use and names it.
+#[tokio::test]
+async fn check_reports_the_state_file_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hostalb.toml");
+    let state = dir.path().join("s.json");
+    std::fs::write(
+        &config,
+        "[admin]\naddress = \"127.0.0.1:0\"\nstate_file = \"s.json\"\n",
+    )
+    .unwrap();
+    let check = || {
+        let out = Command::new(bin())
+            .args(["check", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // No state file: nothing to say of it.
+    let (code, stdout) = check();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(!stdout.contains("s.json"), "{stdout}");
+    for (text, expect) in [
+        ("{\"FormatVersion\": 1,", "cannot be read"),
+        ("{\"FormatVersion\": 9}", "newer hostalb"),
+    ] {
+        std::fs::write(&state, text).unwrap();
+        let (code, stdout) = check();
+        assert_eq!(code, Some(1), "{stdout}");
+        let shown = state.display().to_string();
+        assert!(
+            stdout.contains(&format!("{shown}: error: state file {shown}: ")) && stdout.contains(expect),
+            "{stdout}"
+        );
+        assert!(stdout.contains("state file invalid"), "{stdout}");
+        assert_eq!(std::fs::read_to_string(&state).unwrap(), text, "left as it was");
+    }
+    std::fs::write(
+        &state,
+        r#"{"FormatVersion": 1, "LoadBalancers": [], "Listeners": [], "Rules": [], "TargetGroups": [],
+            "Attributes": {}, "Tags": {}, "Registrations": {}}"#,
+    )
+    .unwrap();
+    let (code, stdout) = check();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("state file valid"), "{stdout}");
+}
