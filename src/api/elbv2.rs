@@ -88,10 +88,11 @@ impl Elbv2 {
     }
 
     pub(crate) async fn call(&self, params: &Params) -> AwsAnswer {
-        let req = match Request::decode(params) {
+        let mut req = match Request::decode(params) {
             Ok(r) => r,
             Err(e) => return elb_error(&e),
         };
+        forward_defaults(&mut req);
         let action = req.action();
         let mut inner = self.inner.lock().await;
         match self.handle(&mut inner, req).await {
@@ -1400,6 +1401,27 @@ pub(crate) fn state_document(
         files: &cert_files,
     };
     doc::document(s, &files, config.admin.api_listener_address, &certs)
+}
+
+/// Fills what ELBv2 answers for a forward action's `ForwardConfig` when the call left it
+/// out: `TargetGroupStickinessConfig` `{Enabled: false}` (as AWS describes such rules).
+fn forward_defaults(req: &mut Request) {
+    let actions = match req {
+        Request::CreateListener(c) => Some(&mut c.default_actions),
+        Request::ModifyListener(m) => m.default_actions.as_mut(),
+        Request::CreateRule(c) => Some(&mut c.actions),
+        Request::ModifyRule(m) => m.actions.as_mut(),
+        _ => None,
+    };
+    for a in actions.into_iter().flatten() {
+        if let Some(f) = &mut a.forward_config {
+            f.target_group_stickiness_config
+                .get_or_insert(hostalb_aws::elbv2::TargetGroupStickinessConfig {
+                    enabled: Some(false),
+                    duration_seconds: None,
+                });
+        }
+    }
 }
 
 fn file_groups(config: &hostalb_config::Config, s: &ApiState) -> Vec<String> {

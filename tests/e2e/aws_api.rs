@@ -606,3 +606,44 @@ async fn check_reports_the_state_file_problems() {
     assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("state file valid"), "{stdout}");
 }
+
+/// One scenario (every action, each condition type, weighted forwards, the modelled
+/// errors) run by boto3 against hostalb and against moto's server: the parsed answers
+/// agree but for the differences tests/python/elbv2_moto_diff.py lists with their reasons.
+#[tokio::test]
+async fn answers_agree_with_moto_but_for_the_known_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let alb = start_with_state(&dir.path().join("s.json"), "").await;
+    let script = format!("{}/tests/python/elbv2_moto_diff.py", env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new(python());
+    cmd.arg(script).arg(endpoint(&alb)).arg(free_port().to_string());
+    let out = tokio::time::timeout(SCRIPT_PATIENCE, tokio::task::spawn_blocking(move || cmd.output()))
+        .await
+        .expect("the script finished in time")
+        .unwrap()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no report ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(report["unexpected"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["uncalled"], serde_json::json!([]), "{report:#}");
+    assert!(out.status.success(), "{report:#}");
+    // The modelled errors were answered (and moto answered the same, else unexpected).
+    for (step, code) in [
+        ("CreateTargetGroup.duplicate", "DuplicateTargetGroupName"),
+        ("DescribeTargetGroups.missing", "TargetGroupNotFound"),
+        ("CreateRule.PriorityInUse", "PriorityInUse"),
+        ("CreateRule.TargetGroupNotFound", "TargetGroupNotFound"),
+        ("SetRulePriorities.PriorityInUse", "PriorityInUse"),
+        ("DescribeLoadBalancers.missing", "LoadBalancerNotFound"),
+        ("DeleteTargetGroup.in-use", "ResourceInUse"),
+        ("DeleteListener.missing", "ListenerNotFound"),
+    ] {
+        assert_eq!(report["errors"][step], code, "{report:#}");
+    }
+    assert!(report["calls"].as_u64().unwrap() >= 50, "{report:#}");
+}
