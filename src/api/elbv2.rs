@@ -184,7 +184,17 @@ impl Elbv2 {
                         reason: None,
                     }),
                     kind: Some("application".into()),
-                    availability_zones: Some(Vec::new()),
+                    // The subnets given are kept and shown (hostalb uses none); their
+                    // zones are unknown here, so ZoneName is left out.
+                    availability_zones: Some(
+                        c.subnets
+                            .iter()
+                            .map(|id| hostalb_aws::elbv2::AvailabilityZone {
+                                zone_name: None,
+                                subnet_id: Some(id.clone()),
+                            })
+                            .collect(),
+                    ),
                     security_groups: Some(c.security_groups),
                     ip_address_type: Some(c.ip_address_type.unwrap_or_else(|| "ipv4".into())),
                 };

@@ -631,6 +631,7 @@ async fn answers_agree_with_moto_but_for_the_known_differences() {
     });
     assert_eq!(report["unexpected"], serde_json::json!([]), "{report:#}");
     assert_eq!(report["uncalled"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["stale"], serde_json::json!([]), "{report:#}");
     assert!(out.status.success(), "{report:#}");
     // The modelled errors were answered (and moto answered the same, else unexpected).
     for (step, code) in [
