@@ -87,10 +87,10 @@ KNOWN = {
     ("DescribeSSLPolicies", "SslPolicies[0].Ciphers"): "hostalb: the suites it serves (README)",
     ("DescribeSSLPolicies", "SslPolicies[0].SslProtocols"): "hostalb: TLS 1.2 and 1.3 only (README)",
     ("DescribeSSLPolicies", "SslPolicies[0].SupportedLoadBalancerTypes"): "moto: leaves out SupportedLoadBalancerTypes",
-    # hostalb reads a certificate from its files beside the state file (README): an ARN
-    # without files is refused (ValidationError), where moto and ELBv2 take any ACM ARN.
-    ("AddListenerCertificates", "Certificates"): "hostalb: a certificate needs its PEM files (README)",
-    ("AddListenerCertificates", "Error"): "hostalb: a certificate needs its PEM files (README)",
+    # hostalb refuses certificates on an HTTP listener (ValidationError: it serves none
+    # there); moto adds them.
+    ("AddListenerCertificates", "Certificates"): "hostalb: certificates go on HTTPS listeners (README)",
+    ("AddListenerCertificates", "Error"): "hostalb: certificates go on HTTPS listeners (README)",
     # --- errors ---------------------------------------------------------------------------
     # DeleteRule of a rule that does not exist: RuleNotFound (botocore's model lists it for
     # DeleteRule); moto answers success.
