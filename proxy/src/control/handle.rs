@@ -1168,7 +1168,7 @@ default_action = { type = "fixed-response", status_code = 404 }
     /// resources before the change and applied after it served the file without them.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reloads_and_api_changes_are_serialised() {
-        const ROUNDS: usize = 40;
+        const ROUNDS: usize = 100;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hostalb.toml");
         std::fs::write(&path, FILE).unwrap();
