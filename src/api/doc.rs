@@ -264,6 +264,29 @@ mod tests {
     }
 
     #[test]
+    fn notes_of_kinds_served_as_asked_refuse_nothing() {
+        // A group without targets (NoTargets) and a HealthCheckProtocol other than the
+        // group's (HealthCheckProtocol): both noted by the importer, both served.
+        let mut s = state("HTTP", None);
+        s.target_groups[0].health_check_protocol = Some("TCP".into());
+        let certs = Certificates {
+            dir: Path::new("/state/certs"),
+            files: &[],
+        };
+        let doc = document(&s, &["files".into()], "127.0.0.1".parse().unwrap(), &certs).unwrap();
+        assert!(doc["target_group"]["api"].is_object(), "{doc}");
+        for kind in [
+            NoteKind::NoTargets,
+            NoteKind::AddressMoved,
+            NoteKind::CertificateFiles,
+            NoteKind::HealthCheckProtocol,
+        ] {
+            assert!(served_as_asked(kind), "{kind:?}");
+        }
+        assert!(!served_as_asked(NoteKind::NotCarried));
+    }
+
+    #[test]
     fn what_cannot_be_carried_is_refused() {
         let mut s = state("HTTP", None);
         s.listeners[0].listener.default_actions[0] = Action {
