@@ -1,7 +1,7 @@
 """Differential test of hostalb's ELBv2 API against moto's server (the reference ELBv2
 emulator), for tests/e2e/aws_api.rs: one scenario, run by boto3 against both; the parsed
 answers are normalised (what must differ: ARNs' random ids, DNS names, timestamps,
-VPC/subnet/security group ids, health states) and compared. Every difference is either a
+VPC and subnet ids, health states) and compared. Every difference is either a
 bug (the test fails) or listed in KNOWN below with the reason.
 
 boto3 parses every answer with botocore's query parser; the scenario calls every action
@@ -129,10 +129,10 @@ class Recorder:
         return out
 
 
-def scenario(elb, port, subnets):
+def scenario(elb, port, vpc, subnets):
     """The scenario: every action, each condition type, weighted forwards, errors."""
     r = Recorder(elb)
-    where = {"Subnets": subnets} if subnets else {}
+    where = {"Subnets": subnets}
     lb = r("CreateLoadBalancer", "CreateLoadBalancer", Name="shop", **where)["LoadBalancers"][0]
     lb_arn = lb["LoadBalancerArn"]
     r("CreateLoadBalancer.duplicate", "CreateLoadBalancer", Name="shop", **where)
@@ -143,13 +143,10 @@ def scenario(elb, port, subnets):
     r("DescribeLoadBalancerAttributes", "DescribeLoadBalancerAttributes", LoadBalancerArn=lb_arn)
     groups = {}
     for name in ["blue", "green", "spare"]:
-        kwargs = {"Name": name, "Protocol": "HTTP", "Port": 8080, "TargetType": "ip", "HealthCheckPath": "/health"}
-        if VPC:
-            kwargs["VpcId"] = VPC
+        kwargs = {"Name": name, "Protocol": "HTTP", "Port": 8080, "TargetType": "ip", "HealthCheckPath": "/health",
+                  "VpcId": vpc}
         groups[name] = r("CreateTargetGroup", "CreateTargetGroup", **kwargs)["TargetGroups"][0]["TargetGroupArn"]
-    dup = {"Name": "blue", "Protocol": "HTTP", "Port": 9090, "TargetType": "ip"}
-    if VPC:
-        dup["VpcId"] = VPC
+    dup = {"Name": "blue", "Protocol": "HTTP", "Port": 9090, "TargetType": "ip", "VpcId": vpc}
     r("CreateTargetGroup.duplicate", "CreateTargetGroup", **dup)
     r("DescribeTargetGroups", "DescribeTargetGroups", Names=["blue", "green"])
     r("DescribeTargetGroups.missing", "DescribeTargetGroups", TargetGroupArns=[groups["blue"].replace("blue", "nope")])
@@ -227,8 +224,6 @@ def scenario(elb, port, subnets):
     return r
 
 
-VPC = None
-
 # What must differ between two emulators, replaced by placeholders before comparing.
 ARN_ID = re.compile(r"(arn:aws:elasticloadbalancing:[^:]*:)\d{12}(:[a-z-]+/(?:app/)?[^/\"]+)(/[0-9a-zA-Z-]+)+")
 NORMALISED = {
@@ -296,7 +291,6 @@ def free_port():
 
 
 def main():
-    global VPC
     hostalb, port = sys.argv[1], int(sys.argv[2])
     from moto.server import ThreadedMotoServer
 
@@ -307,13 +301,14 @@ def main():
         moto = f"http://127.0.0.1:{moto_port}"
         ec2 = boto3.client("ec2", endpoint_url=moto, region_name="us-east-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
-        VPC = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnets = [ec2.create_subnet(VpcId=VPC, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}")
+        # moto wants a VPC and subnets that its EC2 emulation knows.
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}")
                    ["Subnet"]["SubnetId"] for i, z in [(1, "a"), (2, "b")]]
-        theirs = scenario(client(moto), port, subnets)
+        theirs = scenario(client(moto), port, vpc, subnets)
         # hostalb keeps and shows the VPC and subnets it is given (it uses none): the same
         # ids, which normalising replaces anyway.
-        ours = scenario(client(hostalb), port, subnets)
+        ours = scenario(client(hostalb), port, vpc, subnets)
     finally:
         server.stop()
     report = {"calls": len(ours.steps), "known": [], "unexpected": [],
