@@ -62,6 +62,10 @@ KNOWN = {
     # A group no load balancer uses has LoadBalancerArns [] in ELBv2's answers; moto
     # leaves the member out.
     ("CreateTargetGroup", "TargetGroups[0].LoadBalancerArns"): "moto: leaves out an empty LoadBalancerArns",
+    # DescribeTargetGroups with PageSize 2 of 3 groups: ELBv2 answers 2 and a NextMarker
+    # (PageSize is in botocore's model); moto ignores PageSize and answers all 3.
+    ("DescribeTargetGroups.page", "TargetGroups"): "moto: ignores PageSize",
+    ("DescribeTargetGroups.page", "NextMarker"): "moto: ignores PageSize",
     # moto keeps one registration per target Id (registering 127.0.0.1:9 and :10 keeps
     # :10, deregistering :10 leaves none); in ELBv2 a target is its Id and Port.
     ("DescribeTargetHealth", "TargetHealthDescriptions"): "moto: one registration per Id, whatever the Port",
@@ -151,6 +155,7 @@ def scenario(elb, port, vpc, subnets):
     dup = {"Name": "blue", "Protocol": "HTTP", "Port": 9090, "TargetType": "ip", "VpcId": vpc}
     r("CreateTargetGroup.duplicate", "CreateTargetGroup", **dup)
     r("DescribeTargetGroups", "DescribeTargetGroups", Names=["blue", "green"])
+    r("DescribeTargetGroups.page", "DescribeTargetGroups", PageSize=2)
     r("DescribeTargetGroups.missing", "DescribeTargetGroups", TargetGroupArns=[groups["blue"].replace("blue", "nope")])
     r("ModifyTargetGroup", "ModifyTargetGroup", TargetGroupArn=groups["spare"], HealthCheckPath="/ready",
       HealthCheckIntervalSeconds=10)
@@ -189,6 +194,18 @@ def scenario(elb, port, vpc, subnets):
                      "TargetGroups": [{"TargetGroupArn": groups["blue"], "Weight": 90},
                                       {"TargetGroupArn": groups["green"], "Weight": 10}],
                      "TargetGroupStickinessConfig": {"Enabled": False}}}])["Rules"][0]["RuleArn"]
+    r("CreateRule.redirect", "CreateRule", ListenerArn=l_arn, Priority=70,
+      Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/old/*"]}}],
+      Actions=[{"Type": "redirect", "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "Path": "/new/#{path}",
+                                                         "StatusCode": "HTTP_301"}}])
+    r("CreateRule.fixed-response", "CreateRule", ListenerArn=l_arn, Priority=71,
+      Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/gone"]}}],
+      Actions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "410", "ContentType": "text/plain",
+                                                                  "MessageBody": "gone"}}])
+    r("CreateRule.two-conditions", "CreateRule", ListenerArn=l_arn, Priority=72,
+      Conditions=[{"Field": "host-header", "HostHeaderConfig": {"Values": ["a.example.com", "b.example.com"]}},
+                  {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/x/*", "/y/*"]}}],
+      Actions=[{"Type": "forward", "TargetGroupArn": groups["green"]}])
     r("CreateRule.PriorityInUse", "CreateRule", ListenerArn=l_arn, Priority=10,
       Conditions=[conditions["host-header"]], Actions=[{"Type": "forward", "TargetGroupArn": groups["blue"]}])
     r("CreateRule.TargetGroupNotFound", "CreateRule", ListenerArn=l_arn, Priority=99,
@@ -209,6 +226,8 @@ def scenario(elb, port, vpc, subnets):
     r("DeleteRule.missing", "DeleteRule", RuleArn=rules["query-string"])
     r("AddTags", "AddTags", ResourceArns=[lb_arn, groups["blue"]], Tags=[{"Key": "env", "Value": "dev"},
                                                                             {"Key": "team", "Value": "shop"}])
+    r("AddTags.listener", "AddTags", ResourceArns=[l_arn], Tags=[{"Key": "tier", "Value": "front"}])
+    r("DescribeTags.listener", "DescribeTags", ResourceArns=[l_arn])
     r("RemoveTags", "RemoveTags", ResourceArns=[groups["blue"]], TagKeys=["team"])
     r("DescribeTags", "DescribeTags", ResourceArns=[lb_arn, groups["blue"]])
     r("DescribeSSLPolicies", "DescribeSSLPolicies", Names=["ELBSecurityPolicy-2016-08"])
@@ -233,6 +252,8 @@ NORMALISED = {
     "CreatedTime": "<time>",
     "VpcId": "<vpc>",
     "SubnetId": "<subnet>",
+    # Paging markers are opaque: only whether there is one is compared.
+    "NextMarker": "<marker>",
     "CanonicalHostedZoneId": "<zone>",
     # moto has no health checks: states, reasons and descriptions are its own.
     "TargetHealth": "<health>",
