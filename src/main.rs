@@ -239,11 +239,16 @@ fn check(path: Option<PathBuf>, addresses: hostalb_config::EmbeddedAddresses) ->
             )
         }
     };
+    let mut state = None;
     let (problems, valid) = match result {
         Ok(loaded) => {
             // Certificate, key and trust-store files must load, as they will when served.
             let files = hostalb_proxy::tls_file_problems(&loaded.config);
             let valid = files.is_empty();
+            // The state file the run would read, beside the file (when there is one).
+            if let Some(path) = &path {
+                state = Some(api::check::check(path, &loaded.config));
+            }
             (loaded.warnings.into_iter().chain(files).collect(), valid)
         }
         Err(e) => (e.problems(), false),
@@ -255,9 +260,31 @@ fn check(path: Option<PathBuf>, addresses: hostalb_config::EmbeddedAddresses) ->
     let warnings = problems.len() - errors;
     if valid {
         println!("{origin}: valid ({warnings} warning(s))");
-        ExitCode::SUCCESS
     } else {
         println!("{origin}: invalid: {errors} error(s), {warnings} warning(s)");
+    }
+    let state_valid = state.as_ref().is_none_or(|s| s.errors.is_empty());
+    if let Some(s) = state.as_ref().filter(|s| s.exists) {
+        let shown = s.path.display();
+        for e in &s.errors {
+            println!("{shown}: error: {e}");
+        }
+        for w in &s.warnings {
+            println!("{shown}: warning: {w}");
+        }
+        if s.errors.is_empty() {
+            println!("{shown}: state file valid ({} warning(s))", s.warnings.len());
+        } else {
+            println!(
+                "{shown}: state file invalid: {} error(s), {} warning(s); `hostalb run` would refuse to start with it",
+                s.errors.len(),
+                s.warnings.len()
+            );
+        }
+    }
+    if valid && state_valid {
+        ExitCode::SUCCESS
+    } else {
         ExitCode::FAILURE
     }
 }

@@ -6,25 +6,27 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use hostalb_aws::arn::{Scope, target_group_arn};
-use hostalb_aws::import::{ApiResources, api_document};
+use hostalb_aws::import::{ApiResources, NoteKind, api_document};
 use serde_json::Value;
 
 use super::state::ApiState;
 
-/// The configuration document for `state`; `file_groups` are the target groups defined
-/// elsewhere that actions may forward to.
-/// What the importer says of every API resource that is served as asked: anything else it
-/// notes (a rule, an action or a setting it cannot carry) refuses the call.
-const BENIGN: [&str; 4] = [
-    // Groups get their targets by RegisterTargets.
-    "has no targets",
-    // Two load balancers with a listener on one port: the second binds 127.0.0.2.
-    "by another imported listener",
-    // Certificates are read from files (`locate`).
-    "cannot be exported from ACM",
-    // HealthCheckProtocol other than the group's: hostalb checks with the group's.
-    "health checks over",
-];
+/// Whether the API serves a resource the importer noted as asked: a note of any other
+/// kind (a rule, an action or a setting the configuration cannot carry) refuses the call.
+/// Decided on the note's kind, never its wording.
+fn served_as_asked(kind: NoteKind) -> bool {
+    match kind {
+        // Groups get their targets by RegisterTargets.
+        NoteKind::NoTargets => true,
+        // Two load balancers with a listener on one port: the second binds 127.0.0.2.
+        NoteKind::AddressMoved => true,
+        // Certificates are read from files (`locate`).
+        NoteKind::CertificateFiles => true,
+        // HealthCheckProtocol other than the group's: hostalb checks with the group's.
+        NoteKind::HealthCheckProtocol => true,
+        NoteKind::NotCarried => false,
+    }
+}
 
 /// Why the API's resources give no configuration.
 #[derive(Debug)]
@@ -53,6 +55,8 @@ pub(crate) struct Certificates<'a> {
     pub files: &'a [(PathBuf, PathBuf)],
 }
 
+/// The configuration document for `state`; `file_groups` are the target groups defined
+/// elsewhere that actions may forward to.
 pub(crate) fn document(
     state: &ApiState,
     file_groups: &[String],
@@ -78,7 +82,8 @@ pub(crate) fn document(
     let (mut doc, notes) = api_document(resources).map_err(DocError::Internal)?;
     let refused: Vec<String> = notes
         .into_iter()
-        .filter(|n| !BENIGN.iter().any(|b| n.contains(b)))
+        .filter(|n| !served_as_asked(n.kind))
+        .map(|n| n.text)
         .collect();
     if !refused.is_empty() {
         return Err(DocError::NotCarried(refused));
@@ -256,6 +261,29 @@ mod tests {
             doc["listener"][0]["certificates"][0]["cert_file"], "/etc/tls/site.pem",
             "{doc}"
         );
+    }
+
+    #[test]
+    fn notes_of_kinds_served_as_asked_refuse_nothing() {
+        // A group without targets (NoTargets) and a HealthCheckProtocol other than the
+        // group's (HealthCheckProtocol): both noted by the importer, both served.
+        let mut s = state("HTTP", None);
+        s.target_groups[0].health_check_protocol = Some("TCP".into());
+        let certs = Certificates {
+            dir: Path::new("/state/certs"),
+            files: &[],
+        };
+        let doc = document(&s, &["files".into()], "127.0.0.1".parse().unwrap(), &certs).unwrap();
+        assert!(doc["target_group"]["api"].is_object(), "{doc}");
+        for kind in [
+            NoteKind::NoTargets,
+            NoteKind::AddressMoved,
+            NoteKind::CertificateFiles,
+            NoteKind::HealthCheckProtocol,
+        ] {
+            assert!(served_as_asked(kind), "{kind:?}");
+        }
+        assert!(!served_as_asked(NoteKind::NotCarried));
     }
 
     #[test]

@@ -88,10 +88,11 @@ impl Elbv2 {
     }
 
     pub(crate) async fn call(&self, params: &Params) -> AwsAnswer {
-        let req = match Request::decode(params) {
+        let mut req = match Request::decode(params) {
             Ok(r) => r,
             Err(e) => return elb_error(&e),
         };
+        forward_defaults(&mut req);
         let action = req.action();
         let mut inner = self.inner.lock().await;
         match self.handle(&mut inner, req).await {
@@ -103,25 +104,7 @@ impl Elbv2 {
     /// The configuration document of `s`; `applied` is the one being served (its listeners
     /// are the API's), `path` the state file (certificates are read beside it).
     fn document(&self, s: &ApiState, applied: &Value, path: &Path) -> Result<Value, doc::DocError> {
-        let config = self.proxy.config();
-        let files = file_groups(&config, s);
-        let api = doc::listener_names(applied);
-        let cert_files: Vec<(PathBuf, PathBuf)> = config
-            .listeners
-            .iter()
-            .filter(|l| !api.contains(&l.name))
-            .flat_map(|l| l.certificates.iter())
-            .map(|c| (c.cert_file.clone(), c.key_file.clone()))
-            .collect();
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let certs = doc::Certificates {
-            dir: &dir.join(CERTS_DIR),
-            files: &cert_files,
-        };
-        doc::document(s, &files, config.admin.api_listener_address, &certs)
+        state_document(&self.proxy.config(), s, applied, path)
     }
 
     /// Applies `next` (validated as a reload), then writes it to the state file; on any
@@ -201,7 +184,17 @@ impl Elbv2 {
                         reason: None,
                     }),
                     kind: Some("application".into()),
-                    availability_zones: Some(Vec::new()),
+                    // The subnets given are kept and shown (hostalb uses none); their
+                    // zones are unknown here, so ZoneName is left out.
+                    availability_zones: Some(
+                        c.subnets
+                            .iter()
+                            .map(|id| hostalb_aws::elbv2::AvailabilityZone {
+                                zone_name: None,
+                                subnet_id: Some(id.clone()),
+                            })
+                            .collect(),
+                    ),
                     security_groups: Some(c.security_groups),
                     ip_address_type: Some(c.ip_address_type.unwrap_or_else(|| "ipv4".into())),
                 };
@@ -1391,6 +1384,56 @@ fn check_name(name: &str, member: &str) -> R<()> {
 
 /// The target groups of the configuration file (and of container labels): every group
 /// served that the API did not make.
+/// The configuration document of `s` beside `config` (the file's, or the one served);
+/// `applied` is the document being served (its listeners are the API's), `path` the state
+/// file (certificates are read beside it).
+pub(crate) fn state_document(
+    config: &hostalb_config::Config,
+    s: &ApiState,
+    applied: &Value,
+    path: &Path,
+) -> Result<Value, doc::DocError> {
+    let files = file_groups(config, s);
+    let api = doc::listener_names(applied);
+    let cert_files: Vec<(PathBuf, PathBuf)> = config
+        .listeners
+        .iter()
+        .filter(|l| !api.contains(&l.name))
+        .flat_map(|l| l.certificates.iter())
+        .map(|c| (c.cert_file.clone(), c.key_file.clone()))
+        .collect();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let certs = doc::Certificates {
+        dir: &dir.join(CERTS_DIR),
+        files: &cert_files,
+    };
+    doc::document(s, &files, config.admin.api_listener_address, &certs)
+}
+
+/// Fills what ELBv2 answers for a forward action's `ForwardConfig` when the call left it
+/// out: `TargetGroupStickinessConfig` `{Enabled: false}` (as AWS describes such rules).
+fn forward_defaults(req: &mut Request) {
+    let actions = match req {
+        Request::CreateListener(c) => Some(&mut c.default_actions),
+        Request::ModifyListener(m) => m.default_actions.as_mut(),
+        Request::CreateRule(c) => Some(&mut c.actions),
+        Request::ModifyRule(m) => m.actions.as_mut(),
+        _ => None,
+    };
+    for a in actions.into_iter().flatten() {
+        if let Some(f) = &mut a.forward_config {
+            f.target_group_stickiness_config
+                .get_or_insert(hostalb_aws::elbv2::TargetGroupStickinessConfig {
+                    enabled: Some(false),
+                    duration_seconds: None,
+                });
+        }
+    }
+}
+
 fn file_groups(config: &hostalb_config::Config, s: &ApiState) -> Vec<String> {
     config
         .target_groups

@@ -9,6 +9,7 @@
 //! loopback, every call must carry a valid signature made with `[admin] access_key_id /
 //! secret_access_key`, else 403 `InvalidSignature`.
 
+pub(crate) mod check;
 mod doc;
 mod elbv2;
 pub(crate) mod state;

@@ -555,3 +555,96 @@ async fn https_listeners_read_their_certificates_beside_the_state_file() {
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "tls 200", "{curl:?}");
 }
+
+/// `hostalb check --config FILE` reads the state file the run would use and names it.
+#[tokio::test]
+async fn check_reports_the_state_file_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hostalb.toml");
+    let state = dir.path().join("s.json");
+    std::fs::write(
+        &config,
+        "[admin]\naddress = \"127.0.0.1:0\"\nstate_file = \"s.json\"\n",
+    )
+    .unwrap();
+    let check = || {
+        let out = Command::new(bin())
+            .args(["check", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // No state file: nothing to say of it.
+    let (code, stdout) = check();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(!stdout.contains("s.json"), "{stdout}");
+    for (text, expect) in [
+        ("{\"FormatVersion\": 1,", "cannot be read"),
+        ("{\"FormatVersion\": 9}", "newer hostalb"),
+    ] {
+        std::fs::write(&state, text).unwrap();
+        let (code, stdout) = check();
+        assert_eq!(code, Some(1), "{stdout}");
+        let shown = state.display().to_string();
+        assert!(
+            stdout.contains(&format!("{shown}: error: state file {shown}: ")) && stdout.contains(expect),
+            "{stdout}"
+        );
+        assert!(stdout.contains("state file invalid"), "{stdout}");
+        assert_eq!(std::fs::read_to_string(&state).unwrap(), text, "left as it was");
+    }
+    std::fs::write(
+        &state,
+        r#"{"FormatVersion": 1, "LoadBalancers": [], "Listeners": [], "Rules": [], "TargetGroups": [],
+            "Attributes": {}, "Tags": {}, "Registrations": {}}"#,
+    )
+    .unwrap();
+    let (code, stdout) = check();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("state file valid"), "{stdout}");
+}
+
+/// One scenario (every action, each condition type, weighted forwards, the modelled
+/// errors) run by boto3 against hostalb and against moto's server: the parsed answers
+/// agree but for the differences tests/python/elbv2_moto_diff.py lists with their reasons.
+#[tokio::test]
+async fn answers_agree_with_moto_but_for_the_known_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let alb = start_with_state(&dir.path().join("s.json"), "").await;
+    let script = format!("{}/tests/python/elbv2_moto_diff.py", env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new(python());
+    cmd.arg(script).arg(endpoint(&alb)).arg(free_port().to_string());
+    let out = tokio::time::timeout(SCRIPT_PATIENCE, tokio::task::spawn_blocking(move || cmd.output()))
+        .await
+        .expect("the script finished in time")
+        .unwrap()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no report ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(report["unexpected"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["uncalled"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["stale"], serde_json::json!([]), "{report:#}");
+    assert!(out.status.success(), "{report:#}");
+    // The modelled errors were answered (and moto answered the same, else unexpected).
+    for (step, code) in [
+        ("CreateTargetGroup.duplicate", "DuplicateTargetGroupName"),
+        ("DescribeTargetGroups.missing", "TargetGroupNotFound"),
+        ("CreateRule.PriorityInUse", "PriorityInUse"),
+        ("CreateRule.TargetGroupNotFound", "TargetGroupNotFound"),
+        ("SetRulePriorities.PriorityInUse", "PriorityInUse"),
+        ("DescribeLoadBalancers.missing", "LoadBalancerNotFound"),
+        ("DeleteTargetGroup.in-use", "ResourceInUse"),
+        ("DeleteListener.missing", "ListenerNotFound"),
+    ] {
+        assert_eq!(report["errors"][step], code, "{report:#}");
+    }
+    assert!(report["calls"].as_u64().unwrap() >= 50, "{report:#}");
+}

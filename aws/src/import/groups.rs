@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::Described;
+use super::notes::{NoteKind, Notes};
 use super::toml_out::Tv;
 use crate::arn::ElbResource;
 use crate::ecs::{self, labels};
@@ -44,7 +45,7 @@ impl Groups {
     }
 }
 
-pub(crate) fn build(d: &Described, notes: &mut Vec<String>) -> Groups {
+pub(crate) fn build(d: &Described, notes: &mut Notes) -> Groups {
     let mut groups = Groups::default();
     for (arn, name) in &d.external_groups {
         groups.names.insert(arn.clone(), name.clone());
@@ -104,7 +105,7 @@ pub(crate) fn build(d: &Described, notes: &mut Vec<String>) -> Groups {
     ecs_selectors(d, &mut groups, notes);
     for g in &groups.list {
         if g.docker.is_none() {
-            notes.push(format!(
+            notes.push_as(NoteKind::NoTargets, format!(
                 "target group `{}` has no targets: add targets = [\"IP:PORT\"] or a [target_group.{}.docker] selector (describe-services output of the ECS service that uses it gives one)",
                 g.name, g.name
             ));
@@ -162,7 +163,7 @@ fn referenced_groups(d: &Described) -> Vec<String> {
     seen
 }
 
-fn described_group(d: &Described, g: &elbv2::TargetGroup, notes: &mut Vec<String>) -> Option<OutGroup> {
+fn described_group(d: &Described, g: &elbv2::TargetGroup, notes: &mut Notes) -> Option<OutGroup> {
     let name = g.target_group_name.clone();
     let first = d.target_groups.iter().find(|x| x.target_group_name == name);
     if first.is_some_and(|x| x.target_group_arn != g.target_group_arn) {
@@ -205,7 +206,7 @@ fn described_group(d: &Described, g: &elbv2::TargetGroup, notes: &mut Vec<String
             hc.push(("protocol".to_owned(), Tv::str(p)))
         }
         Some("HTTP" | "HTTPS") | None => {}
-        Some(other) => notes.push(format!(
+        Some(other) => notes.push_as(NoteKind::HealthCheckProtocol, format!(
             "target group `{name}`: health checks over {other} are not done by hostalb: it checks with {}",
             g.protocol.as_deref().unwrap_or("HTTP")
         )),
@@ -273,7 +274,7 @@ const IRRELEVANT: [(&str, &str); 9] = [
     ("stickiness.enabled", ""),
 ];
 
-fn apply_attributes(g: &mut OutGroup, attributes: &[Attribute], notes: &mut Vec<String>) {
+fn apply_attributes(g: &mut OutGroup, attributes: &[Attribute], notes: &mut Notes) {
     let get = |k: &str| attributes.iter().find(|a| a.key == k).map(|a| a.value.as_str());
     let name = g.name.clone();
     let mut seconds = |key: &str, member: &str, g: &mut OutGroup| {
@@ -369,7 +370,7 @@ fn stickiness(attributes: &[Attribute]) -> Result<Tv, String> {
     Ok(Tv::Table(members))
 }
 
-fn ecs_selectors(d: &Described, groups: &mut Groups, notes: &mut Vec<String>) {
+fn ecs_selectors(d: &Described, groups: &mut Groups, notes: &mut Notes) {
     for service in &d.services {
         if service.load_balancers.is_empty() {
             notes.push(format!(
@@ -429,13 +430,7 @@ fn ecs_selectors(d: &Described, groups: &mut Groups, notes: &mut Vec<String>) {
     }
 }
 
-fn check_container(
-    td: &ecs::TaskDefinition,
-    service: &str,
-    container: &str,
-    port: u16,
-    notes: &mut Vec<String>,
-) {
+fn check_container(td: &ecs::TaskDefinition, service: &str, container: &str, port: u16, notes: &mut Notes) {
     let Some(c) = td.container_definitions.iter().find(|c| c.name == container) else {
         notes.push(format!(
             "ECS service `{service}`: task definition `{}` has no container `{container}`",

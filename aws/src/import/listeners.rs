@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use super::Described;
 use super::groups::{Groups, is_load_balancer};
+use super::notes::{NoteKind, Notes};
 use super::toml_out::Tv;
 use crate::arn::{self, ElbResource};
 use crate::elbv2::{self, Action, RuleCondition};
@@ -32,7 +33,7 @@ pub(crate) struct OutRule {
     pub action: Tv,
 }
 
-pub(crate) fn build(d: &Described, groups: &Groups, notes: &mut Vec<String>) -> Vec<OutListener> {
+pub(crate) fn build(d: &Described, groups: &Groups, notes: &mut Notes) -> Vec<OutListener> {
     let mut out = Vec::new();
     let mut taken: HashSet<(u8, u16)> = HashSet::new();
     let mut names: HashSet<String> = HashSet::new();
@@ -72,7 +73,7 @@ pub(crate) fn build(d: &Described, groups: &Groups, notes: &mut Vec<String>) -> 
         let [a, b, c] = LISTENER_HOST;
         let address = format!("{a}.{b}.{c}.{host}:{port}");
         if host != 1 {
-            notes.push(format!(
+            notes.push_as(NoteKind::AddressMoved, format!(
                 "listener `{name}` binds {address}: port {port} is already bound on 127.0.0.1 by another imported listener"
             ));
         }
@@ -154,12 +155,7 @@ pub(crate) fn build(d: &Described, groups: &Groups, notes: &mut Vec<String>) -> 
 
 /// ALB's `MutualAuthentication` as the listener's `mutual_authentication`: `verify` names
 /// a trust-store file to put the trust store's CA bundle in.
-fn mutual_authentication(
-    m: &serde_json::Value,
-    protocol: &str,
-    name: &str,
-    notes: &mut Vec<String>,
-) -> Option<Tv> {
+fn mutual_authentication(m: &serde_json::Value, protocol: &str, name: &str, notes: &mut Notes) -> Option<Tv> {
     let mode = m.get("Mode").and_then(|v| v.as_str()).unwrap_or("off");
     if mode == "off" {
         return None;
@@ -204,7 +200,7 @@ fn mutual_authentication(
     }
 }
 
-fn certificates(l: &elbv2::Listener, name: &str, notes: &mut Vec<String>) -> Tv {
+fn certificates(l: &elbv2::Listener, name: &str, notes: &mut Notes) -> Tv {
     let arns: Vec<&str> = l
         .certificates
         .iter()
@@ -227,7 +223,7 @@ fn certificates(l: &elbv2::Listener, name: &str, notes: &mut Vec<String>) -> Tv 
             ])
         })
         .collect();
-    notes.push(format!(
+    notes.push_as(NoteKind::CertificateFiles, format!(
         "listener `{name}` is HTTPS: its certificates ({}) cannot be exported from ACM; put each certificate chain and key, in PEM, at the certs/ paths written",
         if arns.is_empty() { "none listed".to_owned() } else { arns.join(", ") }
     ));
@@ -242,7 +238,7 @@ fn load_balancer_attributes(
     listener: &str,
     https: bool,
     members: &mut Vec<(String, Tv)>,
-    notes: &mut Vec<String>,
+    notes: &mut Notes,
 ) {
     let Some((_, _, attributes)) = d
         .attributes
@@ -309,7 +305,7 @@ fn load_balancer_attributes(
     }
 }
 
-fn rule(r: &elbv2::Rule, listener: &str, groups: &Groups, notes: &mut Vec<String>) -> Option<OutRule> {
+fn rule(r: &elbv2::Rule, listener: &str, groups: &Groups, notes: &mut Notes) -> Option<OutRule> {
     let Ok(priority) = r.priority.parse::<u32>() else {
         notes.push(format!(
             "rule `{}`: priority `{}` is not a number: left out",
@@ -469,7 +465,7 @@ fn condition(c: &RuleCondition) -> Result<Tv, String> {
 
 /// A rule's actions in `Order`: authentication ones are noted and left out; the terminal
 /// one (forward, redirect, fixed-response) is the action written.
-fn actions(list: &[Action], groups: &Groups, what: &str, notes: &mut Vec<String>) -> Option<Tv> {
+fn actions(list: &[Action], groups: &Groups, what: &str, notes: &mut Notes) -> Option<Tv> {
     let mut sorted: Vec<&Action> = list.iter().collect();
     sorted.sort_by_key(|a| a.order.unwrap_or(u32::MAX));
     for a in sorted {
@@ -487,7 +483,7 @@ fn actions(list: &[Action], groups: &Groups, what: &str, notes: &mut Vec<String>
     None
 }
 
-fn forward(a: &Action, groups: &Groups, what: &str, notes: &mut Vec<String>) -> Option<Tv> {
+fn forward(a: &Action, groups: &Groups, what: &str, notes: &mut Notes) -> Option<Tv> {
     let config = a.forward_config.as_ref();
     let tuples: Vec<(String, Option<u32>)> = match config.and_then(|c| c.target_groups.as_ref()) {
         Some(list) if !list.is_empty() => list
@@ -539,7 +535,7 @@ fn forward(a: &Action, groups: &Groups, what: &str, notes: &mut Vec<String>) -> 
     Some(Tv::Table(members))
 }
 
-fn redirect(a: &Action, what: &str, notes: &mut Vec<String>) -> Option<Tv> {
+fn redirect(a: &Action, what: &str, notes: &mut Notes) -> Option<Tv> {
     let Some(r) = &a.redirect_config else {
         notes.push(format!("{what}: a redirect action without RedirectConfig"));
         return None;
@@ -560,7 +556,7 @@ fn redirect(a: &Action, what: &str, notes: &mut Vec<String>) -> Option<Tv> {
     Some(Tv::Table(members))
 }
 
-fn fixed_response(a: &Action, what: &str, notes: &mut Vec<String>) -> Option<Tv> {
+fn fixed_response(a: &Action, what: &str, notes: &mut Notes) -> Option<Tv> {
     let Some(f) = &a.fixed_response_config else {
         notes.push(format!(
             "{what}: a fixed-response action without FixedResponseConfig"

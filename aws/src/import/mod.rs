@@ -19,12 +19,16 @@
 mod groups;
 mod inputs;
 mod listeners;
+mod notes;
 mod render;
 mod toml_out;
 
 use std::fmt;
 
 use crate::elbv2;
+
+use self::notes::Notes;
+pub use self::notes::{Note, NoteKind};
 
 /// One input file.
 #[derive(Debug, Clone)]
@@ -40,7 +44,7 @@ pub struct Input {
 #[derive(Debug, Clone)]
 pub struct Imported {
     pub toml: String,
-    pub notes: Vec<String>,
+    pub notes: Vec<Note>,
 }
 
 /// Inputs that cannot be imported at all.
@@ -117,7 +121,7 @@ pub struct ApiResources {
 /// The configuration document (`listener` and `target_group`, as a file would write them)
 /// for the API's resources, by the importer's mapping; the notes say what could not be
 /// carried. Listeners are named `LB-PORT` and bind `127.0.0.1:PORT`.
-pub fn api_document(r: ApiResources) -> Result<(serde_json::Value, Vec<String>), String> {
+pub fn api_document(r: ApiResources) -> Result<(serde_json::Value, Vec<Note>), String> {
     let d = Described {
         load_balancers: r.load_balancers,
         listeners: r.listeners,
@@ -131,12 +135,12 @@ pub fn api_document(r: ApiResources) -> Result<(serde_json::Value, Vec<String>),
         external_groups: r.external_groups,
         ..Described::default()
     };
-    let mut notes = Vec::new();
+    let mut notes = Notes::default();
     let groups = groups::build(&d, &mut notes);
     let listeners = listeners::build(&d, &groups, &mut notes);
     let text = render::render(&d, &listeners, &groups);
     let doc: serde_json::Value = toml::from_str(&text).map_err(|e| format!("internal: {e}"))?;
-    Ok((doc, notes))
+    Ok((doc, notes.0))
 }
 
 /// Imports describe output: the configuration, and notes on what could not be carried.
@@ -180,11 +184,11 @@ pub fn import(inputs: &[Input]) -> Result<Imported, ImportError> {
     if d.listeners.is_empty() && d.target_groups.is_empty() && d.services.is_empty() {
         return Err(ImportError::Empty);
     }
-    let mut notes = Vec::new();
+    let mut notes = Notes::default();
     let groups = groups::build(&d, &mut notes);
     let listeners = listeners::build(&d, &groups, &mut notes);
     let toml = render::render(&d, &listeners, &groups);
-    Ok(Imported { toml, notes })
+    Ok(Imported { toml, notes: notes.0 })
 }
 
 fn extend<T>(into: &mut Vec<T>, items: Vec<T>, id: impl Fn(&T) -> &String) {

@@ -197,6 +197,13 @@ pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
     /// Serialises changes: one reload or registration update at a time.
     state: Mutex<State>,
+    /// Serialises whole configuration changes (a reload, an AWS API change): each reads
+    /// the file and the API's resources, validates, then applies, and no other change
+    /// may start between its read and its apply, or a reload that read the API's old
+    /// resources would undo an API change just answered, and an API change that then
+    /// fails would have been served by a reload that read it. An async mutex: it is held
+    /// across the apply's await; `state` is only ever taken inside it, never around it.
+    changes: Mutex<()>,
     source: ConfigSource,
     admin: SocketAddr,
     events: broadcast::Sender<Event>,
@@ -347,6 +354,7 @@ impl Proxy {
         let inner = Arc::new(Inner {
             shared,
             state: Mutex::new(state),
+            changes: Mutex::new(()),
             source,
             admin,
             events,
@@ -407,10 +415,11 @@ impl Proxy {
     /// Re-reads the configuration source and applies it. A configuration with errors is
     /// logged with every problem and counted; the running one keeps serving.
     pub async fn reload(&self) -> Result<u64, ControlError> {
+        let _changing = self.inner.changes.lock().await;
         let overlay = self.inner.overlay.lock().map(|o| o.clone()).unwrap_or_default();
         let api = self.inner.api.lock().ok().and_then(|a| a.clone());
         let result = match self.inner.source.load_with_api(&overlay, api.as_deref()) {
-            Ok(loaded) => self.apply(loaded).await,
+            Ok(loaded) => self.apply_changing(loaded).await,
             Err(e) => Err(ControlError::from(e)),
         };
         if let Err(e) = &result {
@@ -426,6 +435,12 @@ impl Proxy {
     /// Applies a validated configuration: binds new listeners, publishes the new
     /// snapshot, then stops listeners that are gone. Returns the new generation.
     pub async fn apply(&self, loaded: Loaded) -> Result<u64, ControlError> {
+        let _changing = self.inner.changes.lock().await;
+        self.apply_changing(loaded).await
+    }
+
+    /// [`Proxy::apply`] for a caller that holds `changes`.
+    async fn apply_changing(&self, loaded: Loaded) -> Result<u64, ControlError> {
         let mut state = self.inner.state.lock().await;
         let config = Arc::new(loaded.config);
         let access_log = state.access_log_for(&config)?;
@@ -469,6 +484,7 @@ impl Proxy {
     /// validated and applied as a reload is; on success `api` is kept for later reloads.
     /// On any problem nothing changes and the error lists the problems.
     pub async fn apply_api(&self, api: serde_json::Value) -> Result<u64, ControlError> {
+        let _changing = self.inner.changes.lock().await;
         let overlay = self.inner.overlay.lock().map(|o| o.clone()).unwrap_or_default();
         let loaded = self.inner.source.load_with_api(&overlay, Some(&api))?;
         let api = Arc::new(api);
@@ -478,7 +494,7 @@ impl Proxy {
             .lock()
             .ok()
             .and_then(|mut a| a.replace(api.clone()));
-        match self.apply(loaded).await {
+        match self.apply_changing(loaded).await {
             Ok(generation) => Ok(generation),
             Err(e) => {
                 if let Ok(mut a) = self.inner.api.lock() {
@@ -1116,5 +1132,67 @@ fn container_of(origin: &TargetOrigin) -> String {
         (Some(name), _) => name.trim_start_matches('/').to_owned(),
         (None, Some(id)) => id.chars().take(12).collect(),
         (None, None) => "-".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+[admin]
+address = "127.0.0.1:0"
+
+[[listener]]
+name = "web"
+address = "127.0.0.1:0"
+default_action = { type = "fixed-response", status_code = 404 }
+"#;
+
+    /// The API's resources of change `n`: one target group named after it.
+    fn api_doc(n: usize) -> serde_json::Value {
+        serde_json::json!({ "target_group": { format!("api{n}"): { "targets": ["127.0.0.1:9"] } } })
+    }
+
+    fn served_groups(proxy: &Proxy) -> Vec<String> {
+        proxy
+            .config()
+            .target_groups
+            .iter()
+            .map(|g| g.name.clone())
+            .collect()
+    }
+
+    /// A reload racing with an API change never undoes it: whichever runs second reads
+    /// what the first applied. Without `changes`, a reload that read the API's previous
+    /// resources before the change and applied after it served the file without them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reloads_and_api_changes_are_serialised() {
+        const ROUNDS: usize = 100;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hostalb.toml");
+        std::fs::write(&path, FILE).unwrap();
+        let loaded = cfg::load(&path).unwrap();
+        let proxy = Proxy::start(loaded, ConfigSource::File(path)).await.unwrap();
+        for n in 0..ROUNDS {
+            // Tasks of their own, so that they run at once on both threads.
+            let (p1, p2, p3) = (proxy.clone(), proxy.clone(), proxy.clone());
+            let a = tokio::spawn(async move { p1.reload().await });
+            let b = tokio::spawn(async move { p2.apply_api(api_doc(n)).await });
+            let c = tokio::spawn(async move { p3.reload().await });
+            a.await.unwrap().unwrap();
+            b.await.unwrap().unwrap();
+            c.await.unwrap().unwrap();
+            assert_eq!(served_groups(&proxy), [format!("api{n}")], "round {n}");
+        }
+        // A change that fails leaves nothing behind for the next reload.
+        let bad = serde_json::json!({ "target_group": { "bad": { "targets": ["not an address"] } } });
+        let p1 = proxy.clone();
+        let a = tokio::spawn(async move { p1.apply_api(bad).await });
+        proxy.reload().await.unwrap();
+        assert!(a.await.unwrap().is_err());
+        proxy.reload().await.unwrap();
+        assert_eq!(served_groups(&proxy), [format!("api{}", ROUNDS - 1)]);
+        proxy.shutdown(Duration::from_millis(100)).await;
     }
 }
