@@ -4,12 +4,12 @@
 //! neither knows the other.
 //!
 //! A call is routed by its SigV4 credential scope's service, then `X-Amz-Target`, then
-//! `Version`: ELBv2's Query protocol is served ([`elbv2`]); ECS's JSON 1.1 calls get
-//! `UnknownOperationException` until ECS is served. On an admin address that is not
+//! `Version`: ELBv2's Query protocol is served ([`elbv2`]), ECS's JSON 1.1 calls by [`ecs`]. On an admin address that is not
 //! loopback, every call must carry a valid signature made with `[admin] access_key_id /
 //! secret_access_key`, else 403 `InvalidSignature`.
 
 mod doc;
+mod ecs;
 mod elbv2;
 pub(crate) mod state;
 
@@ -34,6 +34,7 @@ const INVALID_SIGNATURE: &str = "InvalidSignature";
 #[derive(Debug)]
 pub(crate) struct Api {
     elbv2: Elbv2,
+    ecs: Arc<ecs::EcsApi>,
     /// Signatures are required (the admin address is not loopback).
     signed_only: bool,
     proxy: Proxy,
@@ -43,6 +44,11 @@ impl Api {
     pub(crate) fn new(proxy: Proxy, state: state::ApiState, state_path: PathBuf, admin: SocketAddr) -> Api {
         Api {
             signed_only: !admin.ip().is_loopback(),
+            ecs: Arc::new(ecs::EcsApi::new(
+                state.ecs.clone(),
+                state_path.clone(),
+                proxy.config().docker.endpoint.as_deref(),
+            )),
             elbv2: Elbv2::new(proxy.clone(), state, state_path),
             proxy,
         }
@@ -50,7 +56,8 @@ impl Api {
 
     /// Serves the state loaded at start.
     pub(crate) async fn start(&self) -> Result<(), String> {
-        self.elbv2.start().await
+        self.elbv2.start().await?;
+        self.ecs.start().await
     }
 
     async fn answer(&self, call: AwsCall) -> AwsAnswer {
@@ -90,13 +97,7 @@ impl Api {
         }
         if is_ecs {
             let operation = target.and_then(|t| t.rsplit('.').next()).unwrap_or("(none)");
-            return json_error(
-                400,
-                "UnknownOperationException",
-                &format!(
-                    "ECS operation {operation} is not served by this hostalb (only ELBv2 is, with Version={API_VERSION})"
-                ),
-            );
+            return self.ecs.call(operation, &call.body).await;
         }
         match service.as_deref() {
             None | Some(SIGNING_NAME) => {}

@@ -1,0 +1,144 @@
+//! What the ECS API made: clusters, task definitions and tasks, in ECS's shapes, kept in
+//! the state file under `Ecs`. [`Shared`] is the one copy: the ECS API changes it, and
+//! whoever writes the state file serializes its current content.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::model::TaskDefinition;
+
+/// Everything the ECS API made.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EcsState {
+    /// Clusters other than `default` (which always exists).
+    pub clusters: Vec<Cluster>,
+    pub task_definitions: Vec<TaskDefinition>,
+    /// Tasks not yet forgotten (stopped ones are kept for [`crate::STOPPED_TASK_KEPT`]).
+    pub tasks: Vec<Task>,
+}
+
+impl EcsState {
+    pub fn is_empty(&self) -> bool {
+        self.clusters.is_empty() && self.task_definitions.is_empty() && self.tasks.is_empty()
+    }
+}
+
+/// A cluster made by CreateCluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Cluster {
+    pub cluster_name: String,
+    pub cluster_arn: String,
+}
+
+/// A task: ECS's `Task` shape.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Task {
+    pub task_arn: String,
+    pub cluster_arn: String,
+    pub task_definition_arn: String,
+    pub containers: Vec<Container>,
+    /// `PROVISIONING`, `PENDING`, `RUNNING`, `DEACTIVATING`, `STOPPING`, `STOPPED`.
+    pub last_status: String,
+    /// `RUNNING` or `STOPPED`.
+    pub desired_status: String,
+    pub launch_type: String,
+    pub group: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+    pub created_at: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopping_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
+    /// `TaskFailedToStart`, `EssentialContainerExited`, `UserInitiated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<String>,
+    /// `HEALTHY`, `UNHEALTHY`, `UNKNOWN`.
+    pub health_status: String,
+    /// Bumped on every change, as ECS's `version`.
+    pub version: u64,
+}
+
+/// A container of a task: ECS's `Container` shape, plus the Docker name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Container {
+    pub container_arn: String,
+    pub task_arn: String,
+    pub name: String,
+    pub image: String,
+    /// The Docker container id, once created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_id: Option<String>,
+    /// `PENDING`, `RUNNING`, `STOPPED`.
+    pub last_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub network_bindings: Vec<NetworkBinding>,
+    /// `HEALTHY`, `UNHEALTHY`, `UNKNOWN`.
+    pub health_status: String,
+    pub essential: bool,
+    /// The Docker name (`ecs-FAMILY-REV-NAME-RANDOM`), not an ECS member: DescribeTasks
+    /// leaves it out.
+    pub docker_name: String,
+}
+
+/// `NetworkBinding`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NetworkBinding {
+    #[serde(rename = "bindIP")]
+    pub bind_ip: String,
+    pub container_port: u16,
+    pub host_port: u16,
+    pub protocol: String,
+}
+
+/// The one copy of [`EcsState`], shared by the ECS API and the state file's writer.
+#[derive(Debug, Clone, Default)]
+pub struct Shared(Arc<Mutex<EcsState>>);
+
+impl Shared {
+    pub fn new(state: EcsState) -> Shared {
+        Shared(Arc::new(Mutex::new(state)))
+    }
+
+    /// The state, locked. Held only for plain reads and changes: never across an await,
+    /// never while the state file is written (writing serializes through this lock).
+    pub fn lock(&self) -> MutexGuard<'_, EcsState> {
+        // A panic while locked leaves plain data; the state stays usable.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+impl PartialEq for Shared {
+    fn eq(&self, other: &Shared) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.lock() == *other.lock()
+    }
+}
+
+impl Serialize for Shared {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.lock().clone().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Shared, D::Error> {
+        EcsState::deserialize(d).map(Shared::new)
+    }
+}

@@ -1,0 +1,120 @@
+"""Drives hostalb's ECS API with the real clients (boto3 and the AWS CLI v1), for
+tests/e2e/ecs.rs. Each command prints one JSON object on stdout; a failure raises
+(non-zero exit, traceback on stderr).
+
+Usage: ecs_api.py COMMAND ENDPOINT [ARGS...]
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+
+def client(endpoint):
+    return boto3.client(
+        "ecs",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        config=botocore.config.Config(retries={"max_attempts": 1}),
+    )
+
+
+def cli(endpoint, *args):
+    """The AWS CLI v1 (the awscli module of the same interpreter), JSON out."""
+    env = dict(os.environ)
+    env.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    env.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    env["AWS_DEFAULT_REGION"] = "us-east-1"
+    out = subprocess.run(
+        [sys.executable, "-m", "awscli", "--endpoint-url", endpoint, "--output", "json", "ecs", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"aws ecs {' '.join(args)}: {out.stderr}")
+    return json.loads(out.stdout) if out.stdout.strip() else {}
+
+
+def register(endpoint, path):
+    """`aws ecs register-task-definition --cli-input-json file://PATH`."""
+    return cli(endpoint, "register-task-definition", "--cli-input-json", f"file://{path}")
+
+
+def run(endpoint, family, cluster):
+    """boto3 creates the cluster, checks it and runs one task of FAMILY in it."""
+    ecs = client(endpoint)
+    ecs.create_cluster(clusterName=cluster)
+    clusters = ecs.describe_clusters(clusters=[cluster, "nope"])
+    td = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+    listed = ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
+    out = ecs.run_task(cluster=cluster, taskDefinition=family, count=1, startedBy="e2e")
+    return {
+        "clusters": [c["clusterName"] for c in clusters["clusters"]],
+        "failures": [f["reason"] for f in clusters["failures"]],
+        "revision": td["revision"],
+        "listed": listed,
+        "task": out["tasks"][0],
+    }
+
+
+def describe(endpoint, cluster, task):
+    """boto3 DescribeTasks and ListTasks."""
+    ecs = client(endpoint)
+    t = ecs.describe_tasks(cluster=cluster, tasks=[task])["tasks"][0]
+    running = ecs.list_tasks(cluster=cluster)["taskArns"]
+    stopped = ecs.list_tasks(cluster=cluster, desiredStatus="STOPPED")["taskArns"]
+    return {"task": json.loads(json.dumps(t, default=str)), "running": running, "stopped": stopped}
+
+
+def stop(endpoint, cluster, task):
+    """`aws ecs stop-task`."""
+    return cli(endpoint, "stop-task", "--cluster", cluster, "--task", task, "--reason", "e2e says stop")
+
+
+def errors(endpoint):
+    """ECS's error shapes, as botocore's modelled exceptions."""
+    ecs = client(endpoint)
+    out = {}
+    calls = {
+        "unknown_cluster": lambda: ecs.list_tasks(cluster="no-such-cluster"),
+        "unknown_td": lambda: ecs.run_task(taskDefinition="no-such-family"),
+        "awsvpc": lambda: ecs.register_task_definition(
+            family="x", networkMode="awsvpc", containerDefinitions=[{"name": "a", "image": "i"}]
+        ),
+        "cycle": lambda: ecs.register_task_definition(
+            family="x",
+            containerDefinitions=[
+                {"name": "a", "image": "i", "dependsOn": [{"containerName": "b", "condition": "START"}]},
+                {"name": "b", "image": "i", "dependsOn": [{"containerName": "a", "condition": "START"}]},
+            ],
+        ),
+        "service": lambda: ecs.create_service(cluster="default", serviceName="s", taskDefinition="x"),
+        "stop_unknown": lambda: ecs.stop_task(task="0123"),
+    }
+    for name, call in calls.items():
+        try:
+            call()
+            out[name] = {"code": None}
+        except botocore.exceptions.ClientError as e:
+            out[name] = {"code": e.response["Error"]["Code"], "message": e.response["Error"]["Message"]}
+    return out
+
+
+def main():
+    command, endpoint, *args = sys.argv[1:]
+    fn = {"register": register, "run": run, "describe": describe, "stop": stop, "errors": errors}[command]
+    print(json.dumps(fn(endpoint, *args), default=str))
+
+
+if __name__ == "__main__":
+    main()
