@@ -264,3 +264,92 @@ fn describe(e: &bollard::errors::Error) -> String {
         other => format!("Docker engine: {other}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_container_definition_becomes_the_agents_docker_container() {
+        let td: TaskDefinition = serde_json::from_value(json!({
+            "family": "shop", "revision": 3, "containerDefinitions": [{
+                "name": "web", "image": "shop:2", "cpu": 256, "memory": 512, "memoryReservation": 128,
+                "environment": [{"name": "A", "value": "1"}], "command": ["serve"], "entryPoint": ["/bin/app"],
+                "dockerLabels": {"team": "x"}, "stopTimeout": 7,
+                "portMappings": [{"containerPort": 80}],
+                "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 10, "retries": 2}
+            }]
+        }))
+        .unwrap();
+        let owner = Owner {
+            task_arn: "arn:task",
+            cluster_arn: "arn:cluster",
+            family: "shop",
+            revision: 3,
+        };
+        let binding = NetworkBinding {
+            bind_ip: "0.0.0.0".into(),
+            container_port: 80,
+            host_port: 49200,
+            protocol: "tcp".into(),
+        };
+        let c = &td.container_definitions[0];
+        let body = create_body(&td, c, &owner, &[binding], vec!["ecs-shop-3-db-1:db".into()]);
+        let labels = body.labels.clone().unwrap();
+        assert_eq!(labels[labels::TASK_ARN], "arn:task");
+        assert_eq!(labels[labels::CONTAINER_NAME], "web");
+        assert_eq!(labels[labels::TASK_DEFINITION_FAMILY], "shop");
+        assert_eq!(labels[labels::TASK_DEFINITION_VERSION], "3");
+        assert_eq!(labels[labels::CLUSTER], "arn:cluster");
+        assert_eq!(labels["team"], "x");
+        assert_eq!(body.env, Some(vec!["A=1".into()]));
+        assert_eq!(body.cmd, Some(vec!["serve".into()]));
+        assert_eq!(body.entrypoint, Some(vec!["/bin/app".into()]));
+        assert_eq!(body.stop_timeout, Some(7));
+        assert_eq!(body.exposed_ports, Some(vec!["80/tcp".into()]));
+        let health = body.healthcheck.unwrap();
+        assert_eq!(health.test, Some(vec!["CMD-SHELL".into(), "true".into()]));
+        assert_eq!(health.interval, Some(10 * NANOS));
+        assert_eq!(health.timeout, Some(i64::from(health_defaults::TIMEOUT) * NANOS));
+        assert_eq!(health.retries, Some(2));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("bridge"));
+        assert_eq!(host.memory, Some(512 * MIB));
+        assert_eq!(host.memory_reservation, Some(128 * MIB));
+        assert_eq!(host.cpu_shares, Some(256));
+        assert_eq!(host.links, Some(vec!["ecs-shop-3-db-1:db".into()]));
+        let ports = host.port_bindings.unwrap();
+        assert_eq!(
+            ports["80/tcp"].as_ref().unwrap()[0].host_port.as_deref(),
+            Some("49200")
+        );
+    }
+
+    #[test]
+    fn host_mode_publishes_nothing_and_the_stop_timeout_defaults_to_ecs() {
+        let td: TaskDefinition = serde_json::from_value(json!({
+            "family": "f", "networkMode": "host",
+            "containerDefinitions": [{"name": "a", "image": "i", "portMappings": [{"containerPort": 80}]}]
+        }))
+        .unwrap();
+        let owner = Owner {
+            task_arn: "t",
+            cluster_arn: "c",
+            family: "f",
+            revision: 1,
+        };
+        let b = NetworkBinding {
+            bind_ip: "0.0.0.0".into(),
+            container_port: 80,
+            host_port: 80,
+            protocol: "tcp".into(),
+        };
+        let body = create_body(&td, &td.container_definitions[0], &owner, &[b], Vec::new());
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("host"));
+        assert!(host.port_bindings.is_none());
+        assert_eq!(body.stop_timeout, Some(i64::from(crate::DEFAULT_STOP_TIMEOUT)));
+        assert!(body.healthcheck.is_none() && host.memory.is_none());
+    }
+}

@@ -142,3 +142,31 @@ impl<'de> Deserialize<'de> for Shared {
         EcsState::deserialize(d).map(Shared::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_state_serializes_its_current_content_and_reads_back() {
+        let shared = Shared::default();
+        assert!(shared.is_empty());
+        let copy = shared.clone();
+        copy.lock().clusters.push(Cluster {
+            cluster_name: "c".into(),
+            cluster_arn: "arn:c".into(),
+        });
+        assert!(!shared.is_empty(), "clones share one state");
+        let text = serde_json::to_string(&shared).unwrap();
+        assert!(text.contains("\"clusterName\":\"c\""), "{text}");
+        let back: Shared = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, shared);
+        let binding = NetworkBinding {
+            bind_ip: "0.0.0.0".into(),
+            container_port: 80,
+            host_port: 49153,
+            protocol: "tcp".into(),
+        };
+        assert!(serde_json::to_string(&binding).unwrap().contains("\"bindIP\""));
+    }
+}

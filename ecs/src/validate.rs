@@ -296,3 +296,107 @@ pub fn start_order(containers: &[ContainerDefinition]) -> Result<Vec<usize>, Ecs
     }
     Ok(order)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn td(v: Value) -> TaskDefinition {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn refused(v: Value) -> String {
+        let e = task_definition(&td(v)).unwrap_err();
+        assert_eq!(e.code, "ClientException");
+        e.message
+    }
+
+    #[test]
+    fn accepts_the_real_json_with_empty_unsupported_lists() {
+        let t = td(json!({
+            "family": "shop", "networkMode": "bridge", "volumes": [], "placementConstraints": [],
+            "requiresCompatibilities": ["EC2"], "tags": [{"key": "a", "value": "b"}],
+            "containerDefinitions": [
+                {"name": "web", "image": "i", "portMappings": [{"containerPort": 80, "hostPort": 0}],
+                 "healthCheck": {"command": ["CMD", "/backend", "--check"]}, "mountPoints": [], "logConfiguration": {"logDriver": "json-file"}},
+                {"name": "side", "image": "i", "essential": false, "links": ["web:api"],
+                 "dependsOn": [{"containerName": "web", "condition": "HEALTHY"}]}
+            ]
+        }));
+        task_definition(&t).unwrap();
+        assert_eq!(start_order(&t.container_definitions).unwrap(), vec![0, 1]);
+    }
+
+    #[test]
+    fn refuses_what_ecs_refuses_and_what_hostalb_cannot_do_yet() {
+        let one = |extra: Value| {
+            let mut v = json!({"family": "f", "containerDefinitions": [{"name": "a", "image": "i"}]});
+            for (k, x) in extra.as_object().unwrap() {
+                v[k] = x.clone();
+            }
+            v
+        };
+        assert!(
+            refused(one(json!({"networkMode": "awsvpc"}))).contains("awsvpc is not supported by hostalb yet")
+        );
+        assert!(refused(one(json!({"family": "bad name"}))).contains("Family"));
+        assert!(refused(one(json!({"volumes": [{"name": "v"}]}))).contains("`volumes` is not supported"));
+        assert!(refused(one(json!({"containerDefinitions": []}))).contains("cannot be empty"));
+        let c = |c: Value| one(json!({"containerDefinitions": [c]}));
+        assert!(refused(c(json!({"name": "a", "image": "i", "essential": false}))).contains("essential"));
+        assert!(refused(c(json!({"name": "a", "image": ""}))).contains("image is required"));
+        assert!(
+            refused(c(
+                json!({"name": "a", "image": "i", "mountPoints": [{"sourceVolume": "v"}]})
+            ))
+            .contains("`mountPoints` is not supported")
+        );
+        assert!(refused(c(json!({"name": "a", "image": "i", "stopTimeout": 121}))).contains("120"));
+        assert!(refused(c(json!({"name": "a", "image": "i", "memory": 4}))).contains("6 MiB"));
+        assert!(
+            refused(c(json!({"name": "a", "image": "i", "portMappings": [{"containerPort": 80, "protocol": "sctp"}]})))
+                .contains("protocol")
+        );
+        let host = json!({"family": "f", "networkMode": "host", "containerDefinitions": [
+            {"name": "a", "image": "i", "portMappings": [{"containerPort": 80, "hostPort": 8080}]}]});
+        assert!(refused(host).contains("host network mode"));
+        let two = |a: Value, b: Value| json!({"family": "f", "containerDefinitions": [a, b]});
+        let healthy = two(
+            json!({"name": "a", "image": "i", "dependsOn": [{"containerName": "b", "condition": "HEALTHY"}]}),
+            json!({"name": "b", "image": "i"}),
+        );
+        assert!(refused(healthy).contains("needs a healthCheck"));
+        let success_on_essential = two(
+            json!({"name": "a", "image": "i", "dependsOn": [{"containerName": "b", "condition": "SUCCESS"}]}),
+            json!({"name": "b", "image": "i"}),
+        );
+        assert!(refused(success_on_essential).contains("non-essential"));
+        let unknown = two(
+            json!({"name": "a", "image": "i", "dependsOn": [{"containerName": "c", "condition": "START"}]}),
+            json!({"name": "b", "image": "i"}),
+        );
+        assert!(refused(unknown).contains("`c`"));
+        let cycle = two(
+            json!({"name": "a", "image": "i", "links": ["b"]}),
+            json!({"name": "b", "image": "i", "dependsOn": [{"containerName": "a", "condition": "START"}]}),
+        );
+        assert!(refused(cycle).contains("cycle among containers a, b"));
+        let twice = two(
+            json!({"name": "a", "image": "i"}),
+            json!({"name": "a", "image": "i"}),
+        );
+        assert!(refused(twice).contains("unique"));
+    }
+
+    #[test]
+    fn containers_start_after_their_dependencies_and_links() {
+        let t = td(json!({"family": "f", "containerDefinitions": [
+            {"name": "app", "image": "i", "dependsOn": [{"containerName": "init", "condition": "SUCCESS"}], "links": ["db"]},
+            {"name": "db", "image": "i"},
+            {"name": "init", "image": "i", "essential": false, "dependsOn": [{"containerName": "db", "condition": "START"}]}
+        ]}));
+        task_definition(&t).unwrap();
+        assert_eq!(start_order(&t.container_definitions).unwrap(), vec![1, 2, 0]);
+    }
+}

@@ -237,6 +237,18 @@ async fn tasks_run_answer_survive_a_restart_and_stop_as_ecs_says() {
             .ends_with(&format!(":cluster/{cluster}"))
     );
     assert!(name.starts_with(&format!("/ecs-{family}-1-web-")), "{name}");
+    // dependsOn: the sidecar (defined first) started after web.
+    let started = |id: &str| docker_ok(["inspect", "--format", "{{.State.StartedAt}}", id]).unwrap();
+    let sidecar_id = container(t, "sidecar")["runtimeId"].as_str().unwrap().to_owned();
+    assert!(
+        started(&sidecar_id) > started(&web_id),
+        "the sidecar started after web"
+    );
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        saved.contains(&arn) && saved.contains("\"Ecs\""),
+        "the task is in the state file"
+    );
 
     // kill -9 hostalb and start it again on the same state file: the task is found again
     // by its labels, nothing is started twice.
@@ -322,4 +334,86 @@ async fn a_task_that_cannot_start_leaves_nothing_and_errors_are_ecs_shapes() {
     assert!(e["cycle"]["message"].as_str().unwrap().contains("cycle"));
     assert_eq!(e["service"]["code"], "UnsupportedFeatureException");
     assert_eq!(e["stop_unknown"]["code"], "InvalidParameterException");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_conditions_stop_timeouts_and_containers_gone_while_down() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let alb = start(&state).await;
+    let ep = endpoint(&alb);
+    let cluster = unique("cl");
+
+    // web waits for `init` to exit 0 (SUCCESS); init exits 2: the task fails to start,
+    // web is never created.
+    let family = unique("ecsinit");
+    let td = json!({
+        "family": family,
+        "containerDefinitions": [
+            {"name": "web", "image": TEST_IMAGE, "portMappings": [{"containerPort": 80}],
+             "dependsOn": [{"containerName": "init", "condition": "SUCCESS"}], "dockerLabels": test_labels()},
+            {"name": "init", "image": TEST_IMAGE, "essential": false,
+             "environment": [{"name": "PORT", "value": "bad"}], "dockerLabels": test_labels()}
+        ]
+    });
+    register(&ep, &td).await;
+    let run = script(&ep, &["run", &family, &cluster]).await;
+    let arn = run["task"]["taskArn"].as_str().unwrap().to_owned();
+    let d = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    let reason = d["task"]["stoppedReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("DependencyError: container web: init exited with code 2"),
+        "{reason}"
+    );
+    assert!(
+        container(&d["task"], "web").get("runtimeId").is_none(),
+        "web was never created"
+    );
+    assert!(docker_ids(&arn).is_empty());
+
+    // A container that ignores SIGTERM (it keeps serving for a minute) is killed after
+    // its stopTimeout.
+    let family = unique("ecsslow");
+    let td = json!({
+        "family": family,
+        "containerDefinitions": [
+            {"name": "web", "image": TEST_IMAGE, "stopTimeout": 2,
+             "environment": [{"name": "STOP_GRACE_MS", "value": "60000"}], "dockerLabels": test_labels()}
+        ]
+    });
+    register(&ep, &td).await;
+    let run = script(&ep, &["run", &family, &cluster]).await;
+    let arn = run["task"]["taskArn"].as_str().unwrap().to_owned();
+    until(&ep, &cluster, &arn, "RUNNING", |t| t["lastStatus"] == "RUNNING").await;
+    script(&ep, &["stop", &cluster, &arn]).await;
+    let d = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    assert_eq!(
+        container(&d["task"], "web")["exitCode"],
+        137,
+        "SIGKILL after stopTimeout: {d:#}"
+    );
+
+    // While hostalb is down, the essential container dies: at start the task is reported
+    // stopped with ECS's reason, and nothing is started again.
+    let run = script(&ep, &["run", &family, &cluster]).await;
+    let arn = run["task"]["taskArn"].as_str().unwrap().to_owned();
+    let d = until(&ep, &cluster, &arn, "RUNNING", |t| t["lastStatus"] == "RUNNING").await;
+    let web_id = container(&d["task"], "web")["runtimeId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    alb.sigkill();
+    alb.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("hostalb exited");
+    docker_ok(["kill", &web_id]).unwrap();
+    let alb = start(&state).await;
+    let ep = endpoint(&alb);
+    let d = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    assert_eq!(
+        d["task"]["stoppedReason"], "Essential container in task exited",
+        "{d:#}"
+    );
+    assert!(docker_ids(&arn).is_empty());
 }
