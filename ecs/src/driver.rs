@@ -482,6 +482,14 @@ pub(crate) async fn resume(inner: &Arc<Inner>) -> Result<(), String> {
             .filter(|c| c.essential)
             .all(|c| mine.iter().any(|f| f.2 == c.name && f.3));
         let phase = match t.last_status.as_str() {
+            // StopTask was called while no driver ran the task (the engine was away).
+            "RUNNING" if t.desired_status == "STOPPED" => Phase::Stop(Stop {
+                code: "UserInitiated",
+                reason: t
+                    .stopped_reason
+                    .clone()
+                    .unwrap_or_else(|| "Task stopped by user".into()),
+            }),
             "RUNNING" if essential_running => Phase::Watch,
             "RUNNING" => Phase::Stop(Stop {
                 code: "EssentialContainerExited",

@@ -19,6 +19,8 @@ pub mod docker;
 mod driver;
 pub mod model;
 mod ops;
+#[cfg(test)]
+mod ops_tests;
 pub mod ports;
 pub mod records;
 pub mod validate;
@@ -37,6 +39,11 @@ pub const DEFAULT_STOP_TIMEOUT: u32 = 30;
 /// How long a container may take to meet a dependsOn condition when its definition gives
 /// no `startTimeout`: the agent's `ECS_CONTAINER_START_TIMEOUT` default, 3 minutes.
 pub const DEFAULT_START_TIMEOUT: u32 = 180;
+/// First retry of taking tasks back when the engine did not answer at start; doubled up to
+/// [`RESUME_RETRY_MAX`].
+const RESUME_RETRY_START: Duration = Duration::from_secs(1);
+/// Retries of taking tasks back are never more than 30 s apart (discovery's bound too).
+const RESUME_RETRY_MAX: Duration = Duration::from_secs(30);
 /// Stopped tasks stay visible this long, as ECS keeps them for at least an hour.
 pub const STOPPED_TASK_KEPT: Duration = Duration::from_secs(3600);
 
@@ -145,8 +152,25 @@ impl Ecs {
 
     /// Takes the tasks of the state file back: the ones whose containers still run are
     /// watched again (nothing is started twice), the others are stopped and reported so.
+    /// An engine that does not answer yet is retried in the background (the tasks keep
+    /// their recorded status meanwhile): hostalb's start never waits for Docker.
     pub async fn start(&self) -> Result<(), String> {
-        driver::resume(&self.inner).await
+        if let Err(e) = driver::resume(&self.inner).await {
+            tracing::warn!(error = %e, "ECS: tasks will be taken back once the Docker engine answers");
+            let inner = Arc::clone(&self.inner);
+            tokio::spawn(async move {
+                let mut delay = RESUME_RETRY_START;
+                loop {
+                    tokio::time::sleep(delay).await;
+                    match driver::resume(&inner).await {
+                        Ok(()) => break,
+                        Err(e) => tracing::debug!(error = %e, "ECS: the Docker engine still does not answer"),
+                    }
+                    delay = (delay * 2).min(RESUME_RETRY_MAX);
+                }
+            });
+        }
+        Ok(())
     }
 
     /// One operation (`X-Amz-Target`'s part after the dot) with its JSON body; the output

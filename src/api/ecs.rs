@@ -18,18 +18,18 @@ pub(crate) struct EcsApi {
     ecs: Result<Ecs, String>,
 }
 
-/// Serializes the ECS side's own writes of the state file.
-static WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 impl EcsApi {
     pub(crate) fn new(shared: Shared, path: PathBuf, endpoint: Option<&str>) -> EcsApi {
         let saver_state = shared.clone();
         let saver = Box::new(move || {
-            let _one = WRITES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            // The ELBv2 side's latest resources, as written, with ECS's current state.
+            // The ELBv2 side's latest resources, as written, with ECS's current state; no
+            // other write falls between the read and the write.
+            let _one = state::WRITES
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut current = state::load(&path).map_err(|e| e.to_string())?;
             current.ecs = saver_state.clone();
-            state::save(&path, &current).map_err(|e| e.to_string())
+            state::write(&path, &current).map_err(|e| e.to_string())
         });
         let ecs = hostalb_ecs::docker::connect(endpoint)
             .map(|docker| Ecs::new(shared, docker, saver))

@@ -417,3 +417,25 @@ async fn dependencies_conditions_stop_timeouts_and_containers_gone_while_down() 
     );
     assert!(docker_ids(&arn).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_and_elbv2_resources_share_the_state_file_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let name = unique("mixed");
+    let alb = start(&state).await;
+    let made = script(&endpoint(&alb), &["mixed", &name, "make"]).await;
+    assert!(
+        made["groups"].as_array().unwrap().contains(&json!(name)),
+        "{made:#}"
+    );
+    assert_eq!(made["families"].as_array().unwrap().len(), 1);
+    assert_eq!(made["clusters"].as_array().unwrap().len(), 2);
+    alb.sigkill();
+    alb.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("hostalb exited");
+    let alb = start(&state).await;
+    let seen = script(&endpoint(&alb), &["mixed", &name, "check"]).await;
+    assert_eq!(seen, made, "both APIs' resources are back");
+}

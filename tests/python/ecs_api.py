@@ -110,9 +110,30 @@ def errors(endpoint):
     return out
 
 
+def mixed(endpoint, name, step):
+    """ELBv2 and ECS resources side by side in one state file: `make` creates a target
+    group and a task definition, alternating the APIs; `check` lists both."""
+    elb = boto3.client(
+        "elbv2",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    ecs = client(endpoint)
+    if step == "make":
+        ecs.register_task_definition(family=name, containerDefinitions=[{"name": "a", "image": "i"}])
+        elb.create_target_group(Name=name, Protocol="HTTP", Port=80, TargetType="ip")
+        ecs.create_cluster(clusterName=name)
+    groups = [g["TargetGroupName"] for g in elb.describe_target_groups()["TargetGroups"]]
+    families = ecs.list_task_definitions(familyPrefix=name)["taskDefinitionArns"]
+    clusters = ecs.list_clusters()["clusterArns"]
+    return {"groups": groups, "families": families, "clusters": clusters}
+
+
 def main():
     command, endpoint, *args = sys.argv[1:]
-    fn = {"register": register, "run": run, "describe": describe, "stop": stop, "errors": errors}[command]
+    fn = {"register": register, "run": run, "describe": describe, "stop": stop, "errors": errors, "mixed": mixed}[command]
     print(json.dumps(fn(endpoint, *args), default=str))
 
 
