@@ -94,6 +94,7 @@ fn task_definition(family: &str, sidecar_image: &str, sidecar_env: Value) -> Val
                 "name": "sidecar", "image": sidecar_image, "essential": false, "memory": 64,
                 "environment": sidecar_env,
                 "dependsOn": [{"containerName": "web", "condition": "START"}],
+                "links": ["web:api"],
                 "dockerLabels": test_labels(),
             },
             {
@@ -292,6 +293,38 @@ async fn tasks_run_answer_survive_a_restart_and_stop_as_ecs_says() {
     assert_eq!(d["task"]["stopCode"], "EssentialContainerExited");
     assert_eq!(container(&d["task"], "web")["exitCode"], 137);
     assert!(docker_ids(&arn).is_empty());
+
+    // RunTask count 2: two tasks, each on its own dynamic host port, each answering.
+    let run = script(&ep, &["run", &family, &cluster, "2"]).await;
+    let arns: Vec<String> = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(arns.len(), 2, "{run:#}");
+    let mut ports = Vec::new();
+    for arn in &arns {
+        let d = until(&ep, &cluster, arn, "RUNNING", |t| t["lastStatus"] == "RUNNING").await;
+        let port = container(&d["task"], "web")["networkBindings"][0]["hostPort"]
+            .as_u64()
+            .unwrap();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], u16::try_from(port).unwrap()));
+        let reply = tokio::task::spawn_blocking(move || http_get(addr, "/", Duration::from_secs(5)))
+            .await
+            .unwrap()
+            .expect("each task answers on its own port");
+        assert_eq!(reply.header("x-backend"), Some(family.as_str()));
+        ports.push(port);
+    }
+    assert_ne!(ports[0], ports[1]);
+    for arn in &arns {
+        script(&ep, &["stop", &cluster, arn]).await;
+    }
+    for arn in &arns {
+        until(&ep, &cluster, arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+        assert!(docker_ids(arn).is_empty());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,20 +50,21 @@ def register(endpoint, path):
     return cli(endpoint, "register-task-definition", "--cli-input-json", f"file://{path}")
 
 
-def run(endpoint, family, cluster):
-    """boto3 creates the cluster, checks it and runs one task of FAMILY in it."""
+def run(endpoint, family, cluster, count="1"):
+    """boto3 creates the cluster, checks it and runs COUNT tasks of FAMILY in it."""
     ecs = client(endpoint)
     ecs.create_cluster(clusterName=cluster)
     clusters = ecs.describe_clusters(clusters=[cluster, "nope"])
     td = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
     listed = ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"]
-    out = ecs.run_task(cluster=cluster, taskDefinition=family, count=1, startedBy="e2e")
+    out = ecs.run_task(cluster=cluster, taskDefinition=family, count=int(count), startedBy="e2e")
     return {
         "clusters": [c["clusterName"] for c in clusters["clusters"]],
         "failures": [f["reason"] for f in clusters["failures"]],
         "revision": td["revision"],
         "listed": listed,
         "task": out["tasks"][0],
+        "tasks": [t["taskArn"] for t in out["tasks"]],
     }
 
 
