@@ -18,24 +18,86 @@ const DEFAULT_CLUSTER: &str = "default";
 const MAX_RUN_COUNT: u32 = 10;
 /// List operations' page size when `maxResults` is absent (ECS's: 100).
 const DEFAULT_PAGE: usize = 100;
-/// Operations of ECS that hostalb does not carry out yet (services and the rest).
+/// ECS's operations (botocore 1.44.8's model) that hostalb does not carry out yet: they
+/// answer `UnsupportedFeatureException`, other names `UnknownOperationException`.
 const UNSUPPORTED: &[&str] = &[
+    "AssociateGatewayWithCluster",
+    "ContinueServiceDeployment",
+    "CreateCapacityProvider",
+    "CreateDaemon",
+    "CreateExpressGatewayService",
+    "CreateGateway",
     "CreateService",
-    "UpdateService",
+    "CreateTaskSet",
+    "DeleteAccountSetting",
+    "DeleteAttributes",
+    "DeleteCapacityProvider",
+    "DeleteCluster",
+    "DeleteDaemon",
+    "DeleteDaemonTaskDefinition",
+    "DeleteExpressGatewayService",
+    "DeleteGateway",
     "DeleteService",
+    "DeleteTaskDefinitions",
+    "DeleteTaskSet",
+    "DeregisterContainerInstance",
+    "DescribeCapacityProviders",
+    "DescribeContainerInstances",
+    "DescribeDaemon",
+    "DescribeDaemonDeployments",
+    "DescribeDaemonRevisions",
+    "DescribeDaemonTaskDefinition",
+    "DescribeExpressGatewayService",
+    "DescribeGateway",
+    "DescribeGatewayResources",
+    "DescribeGatewayRoute",
+    "DescribeServiceDeployments",
+    "DescribeServiceRevisions",
     "DescribeServices",
+    "DescribeTaskSets",
+    "DisassociateGatewayFromCluster",
+    "DiscoverPollEndpoint",
+    "ExecuteCommand",
+    "GetTaskProtection",
+    "ListAccountSettings",
+    "ListAttributes",
+    "ListContainerInstances",
+    "ListDaemonDeployments",
+    "ListDaemonTaskDefinitions",
+    "ListDaemons",
+    "ListGatewayClusterAssociations",
+    "ListGatewayRoutes",
+    "ListGateways",
+    "ListServiceDeployments",
     "ListServices",
     "ListServicesByNamespace",
-    "CreateTaskSet",
-    "UpdateTaskSet",
-    "DeleteTaskSet",
-    "DescribeTaskSets",
-    "StartTask",
-    "DeleteCluster",
-    "UpdateCluster",
+    "ListTagsForResource",
+    "ListTaskDefinitionFamilies",
+    "PutAccountSetting",
+    "PutAccountSettingDefault",
+    "PutAttributes",
     "PutClusterCapacityProviders",
     "RegisterContainerInstance",
-    "ExecuteCommand",
+    "RegisterDaemonTaskDefinition",
+    "StartTask",
+    "StopServiceDeployment",
+    "SubmitAttachmentStateChanges",
+    "SubmitContainerStateChange",
+    "SubmitTaskStateChange",
+    "TagResource",
+    "UntagResource",
+    "UpdateCapacityProvider",
+    "UpdateCluster",
+    "UpdateClusterSettings",
+    "UpdateContainerAgent",
+    "UpdateContainerInstancesState",
+    "UpdateDaemon",
+    "UpdateExpressGatewayService",
+    "UpdateGateway",
+    "UpdateService",
+    "UpdateServicePrimaryTaskSet",
+    "UpdateTaskProtection",
+    "UpdateTaskSet",
 ];
 
 pub(crate) async fn call(inner: &Arc<Inner>, op: &str, body: &[u8]) -> Result<Value, EcsError> {
@@ -61,7 +123,7 @@ pub(crate) async fn call(inner: &Arc<Inner>, op: &str, body: &[u8]) -> Result<Va
         _ if UNSUPPORTED.contains(&op) => Err(EcsError::new(
             "UnsupportedFeatureException",
             format!(
-                "{op} is not supported by hostalb yet: the ECS API here runs clusters, task definitions and tasks (RunTask); services come later"
+                "{op} is not supported by hostalb yet: the ECS API here serves clusters, task definitions and tasks (RunTask, StopTask, DescribeTasks); services are not served yet"
             ),
         )),
         _ => Err(EcsError::new(
@@ -569,6 +631,7 @@ struct ListTasksInput {
     family: Option<String>,
     started_by: Option<String>,
     desired_status: Option<String>,
+    service_name: Option<String>,
     #[serde(flatten)]
     page: Page,
 }
@@ -576,6 +639,12 @@ struct ListTasksInput {
 fn list_tasks(inner: &Inner, input: Value) -> Result<Value, EcsError> {
     let input: ListTasksInput = parse(input)?;
     let cl = cluster(inner, input.cluster.as_deref())?;
+    if let Some(s) = &input.service_name {
+        return Err(EcsError::new(
+            "ServiceNotFoundException",
+            format!("Service not found: {s} (services are not served by hostalb yet)"),
+        ));
+    }
     let desired = input.desired_status.unwrap_or_else(|| "RUNNING".into());
     let family_of = |t: &Task| hostalb_aws::ecs::task_definition_family(&t.task_definition_arn).to_owned();
     let arns: Vec<String> = inner

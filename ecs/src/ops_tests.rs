@@ -201,6 +201,11 @@ async fn refused_calls_make_nothing() {
         ("FlyToTheMoon", json!({}), "UnknownOperationException"),
         (
             "ListTasks",
+            json!({"serviceName": "s"}),
+            "ServiceNotFoundException",
+        ),
+        (
+            "ListTasks",
             json!({"maxResults": "ten"}),
             "SerializationException",
         ),
