@@ -97,6 +97,7 @@ async fn drive(
                     t.last_status = "RUNNING".into();
                     t.started_at = Some(now());
                 });
+                crate::services::register(&inner, &arn).await;
                 watch_task(&inner, &arn, &mut rx).await
             }
         },
@@ -403,6 +404,8 @@ async fn finish(inner: &Inner, arn: &str, td: &TaskDefinition, stop: Stop) {
         t.stopped_reason.get_or_insert_with(|| stop.reason.clone());
         t.stop_code.get_or_insert_with(|| stop.code.to_owned());
     });
+    // Out of the target groups first, as ECS's scheduler does, then the containers.
+    crate::services::deregister(inner, arn).await;
     let mut order = validate::start_order(&td.container_definitions)
         .unwrap_or_else(|_| (0..td.container_definitions.len()).collect());
     order.reverse();

@@ -10,10 +10,12 @@
 //! - `driver`: one task's life: containers started in dependency order, watched (an
 //!   essential container's exit stops the task), stopped (SIGTERM, SIGKILL after
 //!   `stopTimeout`) and removed;
-//! - `ops`: the API's operations (`X-Amz-Target: AmazonEC2ContainerServiceV20141113.*`).
+//! - `ops`: the API's operations (`X-Amz-Target: AmazonEC2ContainerServiceV20141113.*`);
+//! - `services`: Create/Describe/List/DeleteService and the scheduler that keeps
+//!   `desiredCount` tasks, registered in their target groups through a [`Registrar`].
 //!
-//! Services (CreateService and the scheduler) are not here yet: their operations answer
-//! `UnsupportedFeatureException`.
+//! Deployments (UpdateService) are not here yet: that operation, as every ECS operation
+//! not served, answers `UnsupportedFeatureException`.
 
 pub mod docker;
 mod driver;
@@ -23,6 +25,7 @@ mod ops;
 mod ops_tests;
 pub mod ports;
 pub mod records;
+mod services;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -93,6 +96,24 @@ impl std::error::Error for EcsError {}
 /// Writes the state file (which serializes the [`Shared`] state); the binary provides it.
 pub type Saver = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 
+/// A change of a target group's registrations: a service's task in or out of its target
+/// groups, made through ELBv2's RegisterTargets / DeregisterTargets as the ECS scheduler
+/// makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetChange {
+    pub register: bool,
+    pub target_group_arn: String,
+    pub ip: std::net::IpAddr,
+    pub port: u16,
+}
+
+/// Carries out a [`TargetChange`]; the binary provides it (ELBv2's own actions).
+pub type Registrar = Arc<
+    dyn Fn(TargetChange) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Why a task stops: ECS's `stopCode` and `stoppedReason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stop {
@@ -116,6 +137,7 @@ pub(crate) struct Inner {
     pub state: Shared,
     pub engine: docker::Engine,
     pub saver: Saver,
+    pub registrar: Registrar,
     pub scope: Scope,
     /// Each live task's stop request channel, by task ARN: its driver watches it. A plain
     /// mutex: held only to insert, look up or remove.
@@ -137,12 +159,13 @@ impl Inner {
 
 impl Ecs {
     /// The ECS API over `state` (as loaded from the state file), running tasks on `docker`.
-    pub fn new(state: Shared, docker: bollard::Docker, saver: Saver) -> Ecs {
+    pub fn new(state: Shared, docker: bollard::Docker, saver: Saver, registrar: Registrar) -> Ecs {
         Ecs {
             inner: Arc::new(Inner {
                 state,
                 engine: docker::Engine::new(docker),
                 saver,
+                registrar,
                 scope: Scope::default(),
                 stops: Mutex::new(HashMap::new()),
                 calls: tokio::sync::Mutex::new(()),
@@ -155,6 +178,7 @@ impl Ecs {
     /// An engine that does not answer yet is retried in the background (the tasks keep
     /// their recorded status meanwhile): hostalb's start never waits for Docker.
     pub async fn start(&self) -> Result<(), String> {
+        services::spawn_scheduler(Arc::clone(&self.inner));
         if let Err(e) = driver::resume(&self.inner).await {
             tracing::warn!(error = %e, "ECS: tasks will be taken back once the Docker engine answers");
             let inner = Arc::clone(&self.inner);

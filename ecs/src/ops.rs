@@ -27,7 +27,6 @@ const UNSUPPORTED: &[&str] = &[
     "CreateDaemon",
     "CreateExpressGatewayService",
     "CreateGateway",
-    "CreateService",
     "CreateTaskSet",
     "DeleteAccountSetting",
     "DeleteAttributes",
@@ -37,7 +36,6 @@ const UNSUPPORTED: &[&str] = &[
     "DeleteDaemonTaskDefinition",
     "DeleteExpressGatewayService",
     "DeleteGateway",
-    "DeleteService",
     "DeleteTaskDefinitions",
     "DeleteTaskSet",
     "DeregisterContainerInstance",
@@ -53,7 +51,6 @@ const UNSUPPORTED: &[&str] = &[
     "DescribeGatewayRoute",
     "DescribeServiceDeployments",
     "DescribeServiceRevisions",
-    "DescribeServices",
     "DescribeTaskSets",
     "DisassociateGatewayFromCluster",
     "DiscoverPollEndpoint",
@@ -69,7 +66,6 @@ const UNSUPPORTED: &[&str] = &[
     "ListGatewayRoutes",
     "ListGateways",
     "ListServiceDeployments",
-    "ListServices",
     "ListServicesByNamespace",
     "ListTagsForResource",
     "ListTaskDefinitionFamilies",
@@ -120,10 +116,14 @@ pub(crate) async fn call(inner: &Arc<Inner>, op: &str, body: &[u8]) -> Result<Va
         "StopTask" => stop_task(inner, input),
         "ListTasks" => list_tasks(inner, input),
         "DescribeTasks" => describe_tasks(inner, input),
+        "CreateService" => crate::services::create(inner, input),
+        "DescribeServices" => crate::services::describe(inner, input),
+        "ListServices" => crate::services::list(inner, input),
+        "DeleteService" => crate::services::delete(inner, input),
         _ if UNSUPPORTED.contains(&op) => Err(EcsError::new(
             "UnsupportedFeatureException",
             format!(
-                "{op} is not supported by hostalb yet: the ECS API here serves clusters, task definitions and tasks (RunTask, StopTask, DescribeTasks); services are not served yet"
+                "{op} is not supported by hostalb yet: the ECS API here serves clusters, task definitions, tasks and services (Create/Describe/List/DeleteService: desiredCount and target group registration, no deployments yet)"
             ),
         )),
         _ => Err(EcsError::new(
@@ -133,7 +133,7 @@ pub(crate) async fn call(inner: &Arc<Inner>, op: &str, body: &[u8]) -> Result<Va
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(input: Value) -> Result<T, EcsError> {
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(input: Value) -> Result<T, EcsError> {
     serde_json::from_value(input).map_err(|e| EcsError::new("SerializationException", e.to_string()))
 }
 
@@ -170,6 +170,14 @@ fn cluster(inner: &Inner, reference: Option<&str>) -> Result<Cluster, EcsError> 
         })
 }
 
+pub(crate) fn cluster_pub(inner: &Inner, reference: Option<&str>) -> Result<Cluster, EcsError> {
+    cluster(inner, reference)
+}
+
+pub(crate) fn find_td_pub(inner: &Inner, reference: &str) -> Result<TaskDefinition, EcsError> {
+    find_td(inner, reference)
+}
+
 fn cluster_json(inner: &Inner, c: &Cluster) -> Value {
     let state = inner.state.lock();
     let mine = state.tasks.iter().filter(|t| t.cluster_arn == c.cluster_arn);
@@ -184,7 +192,7 @@ fn cluster_json(inner: &Inner, c: &Cluster) -> Value {
     json!({
         "clusterArn": c.cluster_arn, "clusterName": c.cluster_name, "status": "ACTIVE",
         "registeredContainerInstancesCount": 1, "runningTasksCount": running,
-        "pendingTasksCount": pending, "activeServicesCount": 0,
+        "pendingTasksCount": pending, "activeServicesCount": state.services.iter().filter(|s| s.cluster_arn == c.cluster_arn && s.status == "ACTIVE").count(),
         "statistics": [], "tags": [], "settings": [], "capacityProviders": [],
         "defaultCapacityProviderStrategy": [],
     })
@@ -257,13 +265,13 @@ fn describe_clusters(inner: &Inner, input: Value) -> Result<Value, EcsError> {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct Page {
+pub(crate) struct Page {
     next_token: Option<String>,
     max_results: Option<usize>,
 }
 
 /// One page of `items` and the token of the next.
-fn page(items: Vec<String>, p: &Page) -> Result<(Vec<String>, Option<String>), EcsError> {
+pub(crate) fn page(items: Vec<String>, p: &Page) -> Result<(Vec<String>, Option<String>), EcsError> {
     let start = match &p.next_token {
         None => 0,
         Some(t) => t
@@ -491,6 +499,23 @@ fn run_task(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError> {
             "launchType {lt} is not served here: tasks run on this host's Docker engine as EC2 tasks do"
         )));
     }
+    let group = input
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("family:{}", td.family));
+    let tasks = launch(inner, &cl, &td, count, group, input.started_by.clone());
+    Ok(json!({ "tasks": tasks.iter().map(task_json).collect::<Vec<_>>(), "failures": [] }))
+}
+
+/// Records `count` new tasks of `td` (PENDING) and starts their drivers.
+pub(crate) fn launch(
+    inner: &Arc<Inner>,
+    cl: &Cluster,
+    td: &TaskDefinition,
+    count: u32,
+    group: String,
+    started_by: Option<String>,
+) -> Vec<Task> {
     let family = td.family.clone();
     let revision = td.revision.unwrap_or(1);
     let mut tasks = Vec::new();
@@ -532,8 +557,8 @@ fn run_task(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError> {
                 last_status: "PENDING".into(),
                 desired_status: "RUNNING".into(),
                 launch_type: "EC2".into(),
-                group: input.group.clone().unwrap_or_else(|| format!("family:{family}")),
-                started_by: input.started_by.clone(),
+                group: group.clone(),
+                started_by: started_by.clone(),
                 created_at: t_now,
                 health_status: "UNKNOWN".into(),
                 version: 1,
@@ -547,12 +572,15 @@ fn run_task(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError> {
     for t in &tasks {
         driver::spawn(inner, t.task_arn.clone(), td.clone(), Phase::Start);
     }
-    Ok(json!({ "tasks": tasks.iter().map(task_json).collect::<Vec<_>>(), "failures": [] }))
+    tasks
 }
 
 /// A task as ECS answers it (the Docker name is not an ECS member).
-fn task_json(t: &Task) -> Value {
+pub(crate) fn task_json(t: &Task) -> Value {
     let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.remove("registered");
+    }
     if let Some(cs) = v.get_mut("containers").and_then(Value::as_array_mut) {
         for c in cs {
             if let Value::Object(m) = c {
@@ -639,12 +667,10 @@ struct ListTasksInput {
 fn list_tasks(inner: &Inner, input: Value) -> Result<Value, EcsError> {
     let input: ListTasksInput = parse(input)?;
     let cl = cluster(inner, input.cluster.as_deref())?;
-    if let Some(s) = &input.service_name {
-        return Err(EcsError::new(
-            "ServiceNotFoundException",
-            format!("Service not found: {s} (services are not served by hostalb yet)"),
-        ));
-    }
+    let service_group = input
+        .service_name
+        .as_deref()
+        .map(|s| crate::services::group(s.rsplit('/').next().unwrap_or(s)));
     let desired = input.desired_status.unwrap_or_else(|| "RUNNING".into());
     let family_of = |t: &Task| hostalb_aws::ecs::task_definition_family(&t.task_definition_arn).to_owned();
     let arns: Vec<String> = inner
@@ -655,6 +681,7 @@ fn list_tasks(inner: &Inner, input: Value) -> Result<Value, EcsError> {
         .filter(|t| t.cluster_arn == cl.cluster_arn && t.desired_status == desired)
         .filter(|t| input.family.as_deref().is_none_or(|f| family_of(t) == f))
         .filter(|t| input.started_by.is_none() || t.started_by == input.started_by)
+        .filter(|t| service_group.as_ref().is_none_or(|g| &t.group == g))
         .map(|t| t.task_arn.clone())
         .collect();
     let (arns, next) = page(arns, &input.page)?;

@@ -19,7 +19,9 @@ fn ecs() -> (Ecs, Shared, Arc<AtomicUsize>) {
         counted.fetch_add(1, Ordering::Relaxed);
         Ok(())
     });
-    (Ecs::new(shared.clone(), docker, saver), shared, saves)
+    let registrar: crate::Registrar =
+        Arc::new(|_| Box::pin(async { Err("no load balancer here".to_owned()) }));
+    (Ecs::new(shared.clone(), docker, saver, registrar), shared, saves)
 }
 
 async fn call(ecs: &Ecs, op: &str, input: Value) -> Result<Value, EcsError> {
@@ -189,21 +191,38 @@ async fn refused_calls_make_nothing() {
             "ClientException",
         ),
         (
-            "CreateService",
-            json!({"serviceName": "s"}),
+            "UpdateService",
+            json!({"service": "s"}),
             "UnsupportedFeatureException",
+        ),
+        (
+            "CreateService",
+            json!({"serviceName": "s", "taskDefinition": "shop"}),
+            "InvalidParameterException",
+        ),
+        (
+            "CreateService",
+            json!({"serviceName": "s", "taskDefinition": "shop", "desiredCount": 1,
+                "loadBalancers": [{"targetGroupArn": "tg", "containerName": "web", "containerPort": 80}]}),
+            "InvalidParameterException",
+        ),
+        (
+            "CreateService",
+            json!({"serviceName": "s", "taskDefinition": "shop", "desiredCount": 1,
+                "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["s"]}}}),
+            "InvalidParameterException",
+        ),
+        (
+            "DeleteService",
+            json!({"service": "s"}),
+            "ServiceNotFoundException",
         ),
         (
             "DescribeServices",
-            json!({"services": ["s"]}),
-            "UnsupportedFeatureException",
+            json!({"services": []}),
+            "InvalidParameterException",
         ),
         ("FlyToTheMoon", json!({}), "UnknownOperationException"),
-        (
-            "ListTasks",
-            json!({"serviceName": "s"}),
-            "ServiceNotFoundException",
-        ),
         (
             "ListTasks",
             json!({"maxResults": "ten"}),
@@ -221,4 +240,83 @@ async fn refused_calls_make_nothing() {
     assert_eq!(e.code, "SerializationException");
     let empty = ecs.call("ListTasks", b"").await.unwrap();
     assert_eq!(empty["taskArns"], json!([]));
+}
+
+#[tokio::test]
+async fn services_are_made_described_listed_and_deleted_only_when_scaled_to_zero_or_forced() {
+    let (ecs, shared, _) = ecs();
+    call(
+        &ecs,
+        "RegisterTaskDefinition",
+        json!({"family": "shop", "containerDefinitions": [{"name": "web", "image": "img",
+            "portMappings": [{"containerPort": 80}]}]}),
+    )
+    .await
+    .unwrap();
+    let lb = json!([{"targetGroupArn": "arn:tg", "containerName": "web", "containerPort": 80}]);
+    let made = call(
+        &ecs,
+        "CreateService",
+        json!({"serviceName": "api", "taskDefinition": "shop", "desiredCount": 0, "loadBalancers": lb}),
+    )
+    .await
+    .unwrap();
+    let s = &made["service"];
+    assert_eq!(
+        s["serviceArn"],
+        "arn:aws:ecs:us-east-1:000000000000:service/default/api"
+    );
+    assert_eq!(s["desiredCount"], 0);
+    assert_eq!(s["deployments"][0]["status"], "PRIMARY");
+    assert_eq!(s["loadBalancers"][0]["containerPort"], 80);
+    let again = call(
+        &ecs,
+        "CreateService",
+        json!({"serviceName": "api", "taskDefinition": "shop", "desiredCount": 0}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(again.code, "InvalidParameterException");
+    let listed = call(&ecs, "ListServices", json!({})).await.unwrap();
+    assert_eq!(listed["serviceArns"].as_array().unwrap().len(), 1);
+    let d = call(&ecs, "DescribeServices", json!({"services": ["api", "nope"]}))
+        .await
+        .unwrap();
+    assert_eq!(d["services"][0]["serviceName"], "api");
+    assert_eq!(d["failures"][0]["reason"], "MISSING");
+    // Scaled to 0: deleted without force; DRAINING until the scheduler sees no task.
+    let gone = call(&ecs, "DeleteService", json!({"service": "api"}))
+        .await
+        .unwrap();
+    assert_eq!(gone["service"]["status"], "DRAINING");
+    assert_eq!(shared.lock().services[0].status, "DRAINING");
+    let listed = call(&ecs, "ListServices", json!({})).await.unwrap();
+    assert_eq!(
+        listed["serviceArns"].as_array().unwrap().len(),
+        1,
+        "draining services are listed"
+    );
+
+    call(
+        &ecs,
+        "CreateService",
+        json!({"serviceName": "big", "taskDefinition": "shop", "desiredCount": 0}),
+    )
+    .await
+    .unwrap();
+    shared
+        .lock()
+        .services
+        .iter_mut()
+        .find(|s| s.service_name == "big")
+        .unwrap()
+        .desired_count = 3;
+    let e = call(&ecs, "DeleteService", json!({"service": "big"}))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("scaled above 0"), "{e}");
+    let forced = call(&ecs, "DeleteService", json!({"service": "big", "force": true}))
+        .await
+        .unwrap();
+    assert_eq!(forced["service"]["desiredCount"], 0);
 }

@@ -17,12 +17,59 @@ pub struct EcsState {
     pub task_definitions: Vec<TaskDefinition>,
     /// Tasks not yet forgotten (stopped ones are kept for [`crate::STOPPED_TASK_KEPT`]).
     pub tasks: Vec<Task>,
+    pub services: Vec<Service>,
 }
 
 impl EcsState {
     pub fn is_empty(&self) -> bool {
-        self.clusters.is_empty() && self.task_definitions.is_empty() && self.tasks.is_empty()
+        self.clusters.is_empty()
+            && self.task_definitions.is_empty()
+            && self.tasks.is_empty()
+            && self.services.is_empty()
     }
+}
+
+/// A service: ECS's `Service` shape, less what is computed when it is described.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Service {
+    pub service_arn: String,
+    pub service_name: String,
+    pub cluster_arn: String,
+    pub task_definition: String,
+    pub desired_count: u32,
+    pub load_balancers: Vec<ServiceLoadBalancer>,
+    /// `ACTIVE`, `DRAINING` (deleted, tasks stopping), `INACTIVE`.
+    pub status: String,
+    pub created_at: f64,
+    /// The one deployment's id (`ecs-svc/...`), the tasks' `startedBy`.
+    pub deployment_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check_grace_period_seconds: Option<u32>,
+    /// Newest first, as ECS lists them; bounded by [`MAX_EVENTS`].
+    pub events: Vec<ServiceEvent>,
+}
+
+/// Events a service keeps (ECS shows the latest 100).
+pub const MAX_EVENTS: usize = 100;
+
+/// `LoadBalancer` of a service: the target group its tasks register in, for which
+/// container and port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceLoadBalancer {
+    pub target_group_arn: String,
+    pub container_name: String,
+    pub container_port: u16,
+}
+
+/// `ServiceEvent`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceEvent {
+    pub id: String,
+    pub created_at: f64,
+    pub message: String,
 }
 
 /// A cluster made by CreateCluster.
@@ -65,6 +112,10 @@ pub struct Task {
     pub health_status: String,
     /// Bumped on every change, as ECS's `version`.
     pub version: u64,
+    /// Targets this task was registered as (a service's load balancers): target group
+    /// ARN, host port. Not an ECS member: DescribeTasks leaves it out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registered: Vec<(String, u16)>,
 }
 
 /// A container of a task: ECS's `Container` shape, plus the Docker name.

@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hostalb_aws::json11::CONTENT_TYPE;
-use hostalb_ecs::{Ecs, Shared};
+use hostalb_aws::query::Params;
+use hostalb_ecs::{Ecs, Registrar, Shared, TargetChange};
 use hostalb_proxy::AwsAnswer;
 
+use super::elbv2::Elbv2;
 use super::state;
 
 /// The ECS API, once the Docker client could be made.
@@ -19,7 +21,7 @@ pub(crate) struct EcsApi {
 }
 
 impl EcsApi {
-    pub(crate) fn new(shared: Shared, path: PathBuf, endpoint: Option<&str>) -> EcsApi {
+    pub(crate) fn new(shared: Shared, path: PathBuf, endpoint: Option<&str>, elbv2: Arc<Elbv2>) -> EcsApi {
         let saver_state = shared.clone();
         let saver = Box::new(move || {
             // The ELBv2 side's latest resources, as written, with ECS's current state; no
@@ -32,7 +34,7 @@ impl EcsApi {
             state::write(&path, &current).map_err(|e| e.to_string())
         });
         let ecs = hostalb_ecs::docker::connect(endpoint)
-            .map(|docker| Ecs::new(shared, docker, saver))
+            .map(|docker| Ecs::new(shared, docker, saver, registrar(elbv2)))
             .map_err(|e| format!("the Docker engine cannot be reached: {e}"));
         EcsApi { ecs }
     }
@@ -70,4 +72,50 @@ fn answer_error(e: &hostalb_ecs::EcsError) -> AwsAnswer {
         content_type: CONTENT_TYPE,
         body: hostalb_aws::json11::encode_error(e.code, &e.message),
     }
+}
+
+/// Services' tasks go in and out of target groups through ELBv2's own RegisterTargets and
+/// DeregisterTargets, as ECS's scheduler calls them: kept in the state file, applied as
+/// every registration is.
+fn registrar(elbv2: Arc<Elbv2>) -> Registrar {
+    Arc::new(move |change: TargetChange| {
+        let elbv2 = Arc::clone(&elbv2);
+        Box::pin(async move {
+            let action = if change.register {
+                "RegisterTargets"
+            } else {
+                "DeregisterTargets"
+            };
+            let form = format!(
+                "Action={action}&Version={}&TargetGroupArn={}&Targets.member.1.Id={}&Targets.member.1.Port={}",
+                hostalb_aws::elbv2::API_VERSION,
+                form_encode(&change.target_group_arn),
+                change.ip,
+                change.port
+            );
+            let params = Params::parse(&form).map_err(|e| e.to_string())?;
+            let answer = elbv2.call(&params).await;
+            if answer.status == 200 {
+                Ok(())
+            } else {
+                let body = String::from_utf8_lossy(&answer.body);
+                let message = body
+                    .split_once("<Message>")
+                    .and_then(|(_, m)| m.split_once("</Message>"))
+                    .map_or(body.as_ref(), |(m, _)| m);
+                Err(format!("{action} answered {}: {message}", answer.status))
+            }
+        })
+    })
+}
+
+/// Percent-encodes a form value (ARNs hold `:` and `/`).
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -33,7 +33,7 @@ const INVALID_SIGNATURE: &str = "InvalidSignature";
 /// The AWS APIs of one hostalb.
 #[derive(Debug)]
 pub(crate) struct Api {
-    elbv2: Elbv2,
+    elbv2: Arc<Elbv2>,
     ecs: Arc<ecs::EcsApi>,
     /// Signatures are required (the admin address is not loopback).
     signed_only: bool,
@@ -42,14 +42,18 @@ pub(crate) struct Api {
 
 impl Api {
     pub(crate) fn new(proxy: Proxy, state: state::ApiState, state_path: PathBuf, admin: SocketAddr) -> Api {
+        let shared = state.ecs.clone();
+        let endpoint = proxy.config().docker.endpoint.clone();
+        let elbv2 = Arc::new(Elbv2::new(proxy.clone(), state, state_path.clone()));
         Api {
             signed_only: !admin.ip().is_loopback(),
             ecs: Arc::new(ecs::EcsApi::new(
-                state.ecs.clone(),
-                state_path.clone(),
-                proxy.config().docker.endpoint.as_deref(),
+                shared,
+                state_path,
+                endpoint.as_deref(),
+                Arc::clone(&elbv2),
             )),
-            elbv2: Elbv2::new(proxy.clone(), state, state_path),
+            elbv2,
             proxy,
         }
     }

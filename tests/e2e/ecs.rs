@@ -472,3 +472,185 @@ async fn ecs_and_elbv2_resources_share_the_state_file_across_a_restart() {
     let seen = script(&endpoint(&alb), &["mixed", &name, "check"]).await;
     assert_eq!(seen, made, "both APIs' resources are back");
 }
+
+/// Patience for a service to reach a state (tasks start in a second; targets turn healthy
+/// after two checks 5 s apart).
+const SERVICE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The service's state until `done` holds; the last one.
+async fn service_until(ep: &str, args: [&str; 3], what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let began = std::time::Instant::now();
+    loop {
+        let s = script(ep, &["service_state", args[0], args[1], args[2]]).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            began.elapsed() < SERVICE_PATIENCE,
+            "the service never reached {what}: {s:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn healthy_targets(s: &Value) -> usize {
+    s["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t[1] == "healthy")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_keeps_its_desired_count_registered_in_its_target_group() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let alb = start(&dir.path().join("s.json")).await;
+    let ep = endpoint(&alb);
+    let family = unique("ecssvc");
+    let cluster = unique("cl");
+    let name = unique("svc");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let td = json!({
+        "family": family,
+        "containerDefinitions": [{
+            "name": "web", "image": TEST_IMAGE, "stopTimeout": 5,
+            "portMappings": [{"containerPort": 80, "hostPort": 0}],
+            "environment": [{"name": "BACKEND_NAME", "value": family}],
+            "dockerLabels": test_labels(),
+        }]
+    });
+    register(&ep, &td).await;
+    let made = script(&ep, &["service", &name, &family, &port.to_string(), &cluster]).await;
+    assert_eq!(made["service"]["desiredCount"], 2, "{made:#}");
+    let tg = made["targetGroupArn"].as_str().unwrap().to_owned();
+    let args = [cluster.as_str(), name.as_str(), tg.as_str()];
+
+    // Two tasks, each registered on its dynamic port, healthy, and served by the listener.
+    let s = service_until(&ep, args, "2 healthy targets", |s| {
+        s["runningCount"] == 2 && healthy_targets(s) == 2
+    })
+    .await;
+    let mut task_ports: Vec<u64> = s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ports"][0].as_u64().unwrap())
+        .collect();
+    task_ports.sort_unstable();
+    let target_ports: Vec<u64> = s["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[0].as_u64().unwrap())
+        .collect();
+    assert_eq!(task_ports, target_ports, "{s:#}");
+    assert!(
+        s["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["group"] == format!("service:{name}").as_str())
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let reply = tokio::task::spawn_blocking(move || http_get(addr, "/", Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .expect("the listener forwards to the service's tasks");
+    assert_eq!(reply.header("x-backend"), Some(family.as_str()));
+    assert!(
+        s["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("has started 2 tasks")),
+        "{s:#}"
+    );
+
+    // An essential container dies: its task stops, leaves the target group, and a new
+    // task takes its place.
+    let killed = s["tasks"][0]["arn"].as_str().unwrap().to_owned();
+    let killed_port = s["tasks"][0]["ports"][0].as_u64().unwrap();
+    docker_ok(["kill", s["tasks"][0]["web"].as_str().unwrap()]).unwrap();
+    let s = service_until(&ep, args, "a replacement, healthy", |s| {
+        s["runningCount"] == 2
+            && healthy_targets(s) == 2
+            && s["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["arn"] != killed.as_str())
+    })
+    .await;
+    assert!(
+        s["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t[0].as_u64() != Some(killed_port)),
+        "the stopped task was deregistered: {s:#}"
+    );
+
+    // kill -9 and start again: the service's tasks are found again, none is added, the
+    // targets stay registered.
+    let before: Vec<Value> = s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["arn"].clone())
+        .collect();
+    alb.sigkill();
+    alb.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("hostalb exited");
+    let alb = start(&dir.path().join("s.json")).await;
+    let ep = endpoint(&alb);
+    let s = service_until(&ep, args, "its tasks again", |s| healthy_targets(s) == 2).await;
+    let mut after: Vec<Value> = s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["arn"].clone())
+        .collect();
+    after.sort_by_key(|a| a.to_string());
+    let mut before = before;
+    before.sort_by_key(|a| a.to_string());
+    assert_eq!(after, before, "the same tasks, none started twice: {s:#}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = script(&ep, &["service_state", args[0], args[1], args[2]]).await;
+    assert_eq!(
+        s["tasks"].as_array().unwrap().len(),
+        2,
+        "the scheduler added none: {s:#}"
+    );
+
+    // DeleteService: refused while scaled above 0; forced, every task stops and leaves
+    // the target group.
+    let refused = script(&ep, &["delete_service", &cluster, &name, "no"]).await;
+    assert_eq!(refused["code"], "InvalidParameterException", "{refused:#}");
+    let deleted = script(&ep, &["delete_service", &cluster, &name, "force"]).await;
+    assert_eq!(deleted["status"], "DRAINING");
+    let s = service_until(&ep, args, "INACTIVE with no task", |s| {
+        s["status"] == "INACTIVE"
+            && s["tasks"].as_array().unwrap().is_empty()
+            && s["targets"].as_array().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(s["desiredCount"], 0);
+    let left = docker_ok([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.amazonaws.ecs.task-definition-family={family}"),
+    ])
+    .unwrap();
+    assert!(
+        left.trim().is_empty(),
+        "no container of the service is left: {left}"
+    );
+}

@@ -99,7 +99,7 @@ def errors(endpoint):
                 {"name": "b", "image": "i", "dependsOn": [{"containerName": "a", "condition": "START"}]},
             ],
         ),
-        "service": lambda: ecs.create_service(cluster="default", serviceName="s", taskDefinition="x"),
+        "service": lambda: ecs.update_service(cluster="default", service="s", desiredCount=1),
         "stop_unknown": lambda: ecs.stop_task(task="0123"),
     }
     for name, call in calls.items():
@@ -132,9 +132,83 @@ def mixed(endpoint, name, step):
     return {"groups": groups, "families": families, "clusters": clusters}
 
 
+def elbv2(endpoint):
+    return boto3.client(
+        "elbv2",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def service(endpoint, name, family, port, cluster):
+    """A load balancer, target group and listener (ELBv2), then an ECS service of FAMILY
+    with desiredCount 2 in that target group (web:80)."""
+    elb = elbv2(endpoint)
+    lb = elb.create_load_balancer(Name=name)["LoadBalancers"][0]
+    tg = elb.create_target_group(
+        Name=name, Protocol="HTTP", Port=80, TargetType="ip", HealthCheckPath="/health",
+        HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
+    )["TargetGroups"][0]
+    elb.modify_target_group_attributes(
+        TargetGroupArn=tg["TargetGroupArn"],
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "0"}],
+    )
+    elb.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=int(port),
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}],
+    )
+    ecs = client(endpoint)
+    ecs.create_cluster(clusterName=cluster)
+    svc = ecs.create_service(
+        cluster=cluster, serviceName=name, taskDefinition=family, desiredCount=2,
+        loadBalancers=[{"targetGroupArn": tg["TargetGroupArn"], "containerName": "web", "containerPort": 80}],
+    )["service"]
+    return {"targetGroupArn": tg["TargetGroupArn"], "service": json.loads(json.dumps(svc, default=str))}
+
+
+def service_state(endpoint, cluster, name, tg_arn):
+    """The service, its running tasks (with the web's host port) and its target group's health."""
+    ecs = client(endpoint)
+    svc = ecs.describe_services(cluster=cluster, services=[name])["services"][0]
+    arns = ecs.list_tasks(cluster=cluster, serviceName=name)["taskArns"]
+    tasks = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"] if arns else []
+    health = elbv2(endpoint).describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+    return {
+        "status": svc["status"],
+        "runningCount": svc["runningCount"],
+        "desiredCount": svc["desiredCount"],
+        "events": [e["message"] for e in svc["events"]],
+        "tasks": [
+            {
+                "arn": t["taskArn"],
+                "lastStatus": t["lastStatus"],
+                "group": t["group"],
+                "web": next(c for c in t["containers"] if c["name"] == "web").get("runtimeId"),
+                "ports": [b["hostPort"] for c in t["containers"] for b in c.get("networkBindings", [])],
+            }
+            for t in tasks
+        ],
+        "targets": sorted(
+            (h["Target"]["Port"], h["TargetHealth"]["State"]) for h in health
+        ),
+    }
+
+
+def delete_service(endpoint, cluster, name, force):
+    """DeleteService; the error code when it is refused."""
+    try:
+        out = client(endpoint).delete_service(cluster=cluster, service=name, force=force == "force")
+        return {"status": out["service"]["status"]}
+    except botocore.exceptions.ClientError as e:
+        return {"code": e.response["Error"]["Code"], "message": e.response["Error"]["Message"]}
+
+
 def main():
     command, endpoint, *args = sys.argv[1:]
-    fn = {"register": register, "run": run, "describe": describe, "stop": stop, "errors": errors, "mixed": mixed}[command]
+    fn = {"register": register, "run": run, "describe": describe, "stop": stop, "errors": errors, "mixed": mixed,
+          "service": service, "service_state": service_state, "delete_service": delete_service}[command]
     print(json.dumps(fn(endpoint, *args), default=str))
 
 
