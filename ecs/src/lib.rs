@@ -107,9 +107,13 @@ pub struct TargetChange {
     pub port: u16,
 }
 
-/// Carries out a [`TargetChange`]; the binary provides it (ELBv2's own actions).
+/// Carries out a [`TargetChange`]; the binary provides it (ELBv2's own actions). A
+/// deregistration answers the target group's deregistration delay: how long the target
+/// drains before its task may be stopped.
 pub type Registrar = Arc<
-    dyn Fn(TargetChange) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
+    dyn Fn(
+            TargetChange,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Duration, String>> + Send>>
         + Send
         + Sync,
 >;

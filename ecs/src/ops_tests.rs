@@ -20,7 +20,7 @@ fn ecs() -> (Ecs, Shared, Arc<AtomicUsize>) {
         Ok(())
     });
     let registrar: crate::Registrar =
-        Arc::new(|_| Box::pin(async { Err("no load balancer here".to_owned()) }));
+        Arc::new(|_| Box::pin(async { Err::<std::time::Duration, _>("no load balancer here".to_owned()) }));
     (Ecs::new(shared.clone(), docker, saver, registrar), shared, saves)
 }
 

@@ -522,7 +522,7 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
         };
         let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
         match (inner.registrar)(change).await {
-            Ok(()) => {
+            Ok(_) => {
                 {
                     let mut state = inner.state.lock();
                     if let Some(t) = state.tasks.iter_mut().find(|t| t.task_arn == arn) {
@@ -553,7 +553,8 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
     inner.save();
 }
 
-/// Deregisters a stopping task from the target groups it was registered in.
+/// Deregisters a stopping task from the target groups it was registered in, then waits
+/// for the longest of their deregistration delays.
 pub(crate) async fn deregister(inner: &Inner, arn: &str) {
     let registered = {
         let mut state = inner.state.lock();
@@ -567,6 +568,7 @@ pub(crate) async fn deregister(inner: &Inner, arn: &str) {
     if registered.is_empty() {
         return;
     }
+    let mut drain = Duration::ZERO;
     for (tg, port) in registered {
         let change = TargetChange {
             register: false,
@@ -574,9 +576,18 @@ pub(crate) async fn deregister(inner: &Inner, arn: &str) {
             ip: std::net::IpAddr::from([127, 0, 0, 1]),
             port,
         };
-        if let Err(e) = (inner.registrar)(change).await {
-            tracing::warn!(task = %arn, target_group = %tg, error = %e, "ECS: a stopping task could not be deregistered");
+        match (inner.registrar)(change).await {
+            Ok(delay) => drain = drain.max(delay),
+            Err(e) => {
+                tracing::warn!(task = %arn, target_group = %tg, error = %e, "ECS: a stopping task could not be deregistered")
+            }
         }
     }
     inner.save();
+    // The requests in flight finish before SIGTERM, as ECS waits for the target group's
+    // deregistration delay.
+    if !drain.is_zero() {
+        tracing::info!(task = %arn, seconds = drain.as_secs(), "ECS: waiting for the targets to drain");
+        tokio::time::sleep(drain).await;
+    }
 }

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hostalb_aws::json11::CONTENT_TYPE;
 use hostalb_aws::query::Params;
@@ -13,6 +14,9 @@ use hostalb_proxy::AwsAnswer;
 
 use super::elbv2::Elbv2;
 use super::state;
+
+/// ELBv2's default deregistration delay, used when a group's cannot be read.
+const DEFAULT_DEREGISTRATION_DELAY: u64 = 300;
 
 /// The ECS API, once the Docker client could be made.
 #[derive(Debug)]
@@ -95,18 +99,48 @@ fn registrar(elbv2: Arc<Elbv2>) -> Registrar {
             );
             let params = Params::parse(&form).map_err(|e| e.to_string())?;
             let answer = elbv2.call(&params).await;
-            if answer.status == 200 {
-                Ok(())
-            } else {
-                let body = String::from_utf8_lossy(&answer.body);
-                let message = body
-                    .split_once("<Message>")
-                    .and_then(|(_, m)| m.split_once("</Message>"))
-                    .map_or(body.as_ref(), |(m, _)| m);
-                Err(format!("{action} answered {}: {message}", answer.status))
+            if answer.status != 200 {
+                return Err(failure(action, &answer));
             }
+            if change.register {
+                return Ok(Duration::ZERO);
+            }
+            // How long the target drains: the group's deregistration delay.
+            let form = format!(
+                "Action=DescribeTargetGroupAttributes&Version={}&TargetGroupArn={}",
+                hostalb_aws::elbv2::API_VERSION,
+                form_encode(&change.target_group_arn)
+            );
+            let params = Params::parse(&form).map_err(|e| e.to_string())?;
+            let answer = elbv2.call(&params).await;
+            if answer.status != 200 {
+                return Err(failure("DescribeTargetGroupAttributes", &answer));
+            }
+            Ok(Duration::from_secs(deregistration_delay(
+                &String::from_utf8_lossy(&answer.body),
+            )))
         })
     })
+}
+
+/// The error of an ELBv2 answer, with its message.
+fn failure(action: &str, answer: &AwsAnswer) -> String {
+    let body = String::from_utf8_lossy(&answer.body);
+    let message = body
+        .split_once("<Message>")
+        .and_then(|(_, m)| m.split_once("</Message>"))
+        .map_or(body.as_ref(), |(m, _)| m);
+    format!("{action} answered {}: {message}", answer.status)
+}
+
+/// `deregistration_delay.timeout_seconds` of a DescribeTargetGroupAttributes answer
+/// (ELBv2's default, 300 s, when it cannot be read).
+fn deregistration_delay(xml: &str) -> u64 {
+    xml.split_once("<Key>deregistration_delay.timeout_seconds</Key>")
+        .and_then(|(_, rest)| rest.split_once("<Value>"))
+        .and_then(|(_, rest)| rest.split_once("</Value>"))
+        .and_then(|(v, _)| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_DEREGISTRATION_DELAY)
 }
 
 /// Percent-encodes a form value (ARNs hold `:` and `/`).
@@ -118,4 +152,18 @@ fn form_encode(value: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_deregistration_delay_and_encodes_arns() {
+        let xml = "<Attributes><member><Key>stickiness.enabled</Key><Value>false</Value></member>\
+                   <member><Key>deregistration_delay.timeout_seconds</Key><Value>7</Value></member></Attributes>";
+        assert_eq!(deregistration_delay(xml), 7);
+        assert_eq!(deregistration_delay("<x/>"), DEFAULT_DEREGISTRATION_DELAY);
+        assert_eq!(form_encode("arn:aws:x/y z"), "arn%3Aaws%3Ax%2Fy%20z");
+    }
 }

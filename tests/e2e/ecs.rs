@@ -629,6 +629,45 @@ async fn a_service_keeps_its_desired_count_registered_in_its_target_group() {
         "the scheduler added none: {s:#}"
     );
 
+    // StopTask of a service's task with a deregistration delay of 3 s: the target leaves
+    // the group first, the container keeps running while it drains, then it stops and a
+    // new task takes its place.
+    script(&ep, &["set_delay", &tg, "3"]).await;
+    let victim = s["tasks"][0]["arn"].as_str().unwrap().to_owned();
+    let victim_port = s["tasks"][0]["ports"][0].as_u64().unwrap();
+    let victim_web = s["tasks"][0]["web"].as_str().unwrap().to_owned();
+    script(&ep, &["stop", &cluster, &victim]).await;
+    let d = until(&ep, &cluster, &victim, "STOPPING", |t| {
+        t["lastStatus"] == "STOPPING"
+    })
+    .await;
+    assert_eq!(d["task"]["desiredStatus"], "STOPPED");
+    let s = script(&ep, &["service_state", args[0], args[1], args[2]]).await;
+    assert!(
+        s["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t[0].as_u64() != Some(victim_port) || t[1] == "draining"),
+        "deregistered before the stop: {s:#}"
+    );
+    let running = docker_ok(["inspect", "--format", "{{.State.Running}}", &victim_web]).unwrap();
+    assert_eq!(running.trim(), "true", "the container drains before SIGTERM");
+    let d = until(&ep, &cluster, &victim, "STOPPED", |t| {
+        t["lastStatus"] == "STOPPED"
+    })
+    .await;
+    assert_eq!(
+        container(&d["task"], "web")["exitCode"],
+        0,
+        "stopped by SIGTERM after the drain"
+    );
+    service_until(&ep, args, "a replacement of the stopped task", |s| {
+        s["runningCount"] == 2 && healthy_targets(s) == 2
+    })
+    .await;
+    script(&ep, &["set_delay", &tg, "0"]).await;
+
     // DeleteService: refused while scaled above 0; forced, every task stops and leaves
     // the target group.
     let refused = script(&ep, &["delete_service", &cluster, &name, "no"]).await;

@@ -196,6 +196,15 @@ def service_state(endpoint, cluster, name, tg_arn):
     }
 
 
+def set_delay(endpoint, tg_arn, seconds):
+    """The target group's deregistration delay."""
+    elbv2(endpoint).modify_target_group_attributes(
+        TargetGroupArn=tg_arn,
+        Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": seconds}],
+    )
+    return {}
+
+
 def delete_service(endpoint, cluster, name, force):
     """DeleteService; the error code when it is refused."""
     try:
@@ -208,7 +217,8 @@ def delete_service(endpoint, cluster, name, force):
 def main():
     command, endpoint, *args = sys.argv[1:]
     fn = {"register": register, "run": run, "describe": describe, "stop": stop, "errors": errors, "mixed": mixed,
-          "service": service, "service_state": service_state, "delete_service": delete_service}[command]
+          "service": service, "service_state": service_state, "delete_service": delete_service,
+          "set_delay": set_delay}[command]
     print(json.dumps(fn(endpoint, *args), default=str))
 
 
