@@ -17,6 +17,11 @@ use crate::{EcsError, Inner, Stop, TargetChange, driver, now, random_hex};
 
 /// How often the scheduler compares running tasks with `desiredCount`.
 const SCHEDULE_EVERY: Duration = Duration::from_secs(1);
+/// First wait before a service starts tasks again after one failed to start; doubled per
+/// failure in a row, as ECS's scheduler throttles a service that cannot start its tasks.
+const FAILED_START_BACKOFF: Duration = Duration::from_secs(2);
+/// The longest wait between attempts at starting a failing service's tasks.
+const FAILED_START_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// ECS's bound on a service's load balancers.
 const MAX_LOAD_BALANCERS: usize = 5;
 
@@ -385,6 +390,21 @@ async fn schedule(inner: &Arc<Inner>) {
             .cloned()
             .collect();
         let want = s.desired_count as usize;
+        if live.len() < want
+            && let Some(wait) = throttled(inner, &s)
+        {
+            tracing::debug!(service = %s.service_name, seconds = wait.as_secs(), "ECS: a failing service waits");
+            with_service(inner, &s, |x| {
+                let unable = format!(
+                    "(service {}) is unable to consistently start tasks successfully: see the stopped tasks' stoppedReason.",
+                    x.service_name
+                );
+                if x.events.first().map(|e| &e.message) != Some(&unable) {
+                    event(x, unable);
+                }
+            });
+            continue;
+        }
         if live.len() < want {
             let Ok(td) = find_td(inner, &s.task_definition) else {
                 continue;
@@ -444,6 +464,29 @@ async fn schedule(inner: &Arc<Inner>) {
             });
         }
     }
+}
+
+/// How long a service still waits before starting tasks, when its latest tasks failed to
+/// start: [`FAILED_START_BACKOFF`] doubled per failure in a row, from the last failure.
+fn throttled(inner: &Inner, s: &Service) -> Option<Duration> {
+    let state = inner.state.lock();
+    let mut mine: Vec<&Task> = state
+        .tasks
+        .iter()
+        .filter(|t| t.cluster_arn == s.cluster_arn && t.group == group(&s.service_name))
+        .collect();
+    mine.sort_by(|a, b| b.created_at.total_cmp(&a.created_at));
+    let failures = mine
+        .iter()
+        .take_while(|t| t.stop_code.as_deref() == Some("TaskFailedToStart"))
+        .count();
+    let last = mine.first().filter(|_| failures > 0)?.stopped_at?;
+    let exponent = u32::try_from(failures - 1).unwrap_or(u32::MAX).min(16);
+    let wait = FAILED_START_BACKOFF
+        .saturating_mul(2u32.saturating_pow(exponent))
+        .min(FAILED_START_BACKOFF_MAX);
+    let since = Duration::from_secs_f64((now() - last).max(0.0));
+    wait.checked_sub(since).filter(|w| !w.is_zero())
 }
 
 fn stop(inner: &Inner, t: &Task, reason: &str) {
@@ -589,5 +632,63 @@ pub(crate) async fn deregister(inner: &Inner, arn: &str) {
     if !drain.is_zero() {
         tracing::info!(task = %arn, seconds = drain.as_secs(), "ECS: waiting for the targets to drain");
         tokio::time::sleep(drain).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(created_at: f64) -> Task {
+        Task {
+            cluster_arn: "c".into(),
+            group: group("api"),
+            created_at,
+            stopped_at: Some(created_at),
+            stop_code: Some("TaskFailedToStart".into()),
+            last_status: "STOPPED".into(),
+            ..Task::default()
+        }
+    }
+
+    #[test]
+    fn a_service_whose_tasks_fail_to_start_waits_longer_each_time() {
+        let shared = crate::Shared::default();
+        let docker = crate::docker::connect(Some("tcp://127.0.0.1:9")).unwrap();
+        let registrar: crate::Registrar = Arc::new(|_| Box::pin(async { Ok(Duration::ZERO) }));
+        let ecs = crate::Ecs::new(shared.clone(), docker, Box::new(|| Ok(())), registrar);
+        let s = Service {
+            cluster_arn: "c".into(),
+            service_name: "api".into(),
+            ..Service::default()
+        };
+        assert_eq!(throttled(&ecs.inner, &s), None, "no task yet");
+        let t = now();
+        shared.lock().tasks.push(failed(t));
+        let one = throttled(&ecs.inner, &s).unwrap();
+        assert!(one <= FAILED_START_BACKOFF && one > Duration::ZERO, "{one:?}");
+        shared.lock().tasks.push(failed(t + 0.001));
+        shared.lock().tasks.push(failed(t + 0.002));
+        let three = throttled(&ecs.inner, &s).unwrap();
+        assert!(three > FAILED_START_BACKOFF * 3, "doubled per failure: {three:?}");
+        // A task that ran since: no wait.
+        shared.lock().tasks.push(Task {
+            cluster_arn: "c".into(),
+            group: group("api"),
+            created_at: t + 1.0,
+            last_status: "RUNNING".into(),
+            ..Task::default()
+        });
+        assert_eq!(throttled(&ecs.inner, &s), None);
+        // Long ago: no wait either.
+        let old = crate::Shared::default();
+        let ecs = crate::Ecs::new(
+            old.clone(),
+            crate::docker::connect(Some("tcp://127.0.0.1:9")).unwrap(),
+            Box::new(|| Ok(())),
+            Arc::new(|_| Box::pin(async { Ok(Duration::ZERO) })),
+        );
+        old.lock().tasks.push(failed(t - 1000.0));
+        assert_eq!(throttled(&ecs.inner, &s), None);
     }
 }
