@@ -4,9 +4,10 @@
 //! neither knows the other.
 //!
 //! A call is routed by its SigV4 credential scope's service, then `X-Amz-Target`, then
-//! `Version`: ELBv2's Query protocol is served ([`elbv2`]), ECS's JSON 1.1 calls by [`ecs`]. On an admin address that is not
-//! loopback, every call must carry a valid signature made with `[admin] access_key_id /
-//! secret_access_key`, else 403 `InvalidSignature`.
+//! `Version`: ELBv2's Query protocol is served ([`elbv2`]), ECS's JSON 1.1 calls by
+//! [`ecs`]. On an admin address that is not loopback, every call must carry a valid
+//! signature made with `[admin] access_key_id / secret_access_key`, else 403
+//! `InvalidSignature`.
 
 mod doc;
 mod ecs;

@@ -32,7 +32,7 @@ pub(crate) struct ApiState {
     pub tags: BTreeMap<String, Vec<Tag>>,
     /// RegisterTargets' registrations, by target group name (file groups included).
     pub registrations: BTreeMap<String, Vec<TargetDescription>>,
-    /// What the ECS API made (clusters, task definitions, tasks), shared with it.
+    /// What the ECS API made (clusters, task definitions, tasks, services), shared with it.
     #[serde(default, skip_serializing_if = "hostalb_ecs::Shared::is_empty")]
     pub ecs: hostalb_ecs::Shared,
 }
