@@ -353,6 +353,39 @@ async fn a_task_that_cannot_start_leaves_nothing_and_errors_are_ecs_shapes() {
         "the web container that started is removed"
     );
 
+    // The second container's fixed host port is held: its start fails; the first one,
+    // already running, is stopped and both are removed.
+    let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let held_port = held.local_addr().unwrap().port();
+    let family = unique("ecsblocked");
+    let td = json!({
+        "family": family,
+        "containerDefinitions": [
+            {"name": "web", "image": TEST_IMAGE, "portMappings": [{"containerPort": 80}],
+             "dockerLabels": test_labels()},
+            {"name": "blocked", "image": TEST_IMAGE, "essential": false,
+             "portMappings": [{"containerPort": 80, "hostPort": held_port}],
+             "dependsOn": [{"containerName": "web", "condition": "START"}], "dockerLabels": test_labels()}
+        ]
+    });
+    register(&ep, &td).await;
+    let run = script(&ep, &["run", &family, &cluster]).await;
+    let arn = run["task"]["taskArn"].as_str().unwrap().to_owned();
+    let d = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    let reason = d["task"]["stoppedReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("CannotStartContainerError: container blocked:")
+            && reason.contains(&held_port.to_string()),
+        "{reason}"
+    );
+    assert_eq!(d["task"]["stopCode"], "TaskFailedToStart");
+    assert!(
+        container(&d["task"], "web").get("runtimeId").is_some(),
+        "web had started: {d:#}"
+    );
+    assert!(docker_ids(&arn).is_empty(), "both containers are removed");
+    drop(held);
+
     let e = script(&ep, &["errors"]).await;
     assert_eq!(e["unknown_cluster"]["code"], "ClusterNotFoundException", "{e:#}");
     assert_eq!(e["unknown_td"]["code"], "ClientException");
