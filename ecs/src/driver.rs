@@ -18,6 +18,9 @@ use crate::{Inner, Stop, now, ports, validate};
 /// How often a running task's containers are inspected: an essential container's exit
 /// stops its task within this.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
+/// Attempts at starting a container whose dynamic host port another process took between
+/// the pick and Docker's bind.
+const PORT_ATTEMPTS: u32 = 3;
 /// How often a dependsOn condition is checked while a container waits for it.
 const DEPENDENCY_EVERY: Duration = Duration::from_millis(250);
 
@@ -155,50 +158,70 @@ async fn start(
                 reason,
             }
         };
-        let bindings = match bind_ports(inner, td, i) {
-            Ok(b) => b,
-            Err(m) => return Err(failed("ResourceInitializationError", m)),
-        };
-        let links = {
-            let state = inner.state.lock();
-            let t = state.tasks.iter().find(|t| t.task_arn == arn);
-            c.links
+        let dynamic = td.mode() == crate::model::NetworkMode::Bridge
+            && c.port_mappings.iter().any(|m| m.host_port.unwrap_or(0) == 0);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let bindings = match bind_ports(inner, td, i) {
+                Ok(b) => b,
+                Err(m) => return Err(failed("ResourceInitializationError", m)),
+            };
+            let links = {
+                let state = inner.state.lock();
+                let t = state.tasks.iter().find(|t| t.task_arn == arn);
+                c.links
+                    .iter()
+                    .filter_map(|l| {
+                        let (name, alias) = l.split_once(':').unwrap_or((l, l));
+                        let rec = t?.containers.iter().find(|r| r.name == name)?;
+                        Some(format!("{}:{alias}", rec.docker_name))
+                    })
+                    .collect()
+            };
+            let docker_name = snapshot
+                .containers
                 .iter()
-                .filter_map(|l| {
-                    let (name, alias) = l.split_once(':').unwrap_or((l, l));
-                    let rec = t?.containers.iter().find(|r| r.name == name)?;
-                    Some(format!("{}:{alias}", rec.docker_name))
-                })
-                .collect()
-        };
-        let docker_name = snapshot
-            .containers
-            .iter()
-            .find(|r| r.name == c.name)
-            .map(|r| r.docker_name.clone())
-            .unwrap_or_default();
-        let body = docker::create_body(td, c, &owner, &bindings, links);
-        let id = match inner.engine.create(&docker_name, body).await {
-            Ok(id) => id,
-            Err(m) if m.contains("No such image") => {
-                return Err(failed(
-                    "CannotPullContainerError",
-                    format!(
-                        "image {} is not on the local Docker engine (hostalb pulls nothing: build it, or docker load / docker pull it first): {m}",
-                        c.image
-                    ),
-                ));
+                .find(|r| r.name == c.name)
+                .map(|r| r.docker_name.clone())
+                .unwrap_or_default();
+            let body = docker::create_body(td, c, &owner, &bindings, links);
+            let id = match inner.engine.create(&docker_name, body).await {
+                Ok(id) => id,
+                Err(m) if m.contains("No such image") => {
+                    return Err(failed(
+                        "CannotPullContainerError",
+                        format!(
+                            "image {} is not on the local Docker engine (hostalb pulls nothing: build it, or docker load / docker pull it first): {m}",
+                            c.image
+                        ),
+                    ));
+                }
+                Err(m) => return Err(failed("CannotCreateContainerError", m)),
+            };
+            update(inner, arn, |t| {
+                if let Some(rec) = t.containers.iter_mut().find(|r| r.name == c.name) {
+                    rec.runtime_id = Some(id.clone());
+                    rec.network_bindings = bindings.clone();
+                }
+            });
+            match inner.engine.start(&id).await {
+                Ok(()) => break,
+                // A dynamic port taken between the pick and Docker's bind: new ports.
+                Err(m) if dynamic && attempt < PORT_ATTEMPTS && port_taken(&m) => {
+                    tracing::info!(task = %arn, container = %c.name, error = %m, "ECS: a dynamic host port was taken meanwhile: another one");
+                    if let Err(e) = inner.engine.remove(&id).await {
+                        return Err(failed("CannotStartContainerError", format!("{m}; then: {e}")));
+                    }
+                    update(inner, arn, |t| {
+                        if let Some(rec) = t.containers.iter_mut().find(|r| r.name == c.name) {
+                            rec.runtime_id = None;
+                            rec.network_bindings.clear();
+                        }
+                    });
+                }
+                Err(m) => return Err(failed("CannotStartContainerError", m)),
             }
-            Err(m) => return Err(failed("CannotCreateContainerError", m)),
-        };
-        update(inner, arn, |t| {
-            if let Some(rec) = t.containers.iter_mut().find(|r| r.name == c.name) {
-                rec.runtime_id = Some(id.clone());
-                rec.network_bindings = bindings.clone();
-            }
-        });
-        if let Err(m) = inner.engine.start(&id).await {
-            return Err(failed("CannotStartContainerError", m));
         }
         update(inner, arn, |t| {
             if let Some(rec) = t.containers.iter_mut().find(|r| r.name == c.name) {
@@ -207,6 +230,11 @@ async fn start(
         });
     }
     Ok(())
+}
+
+/// Whether Docker refused a start because a host port is in use.
+fn port_taken(message: &str) -> bool {
+    message.contains("address already in use") || message.contains("port is already allocated")
 }
 
 /// Host ports for container `i`'s port mappings: dynamic ones picked from the agent's
@@ -515,4 +543,20 @@ pub(crate) async fn resume(inner: &Arc<Inner>) -> Result<(), String> {
     }
     inner.save();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockers_port_conflicts_are_recognised() {
+        assert!(port_taken(
+            "Docker answered 500: driver failed programming external connectivity on endpoint x: Error starting userland proxy: listen tcp4 0.0.0.0:44649: bind: address already in use"
+        ));
+        assert!(port_taken(
+            "Bind for 0.0.0.0:49200 failed: port is already allocated"
+        ));
+        assert!(!port_taken("Docker answered 404: No such image: x"));
+    }
 }
