@@ -4,13 +4,14 @@
 //! neither knows the other.
 //!
 //! A call is routed by its SigV4 credential scope's service, then `X-Amz-Target`, then
-//! `Version`: ELBv2's Query protocol is served ([`elbv2`]); ECS's JSON 1.1 calls get
-//! `UnknownOperationException` until ECS is served. On an admin address that is not
-//! loopback, every call must carry a valid signature made with `[admin] access_key_id /
-//! secret_access_key`, else 403 `InvalidSignature`.
+//! `Version`: ELBv2's Query protocol is served ([`elbv2`]), ECS's JSON 1.1 calls by
+//! [`ecs`]. On an admin address that is not loopback, every call must carry a valid
+//! signature made with `[admin] access_key_id / secret_access_key`, else 403
+//! `InvalidSignature`.
 
 pub(crate) mod check;
 mod doc;
+mod ecs;
 mod elbv2;
 pub(crate) mod state;
 
@@ -34,7 +35,8 @@ const INVALID_SIGNATURE: &str = "InvalidSignature";
 /// The AWS APIs of one hostalb.
 #[derive(Debug)]
 pub(crate) struct Api {
-    elbv2: Elbv2,
+    elbv2: Arc<Elbv2>,
+    ecs: Arc<ecs::EcsApi>,
     /// Signatures are required (the admin address is not loopback).
     signed_only: bool,
     proxy: Proxy,
@@ -42,16 +44,26 @@ pub(crate) struct Api {
 
 impl Api {
     pub(crate) fn new(proxy: Proxy, state: state::ApiState, state_path: PathBuf, admin: SocketAddr) -> Api {
+        let shared = state.ecs.clone();
+        let endpoint = proxy.config().docker.endpoint.clone();
+        let elbv2 = Arc::new(Elbv2::new(proxy.clone(), state, state_path.clone()));
         Api {
             signed_only: !admin.ip().is_loopback(),
-            elbv2: Elbv2::new(proxy.clone(), state, state_path),
+            ecs: Arc::new(ecs::EcsApi::new(
+                shared,
+                state_path,
+                endpoint.as_deref(),
+                Arc::clone(&elbv2),
+            )),
+            elbv2,
             proxy,
         }
     }
 
     /// Serves the state loaded at start.
     pub(crate) async fn start(&self) -> Result<(), String> {
-        self.elbv2.start().await
+        self.elbv2.start().await?;
+        self.ecs.start().await
     }
 
     async fn answer(&self, call: AwsCall) -> AwsAnswer {
@@ -91,13 +103,7 @@ impl Api {
         }
         if is_ecs {
             let operation = target.and_then(|t| t.rsplit('.').next()).unwrap_or("(none)");
-            return json_error(
-                400,
-                "UnknownOperationException",
-                &format!(
-                    "ECS operation {operation} is not served by this hostalb (only ELBv2 is, with Version={API_VERSION})"
-                ),
-            );
+            return self.ecs.call(operation, &call.body).await;
         }
         match service.as_deref() {
             None | Some(SIGNING_NAME) => {}

@@ -32,6 +32,9 @@ pub(crate) struct ApiState {
     pub tags: BTreeMap<String, Vec<Tag>>,
     /// RegisterTargets' registrations, by target group name (file groups included).
     pub registrations: BTreeMap<String, Vec<TargetDescription>>,
+    /// What the ECS API made (clusters, task definitions, tasks, services), shared with it.
+    #[serde(default, skip_serializing_if = "hostalb_ecs::Shared::is_empty")]
+    pub ecs: hostalb_ecs::Shared,
 }
 
 /// A listener and the key its ARN (and its rules' ARNs) were made from.
@@ -120,9 +123,20 @@ pub(crate) fn load(path: &Path) -> Result<ApiState, StateError> {
     })
 }
 
+/// Held by every write of the state file, and by the ECS side across its read-modify-write
+/// (it has no copy of the ELBv2 side's resources): no write falls in between.
+pub(crate) static WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Writes the state file atomically (see [`write`]), one writer at a time.
+pub(crate) fn save(path: &Path, state: &ApiState) -> Result<(), StateError> {
+    let _one = WRITES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    write(path, state)
+}
+
 /// Writes the state file atomically: a temporary file in the same directory, fsynced,
 /// renamed over the old one, then the directory fsynced so the rename itself is durable.
-pub(crate) fn save(path: &Path, state: &ApiState) -> Result<(), StateError> {
+/// The caller holds [`WRITES`].
+pub(crate) fn write(path: &Path, state: &ApiState) -> Result<(), StateError> {
     let err = |source| StateError::Write {
         path: path.display().to_string(),
         source,

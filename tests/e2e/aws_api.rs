@@ -345,7 +345,10 @@ async fn loopback_calls_route_by_service_and_ecs_is_not_served_yet() {
             &format!("{ep}/"),
             &[
                 ("content-type", "application/x-amz-json-1.1"),
-                ("x-amz-target", "AmazonEC2ContainerServiceV20141113.ListClusters"),
+                (
+                    "x-amz-target",
+                    "AmazonEC2ContainerServiceV20141113.NoSuchOperation",
+                ),
             ],
             "{}",
         )

@@ -1,0 +1,223 @@
+//! What the ECS API made: clusters, task definitions and tasks, in ECS's shapes, kept in
+//! the state file under `Ecs`. [`Shared`] is the one copy: the ECS API changes it, and
+//! whoever writes the state file serializes its current content.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::model::TaskDefinition;
+
+/// Everything the ECS API made.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EcsState {
+    /// Clusters other than `default` (which always exists).
+    pub clusters: Vec<Cluster>,
+    pub task_definitions: Vec<TaskDefinition>,
+    /// Tasks not yet forgotten (stopped ones are kept for [`crate::STOPPED_TASK_KEPT`]).
+    pub tasks: Vec<Task>,
+    pub services: Vec<Service>,
+}
+
+impl EcsState {
+    pub fn is_empty(&self) -> bool {
+        self.clusters.is_empty()
+            && self.task_definitions.is_empty()
+            && self.tasks.is_empty()
+            && self.services.is_empty()
+    }
+}
+
+/// A service: ECS's `Service` shape, less what is computed when it is described.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Service {
+    pub service_arn: String,
+    pub service_name: String,
+    pub cluster_arn: String,
+    pub task_definition: String,
+    pub desired_count: u32,
+    pub load_balancers: Vec<ServiceLoadBalancer>,
+    /// `ACTIVE`, `DRAINING` (deleted, tasks stopping), `INACTIVE`.
+    pub status: String,
+    pub created_at: f64,
+    /// The one deployment's id (`ecs-svc/...`), the tasks' `startedBy`.
+    pub deployment_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_check_grace_period_seconds: Option<u32>,
+    /// Newest first, as ECS lists them; bounded by [`MAX_EVENTS`].
+    pub events: Vec<ServiceEvent>,
+}
+
+/// Events a service keeps (ECS shows the latest 100).
+pub const MAX_EVENTS: usize = 100;
+
+/// `LoadBalancer` of a service: the target group its tasks register in, for which
+/// container and port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceLoadBalancer {
+    pub target_group_arn: String,
+    pub container_name: String,
+    pub container_port: u16,
+}
+
+/// `ServiceEvent`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceEvent {
+    pub id: String,
+    pub created_at: f64,
+    pub message: String,
+}
+
+/// A cluster made by CreateCluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Cluster {
+    pub cluster_name: String,
+    pub cluster_arn: String,
+}
+
+/// A task: ECS's `Task` shape.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Task {
+    pub task_arn: String,
+    pub cluster_arn: String,
+    pub task_definition_arn: String,
+    pub containers: Vec<Container>,
+    /// `PROVISIONING`, `PENDING`, `RUNNING`, `DEACTIVATING`, `STOPPING`, `STOPPED`.
+    pub last_status: String,
+    /// `RUNNING` or `STOPPED`.
+    pub desired_status: String,
+    pub launch_type: String,
+    pub group: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+    pub created_at: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopping_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
+    /// `TaskFailedToStart`, `EssentialContainerExited`, `UserInitiated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<String>,
+    /// `HEALTHY`, `UNHEALTHY`, `UNKNOWN`.
+    pub health_status: String,
+    /// Bumped on every change, as ECS's `version`.
+    pub version: u64,
+    /// Targets this task was registered as (a service's load balancers): target group
+    /// ARN, host port. Not an ECS member: DescribeTasks leaves it out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub registered: Vec<(String, u16)>,
+}
+
+/// A container of a task: ECS's `Container` shape, plus the Docker name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Container {
+    pub container_arn: String,
+    pub task_arn: String,
+    pub name: String,
+    pub image: String,
+    /// The Docker container id, once created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_id: Option<String>,
+    /// `PENDING`, `RUNNING`, `STOPPED`.
+    pub last_status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub network_bindings: Vec<NetworkBinding>,
+    /// `HEALTHY`, `UNHEALTHY`, `UNKNOWN`.
+    pub health_status: String,
+    pub essential: bool,
+    /// The Docker name (`ecs-FAMILY-REV-NAME-RANDOM`), not an ECS member: DescribeTasks
+    /// leaves it out.
+    pub docker_name: String,
+}
+
+/// `NetworkBinding`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NetworkBinding {
+    #[serde(rename = "bindIP")]
+    pub bind_ip: String,
+    pub container_port: u16,
+    pub host_port: u16,
+    pub protocol: String,
+}
+
+/// The one copy of [`EcsState`], shared by the ECS API and the state file's writer.
+#[derive(Debug, Clone, Default)]
+pub struct Shared(Arc<Mutex<EcsState>>);
+
+impl Shared {
+    pub fn new(state: EcsState) -> Shared {
+        Shared(Arc::new(Mutex::new(state)))
+    }
+
+    /// The state, locked. Held only for plain reads and changes: never across an await,
+    /// never while the state file is written (writing serializes through this lock).
+    pub fn lock(&self) -> MutexGuard<'_, EcsState> {
+        // A panic while locked leaves plain data; the state stays usable.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+impl PartialEq for Shared {
+    fn eq(&self, other: &Shared) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.lock() == *other.lock()
+    }
+}
+
+impl Serialize for Shared {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.lock().clone().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Shared {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Shared, D::Error> {
+        EcsState::deserialize(d).map(Shared::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_state_serializes_its_current_content_and_reads_back() {
+        let shared = Shared::default();
+        assert!(shared.is_empty());
+        let copy = shared.clone();
+        copy.lock().clusters.push(Cluster {
+            cluster_name: "c".into(),
+            cluster_arn: "arn:c".into(),
+        });
+        assert!(!shared.is_empty(), "clones share one state");
+        let text = serde_json::to_string(&shared).unwrap();
+        assert!(text.contains("\"clusterName\":\"c\""), "{text}");
+        let back: Shared = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, shared);
+        let binding = NetworkBinding {
+            bind_ip: "0.0.0.0".into(),
+            container_port: 80,
+            host_port: 49153,
+            protocol: "tcp".into(),
+        };
+        assert!(serde_json::to_string(&binding).unwrap().contains("\"bindIP\""));
+    }
+}

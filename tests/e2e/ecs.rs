@@ -1,0 +1,728 @@
+//! The ECS API's task side on the real Docker engine, driven by boto3 and `aws ecs`
+//! (tests/python/ecs_api.py) against the real binary: a task definition of an essential
+//! web container (dynamic host port) and a non-essential sidecar that depends on it runs
+//! as ECS runs it (agent labels, dependsOn order, networkBindings that answer), survives a
+//! hostalb restart without a second start, stops on StopTask and on its essential
+//! container's exit with ECS's reasons; a task that cannot start leaves nothing behind.
+
+use std::process::Command;
+use std::time::Duration;
+
+use hostalb_testkit::HostAlb;
+use hostalb_testkit::docker::{
+    OWNER_LABEL, TEST_IMAGE, TEST_LABEL, docker_host, docker_ok, http_get, require_docker,
+};
+use serde_json::{Value, json};
+
+use crate::common::bin;
+
+/// How long the clients get for one script run.
+const SCRIPT_PATIENCE: Duration = Duration::from_secs(90);
+/// Patience for a task to reach a status (containers start in well under a second).
+const STATUS_PATIENCE: Duration = Duration::from_secs(30);
+/// Polls of a task's status are this far apart.
+const POLL: Duration = Duration::from_millis(300);
+
+fn python() -> String {
+    std::env::var("HOSTALB_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "HOSTALB_PYTHON is not set: run scripts/test, or eval \"$(scripts/python-tools)\" first \
+             (it installs awscli and boto3 from PyPI into target/pyenv)"
+        )
+    })
+}
+
+async fn script(endpoint: &str, args: &[&str]) -> Value {
+    let mut cmd = Command::new(python());
+    cmd.arg(format!("{}/tests/python/ecs_api.py", env!("CARGO_MANIFEST_DIR")))
+        .arg(args[0])
+        .arg(endpoint)
+        .args(&args[1..])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing");
+    let out = tokio::time::timeout(SCRIPT_PATIENCE, tokio::task::spawn_blocking(move || cmd.output()))
+        .await
+        .expect("the script finished in time")
+        .unwrap()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "ecs_api.py {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn start(state: &std::path::Path) -> HostAlb {
+    HostAlb::start(
+        bin(),
+        &format!(
+            "[admin]\naddress = \"127.0.0.1:0\"\nstate_file = \"{}\"\n\n[docker]\nendpoint = \"{}\"\n",
+            state.display(),
+            docker_host()
+        ),
+    )
+    .await
+}
+
+fn endpoint(alb: &HostAlb) -> String {
+    format!("http://127.0.0.1:{}", alb.admin().port())
+}
+
+/// A unique name for this test's family and cluster.
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{tag}-{}-{nanos:x}", std::process::id())
+}
+
+/// The labels that let the test cleanup find the task's containers.
+fn test_labels() -> Value {
+    json!({ TEST_LABEL: "1", OWNER_LABEL: std::process::id().to_string() })
+}
+
+/// Web (essential, hostPort 0) and a sidecar that depends on it; `sidecar_env` decides
+/// whether the sidecar keeps running.
+fn task_definition(family: &str, sidecar_image: &str, sidecar_env: Value) -> Value {
+    json!({
+        "family": family,
+        "networkMode": "bridge",
+        "containerDefinitions": [
+            {
+                "name": "sidecar", "image": sidecar_image, "essential": false, "memory": 64,
+                "environment": sidecar_env,
+                "dependsOn": [{"containerName": "web", "condition": "START"}],
+                "links": ["web:api"],
+                "dockerLabels": test_labels(),
+            },
+            {
+                "name": "web", "image": TEST_IMAGE, "essential": true, "cpu": 128, "memory": 128,
+                "portMappings": [{"containerPort": 80, "hostPort": 0, "protocol": "tcp"}],
+                "environment": [{"name": "BACKEND_NAME", "value": family}],
+                "stopTimeout": 5,
+                "dockerLabels": test_labels(),
+            }
+        ],
+        "volumes": [],
+    })
+}
+
+async fn register(endpoint: &str, td: &Value) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("td.json");
+    std::fs::write(&path, td.to_string()).unwrap();
+    script(endpoint, &["register", path.to_str().unwrap()]).await
+}
+
+/// Describes the task until `done` holds; the last description.
+async fn until(
+    endpoint: &str,
+    cluster: &str,
+    task: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let began = std::time::Instant::now();
+    loop {
+        let d = script(endpoint, &["describe", cluster, task]).await;
+        if done(&d["task"]) {
+            return d;
+        }
+        assert!(
+            began.elapsed() < STATUS_PATIENCE,
+            "the task never reached {what}: {d:#}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn container<'a>(task: &'a Value, name: &str) -> &'a Value {
+    task["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no container {name}: {task:#}"))
+}
+
+/// Docker ids of containers (any state) of the task.
+fn docker_ids(task_arn: &str) -> Vec<String> {
+    docker_ok([
+        "ps",
+        "-aq",
+        "--no-trunc",
+        "--filter",
+        &format!("label=com.amazonaws.ecs.task-arn={task_arn}"),
+    ])
+    .unwrap()
+    .split_whitespace()
+    .map(str::to_owned)
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_run_answer_survive_a_restart_and_stop_as_ecs_says() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let alb = start(&state).await;
+    let ep = endpoint(&alb);
+    let family = unique("ecsweb");
+    let cluster = unique("cl");
+
+    // awscli registers; the sidecar exits at once (a bad PORT): it is not essential.
+    let td = task_definition(
+        &family,
+        TEST_IMAGE,
+        json!([{"name": "PORT", "value": "not-a-port"}]),
+    );
+    let reg = register(&ep, &td).await;
+    assert_eq!(reg["taskDefinition"]["revision"], 1, "{reg:#}");
+    assert_eq!(reg["taskDefinition"]["status"], "ACTIVE");
+
+    // boto3 makes the cluster and runs one task.
+    let run = script(&ep, &["run", &family, &cluster]).await;
+    assert_eq!(run["clusters"], json!([cluster]), "{run:#}");
+    assert_eq!(run["failures"], json!(["MISSING"]));
+    assert_eq!(run["listed"].as_array().unwrap().len(), 1);
+    let arn = run["task"]["taskArn"].as_str().unwrap().to_owned();
+    assert!(arn.contains(&format!(":task/{cluster}/")), "{arn}");
+    assert_eq!(run["task"]["desiredStatus"], "RUNNING");
+
+    let d = until(&ep, &cluster, &arn, "RUNNING with the sidecar exited", |t| {
+        t["lastStatus"] == "RUNNING" && container(t, "sidecar")["lastStatus"] == "STOPPED"
+    })
+    .await;
+    let t = &d["task"];
+    assert_eq!(container(t, "sidecar")["exitCode"], 2, "{t:#}");
+    let web = container(t, "web");
+    assert_eq!(web["lastStatus"], "RUNNING");
+    let binding = &web["networkBindings"][0];
+    assert_eq!(binding["containerPort"], 80);
+    let host_port = u16::try_from(binding["hostPort"].as_u64().unwrap()).unwrap();
+    assert!(host_port >= 49153, "a port of ECS's dynamic range: {host_port}");
+    assert_eq!(d["running"], json!([arn]));
+
+    // The web answers on the dynamic host port.
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], host_port));
+    let reply = tokio::task::spawn_blocking(move || http_get(addr, "/", Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .expect("the web container answers on its host port");
+    assert_eq!(reply.header("x-backend"), Some(family.as_str()));
+
+    // The agent's labels and name.
+    let web_id = web["runtimeId"].as_str().unwrap().to_owned();
+    let inspect = docker_ok([
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}} {{.Name}}",
+        &web_id,
+    ])
+    .unwrap();
+    let (labels, name) = inspect.trim().rsplit_once(' ').unwrap();
+    let labels: Value = serde_json::from_str(labels).unwrap();
+    assert_eq!(labels["com.amazonaws.ecs.task-arn"], arn.as_str());
+    assert_eq!(labels["com.amazonaws.ecs.container-name"], "web");
+    assert_eq!(
+        labels["com.amazonaws.ecs.task-definition-family"],
+        family.as_str()
+    );
+    assert_eq!(labels["com.amazonaws.ecs.task-definition-version"], "1");
+    assert!(
+        labels["com.amazonaws.ecs.cluster"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":cluster/{cluster}"))
+    );
+    assert!(name.starts_with(&format!("/ecs-{family}-1-web-")), "{name}");
+    // dependsOn: the sidecar (defined first) started after web.
+    let started = |id: &str| docker_ok(["inspect", "--format", "{{.State.StartedAt}}", id]).unwrap();
+    let sidecar_id = container(t, "sidecar")["runtimeId"].as_str().unwrap().to_owned();
+    assert!(
+        started(&sidecar_id) > started(&web_id),
+        "the sidecar started after web"
+    );
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        saved.contains(&arn) && saved.contains("\"Ecs\""),
+        "the task is in the state file"
+    );
+
+    // kill -9 hostalb and start it again on the same state file: the task is found again
+    // by its labels, nothing is started twice.
+    alb.sigkill();
+    alb.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("hostalb exited");
+    let alb = start(&state).await;
+    let ep = endpoint(&alb);
+    let d = script(&ep, &["describe", &cluster, &arn]).await;
+    assert_eq!(d["task"]["lastStatus"], "RUNNING", "{d:#}");
+    assert_eq!(container(&d["task"], "web")["runtimeId"], web_id.as_str());
+    assert_eq!(docker_ids(&arn).len(), 2, "web and the exited sidecar, no more");
+
+    // `aws ecs stop-task`: SIGTERM, the task STOPPED with the reason given, containers gone.
+    let stopped = script(&ep, &["stop", &cluster, &arn]).await;
+    assert_eq!(stopped["task"]["desiredStatus"], "STOPPED", "{stopped:#}");
+    let d = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    assert_eq!(d["task"]["stoppedReason"], "e2e says stop");
+    assert_eq!(d["task"]["stopCode"], "UserInitiated");
+    assert_eq!(d["stopped"], json!([arn]));
+    assert!(
+        docker_ids(&arn).is_empty(),
+        "the stopped task's containers are removed"
+    );
+
+    // The essential container's exit stops a task with ECS's reason.
+    let run = script(&ep, &["run", &family, &cluster]).await;
+    let arn = run["task"]["taskArn"].as_str().unwrap().to_owned();
+    let d = until(&ep, &cluster, &arn, "RUNNING", |t| t["lastStatus"] == "RUNNING").await;
+    let web_id = container(&d["task"], "web")["runtimeId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    docker_ok(["kill", &web_id]).unwrap();
+    let d = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    assert_eq!(
+        d["task"]["stoppedReason"], "Essential container in task exited",
+        "{d:#}"
+    );
+    assert_eq!(d["task"]["stopCode"], "EssentialContainerExited");
+    assert_eq!(container(&d["task"], "web")["exitCode"], 137);
+    assert!(docker_ids(&arn).is_empty());
+
+    // RunTask count 2: two tasks, each on its own dynamic host port, each answering.
+    let run = script(&ep, &["run", &family, &cluster, "2"]).await;
+    let arns: Vec<String> = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(arns.len(), 2, "{run:#}");
+    let mut ports = Vec::new();
+    for arn in &arns {
+        let d = until(&ep, &cluster, arn, "RUNNING", |t| t["lastStatus"] == "RUNNING").await;
+        let port = container(&d["task"], "web")["networkBindings"][0]["hostPort"]
+            .as_u64()
+            .unwrap();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], u16::try_from(port).unwrap()));
+        let reply = tokio::task::spawn_blocking(move || http_get(addr, "/", Duration::from_secs(5)))
+            .await
+            .unwrap()
+            .expect("each task answers on its own port");
+        assert_eq!(reply.header("x-backend"), Some(family.as_str()));
+        ports.push(port);
+    }
+    assert_ne!(ports[0], ports[1]);
+    for arn in &arns {
+        script(&ep, &["stop", &cluster, arn]).await;
+    }
+    for arn in &arns {
+        until(&ep, &cluster, arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+        assert!(docker_ids(arn).is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_cannot_start_leaves_nothing_and_errors_are_ecs_shapes() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let alb = start(&dir.path().join("s.json")).await;
+    let ep = endpoint(&alb);
+    let family = unique("ecsbroken");
+    let cluster = unique("cl");
+    // The sidecar (started second) names an image the engine does not have.
+    let td = task_definition(&family, "hostalb-no-such-image:never", json!([]));
+    register(&ep, &td).await;
+    let run = script(&ep, &["run", &family, &cluster]).await;
+    let arn = run["task"]["taskArn"].as_str().unwrap().to_owned();
+    let d = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    let reason = d["task"]["stoppedReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("CannotPullContainerError: container sidecar:")
+            && reason.contains("hostalb-no-such-image"),
+        "{reason}"
+    );
+    assert_eq!(d["task"]["stopCode"], "TaskFailedToStart");
+    assert!(
+        docker_ids(&arn).is_empty(),
+        "the web container that started is removed"
+    );
+
+    // The second container's fixed host port is held: its start fails; the first one,
+    // already running, is stopped and both are removed.
+    let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let held_port = held.local_addr().unwrap().port();
+    let family = unique("ecsblocked");
+    let td = json!({
+        "family": family,
+        "containerDefinitions": [
+            {"name": "web", "image": TEST_IMAGE, "portMappings": [{"containerPort": 80}],
+             "dockerLabels": test_labels()},
+            {"name": "blocked", "image": TEST_IMAGE, "essential": false,
+             "portMappings": [{"containerPort": 80, "hostPort": held_port}],
+             "dependsOn": [{"containerName": "web", "condition": "START"}], "dockerLabels": test_labels()}
+        ]
+    });
+    register(&ep, &td).await;
+    let run = script(&ep, &["run", &family, &cluster]).await;
+    let arn = run["task"]["taskArn"].as_str().unwrap().to_owned();
+    let d = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    let reason = d["task"]["stoppedReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("CannotStartContainerError: container blocked:")
+            && reason.contains(&held_port.to_string()),
+        "{reason}"
+    );
+    assert_eq!(d["task"]["stopCode"], "TaskFailedToStart");
+    assert!(
+        container(&d["task"], "web").get("runtimeId").is_some(),
+        "web had started: {d:#}"
+    );
+    assert!(docker_ids(&arn).is_empty(), "both containers are removed");
+    drop(held);
+
+    let e = script(&ep, &["errors"]).await;
+    assert_eq!(e["unknown_cluster"]["code"], "ClusterNotFoundException", "{e:#}");
+    assert_eq!(e["unknown_td"]["code"], "ClientException");
+    assert_eq!(e["awsvpc"]["code"], "ClientException");
+    assert!(
+        e["awsvpc"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("awsvpc is not supported")
+    );
+    assert_eq!(e["cycle"]["code"], "ClientException");
+    assert!(e["cycle"]["message"].as_str().unwrap().contains("cycle"));
+    assert_eq!(e["service"]["code"], "UnsupportedFeatureException");
+    assert_eq!(e["stop_unknown"]["code"], "InvalidParameterException");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_conditions_stop_timeouts_and_containers_gone_while_down() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let alb = start(&state).await;
+    let ep = endpoint(&alb);
+    let cluster = unique("cl");
+
+    // web waits for `init` to exit 0 (SUCCESS); init exits 2: the task fails to start,
+    // web is never created.
+    let family = unique("ecsinit");
+    let td = json!({
+        "family": family,
+        "containerDefinitions": [
+            {"name": "web", "image": TEST_IMAGE, "portMappings": [{"containerPort": 80}],
+             "dependsOn": [{"containerName": "init", "condition": "SUCCESS"}], "dockerLabels": test_labels()},
+            {"name": "init", "image": TEST_IMAGE, "essential": false,
+             "environment": [{"name": "PORT", "value": "bad"}], "dockerLabels": test_labels()}
+        ]
+    });
+    register(&ep, &td).await;
+    let run = script(&ep, &["run", &family, &cluster]).await;
+    let arn = run["task"]["taskArn"].as_str().unwrap().to_owned();
+    let d = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    let reason = d["task"]["stoppedReason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("DependencyError: container web: init exited with code 2"),
+        "{reason}"
+    );
+    assert!(
+        container(&d["task"], "web").get("runtimeId").is_none(),
+        "web was never created"
+    );
+    assert!(docker_ids(&arn).is_empty());
+
+    // A container that ignores SIGTERM (it keeps serving for a minute) is killed after
+    // its stopTimeout.
+    let family = unique("ecsslow");
+    let td = json!({
+        "family": family,
+        "containerDefinitions": [
+            {"name": "web", "image": TEST_IMAGE, "stopTimeout": 2,
+             "environment": [{"name": "STOP_GRACE_MS", "value": "60000"}], "dockerLabels": test_labels()}
+        ]
+    });
+    register(&ep, &td).await;
+    let run = script(&ep, &["run", &family, &cluster]).await;
+    let arn = run["task"]["taskArn"].as_str().unwrap().to_owned();
+    until(&ep, &cluster, &arn, "RUNNING", |t| t["lastStatus"] == "RUNNING").await;
+    script(&ep, &["stop", &cluster, &arn]).await;
+    let d = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    assert_eq!(
+        container(&d["task"], "web")["exitCode"],
+        137,
+        "SIGKILL after stopTimeout: {d:#}"
+    );
+
+    // While hostalb is down, the essential container dies: at start the task is reported
+    // stopped with ECS's reason, and nothing is started again.
+    let run = script(&ep, &["run", &family, &cluster]).await;
+    let arn = run["task"]["taskArn"].as_str().unwrap().to_owned();
+    let d = until(&ep, &cluster, &arn, "RUNNING", |t| t["lastStatus"] == "RUNNING").await;
+    let web_id = container(&d["task"], "web")["runtimeId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    alb.sigkill();
+    alb.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("hostalb exited");
+    docker_ok(["kill", &web_id]).unwrap();
+    let alb = start(&state).await;
+    let ep = endpoint(&alb);
+    let d = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    assert_eq!(
+        d["task"]["stoppedReason"], "Essential container in task exited",
+        "{d:#}"
+    );
+    assert!(docker_ids(&arn).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_and_elbv2_resources_share_the_state_file_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let name = unique("mixed");
+    let alb = start(&state).await;
+    let made = script(&endpoint(&alb), &["mixed", &name, "make"]).await;
+    assert!(
+        made["groups"].as_array().unwrap().contains(&json!(name)),
+        "{made:#}"
+    );
+    assert_eq!(made["families"].as_array().unwrap().len(), 1);
+    assert_eq!(made["clusters"].as_array().unwrap().len(), 2);
+    alb.sigkill();
+    alb.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("hostalb exited");
+    let alb = start(&state).await;
+    let seen = script(&endpoint(&alb), &["mixed", &name, "check"]).await;
+    assert_eq!(seen, made, "both APIs' resources are back");
+}
+
+/// Patience for a service to reach a state (tasks start in a second; targets turn healthy
+/// after two checks 5 s apart).
+const SERVICE_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The service's state until `done` holds; the last one.
+async fn service_until(ep: &str, args: [&str; 3], what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let began = std::time::Instant::now();
+    loop {
+        let s = script(ep, &["service_state", args[0], args[1], args[2]]).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            began.elapsed() < SERVICE_PATIENCE,
+            "the service never reached {what}: {s:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn healthy_targets(s: &Value) -> usize {
+    s["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t[1] == "healthy")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_keeps_its_desired_count_registered_in_its_target_group() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let alb = start(&dir.path().join("s.json")).await;
+    let ep = endpoint(&alb);
+    let family = unique("ecssvc");
+    let cluster = unique("cl");
+    let name = unique("svc");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let td = json!({
+        "family": family,
+        "containerDefinitions": [{
+            "name": "web", "image": TEST_IMAGE, "stopTimeout": 5,
+            "portMappings": [{"containerPort": 80, "hostPort": 0}],
+            "environment": [{"name": "BACKEND_NAME", "value": family}],
+            "dockerLabels": test_labels(),
+        }]
+    });
+    register(&ep, &td).await;
+    let made = script(&ep, &["service", &name, &family, &port.to_string(), &cluster]).await;
+    assert_eq!(made["service"]["desiredCount"], 2, "{made:#}");
+    let tg = made["targetGroupArn"].as_str().unwrap().to_owned();
+    let args = [cluster.as_str(), name.as_str(), tg.as_str()];
+
+    // Two tasks, each registered on its dynamic port, healthy, and served by the listener.
+    let s = service_until(&ep, args, "2 healthy targets", |s| {
+        s["runningCount"] == 2 && healthy_targets(s) == 2
+    })
+    .await;
+    let mut task_ports: Vec<u64> = s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ports"][0].as_u64().unwrap())
+        .collect();
+    task_ports.sort_unstable();
+    let target_ports: Vec<u64> = s["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[0].as_u64().unwrap())
+        .collect();
+    assert_eq!(task_ports, target_ports, "{s:#}");
+    assert!(
+        s["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["group"] == format!("service:{name}").as_str())
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let reply = tokio::task::spawn_blocking(move || http_get(addr, "/", Duration::from_secs(5)))
+        .await
+        .unwrap()
+        .expect("the listener forwards to the service's tasks");
+    assert_eq!(reply.header("x-backend"), Some(family.as_str()));
+    assert!(
+        s["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("has started 2 tasks")),
+        "{s:#}"
+    );
+
+    // An essential container dies: its task stops, leaves the target group, and a new
+    // task takes its place.
+    let killed = s["tasks"][0]["arn"].as_str().unwrap().to_owned();
+    let killed_port = s["tasks"][0]["ports"][0].as_u64().unwrap();
+    docker_ok(["kill", s["tasks"][0]["web"].as_str().unwrap()]).unwrap();
+    let s = service_until(&ep, args, "a replacement, healthy", |s| {
+        s["runningCount"] == 2
+            && healthy_targets(s) == 2
+            && s["tasks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["arn"] != killed.as_str())
+    })
+    .await;
+    assert!(
+        s["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t[0].as_u64() != Some(killed_port)),
+        "the stopped task was deregistered: {s:#}"
+    );
+
+    // kill -9 and start again: the service's tasks are found again, none is added, the
+    // targets stay registered.
+    let before: Vec<Value> = s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["arn"].clone())
+        .collect();
+    alb.sigkill();
+    alb.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("hostalb exited");
+    let alb = start(&dir.path().join("s.json")).await;
+    let ep = endpoint(&alb);
+    let s = service_until(&ep, args, "its tasks again", |s| healthy_targets(s) == 2).await;
+    let mut after: Vec<Value> = s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["arn"].clone())
+        .collect();
+    after.sort_by_key(|a| a.to_string());
+    let mut before = before;
+    before.sort_by_key(|a| a.to_string());
+    assert_eq!(after, before, "the same tasks, none started twice: {s:#}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = script(&ep, &["service_state", args[0], args[1], args[2]]).await;
+    assert_eq!(
+        s["tasks"].as_array().unwrap().len(),
+        2,
+        "the scheduler added none: {s:#}"
+    );
+
+    // StopTask of a service's task with a deregistration delay of 3 s: the target leaves
+    // the group first, the container keeps running while it drains, then it stops and a
+    // new task takes its place.
+    script(&ep, &["set_delay", &tg, "3"]).await;
+    let victim = s["tasks"][0]["arn"].as_str().unwrap().to_owned();
+    let victim_port = s["tasks"][0]["ports"][0].as_u64().unwrap();
+    let victim_web = s["tasks"][0]["web"].as_str().unwrap().to_owned();
+    script(&ep, &["stop", &cluster, &victim]).await;
+    let d = until(&ep, &cluster, &victim, "STOPPING", |t| {
+        t["lastStatus"] == "STOPPING"
+    })
+    .await;
+    assert_eq!(d["task"]["desiredStatus"], "STOPPED");
+    let s = script(&ep, &["service_state", args[0], args[1], args[2]]).await;
+    assert!(
+        s["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t[0].as_u64() != Some(victim_port) || t[1] == "draining"),
+        "deregistered before the stop: {s:#}"
+    );
+    let running = docker_ok(["inspect", "--format", "{{.State.Running}}", &victim_web]).unwrap();
+    assert_eq!(running.trim(), "true", "the container drains before SIGTERM");
+    let d = until(&ep, &cluster, &victim, "STOPPED", |t| {
+        t["lastStatus"] == "STOPPED"
+    })
+    .await;
+    assert_eq!(
+        container(&d["task"], "web")["exitCode"],
+        0,
+        "stopped by SIGTERM after the drain"
+    );
+    service_until(&ep, args, "a replacement of the stopped task", |s| {
+        s["runningCount"] == 2 && healthy_targets(s) == 2
+    })
+    .await;
+    script(&ep, &["set_delay", &tg, "0"]).await;
+
+    // DeleteService: refused while scaled above 0; forced, every task stops and leaves
+    // the target group.
+    let refused = script(&ep, &["delete_service", &cluster, &name, "no"]).await;
+    assert_eq!(refused["code"], "InvalidParameterException", "{refused:#}");
+    let deleted = script(&ep, &["delete_service", &cluster, &name, "force"]).await;
+    assert_eq!(deleted["status"], "DRAINING");
+    let s = service_until(&ep, args, "INACTIVE with no task", |s| {
+        s["status"] == "INACTIVE"
+            && s["tasks"].as_array().unwrap().is_empty()
+            && s["targets"].as_array().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(s["desiredCount"], 0);
+    let left = docker_ok([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.amazonaws.ecs.task-definition-family={family}"),
+    ])
+    .unwrap();
+    assert!(
+        left.trim().is_empty(),
+        "no container of the service is left: {left}"
+    );
+}
