@@ -10,7 +10,7 @@ use std::time::Duration;
 use hostalb_testkit::{Backend, Client, HostAlb, LoadGen, eventually};
 use serde_json::Value;
 
-use crate::common::bin;
+use crate::common::{bin, free_port};
 
 /// How long the clients get for one script run (waiters included).
 const SCRIPT_PATIENCE: Duration = Duration::from_secs(90);
@@ -51,15 +51,6 @@ async fn run(endpoint: &str, args: &[&str], creds: Option<(&str, &str)>) -> Valu
 
 fn endpoint(alb: &HostAlb) -> String {
     format!("http://127.0.0.1:{}", alb.admin().port())
-}
-
-/// A port free now (for CreateListener).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn start_with_state(state: &std::path::Path, extra: &str) -> HostAlb {

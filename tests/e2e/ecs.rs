@@ -544,11 +544,8 @@ async fn a_service_keeps_its_desired_count_registered_in_its_target_group() {
     let family = unique("ecssvc");
     let cluster = unique("cl");
     let name = unique("svc");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // The listener binds this port again after the restart below.
+    let port = crate::common::free_port();
     let td = json!({
         "family": family,
         "containerDefinitions": [{
