@@ -19,7 +19,7 @@ use tokio::time::sleep;
 
 use crate::data::answer::keep_alive_allowed;
 use crate::data::body::{BodyError, BodyTransfer, flush};
-use crate::data::conn::{ClientConn, ClientRead, Next};
+use crate::data::conn::{ClientConn, ClientRead, Next, Record};
 use crate::data::context::RequestCx;
 use crate::data::cookies::{self, CookieKind};
 use crate::data::errors::{ErrorKind, ProxyError, Side};
@@ -34,7 +34,7 @@ use crate::model::metrics::inc;
 use crate::model::rules::{Forward, Match};
 use crate::model::shared::Shared;
 use crate::model::snapshot::Snapshot;
-use crate::model::target::Target;
+use crate::model::target::{InFlight, Target};
 use crate::model::target_group::GroupRt;
 use crate::{clock, rng};
 
@@ -98,46 +98,13 @@ where
             .step_buffered(&mut c.rbuf, &mut out)
             .map_err(ProxyError::request_body)?;
     }
-    let mut retry = RetryPolicy::new(head, cx.body.is_done(), group.cfg.retry_idempotent);
-
-    // Pick a target and exchange; a failed attempt goes again only as the retry policy
-    // says.
-    let mut avoid: Option<SocketAddr> = None;
-    // Target stickiness: a valid cookie naming a target that still takes requests.
-    let mut sticky = sticky_target(shared, group, head);
+    let retry = RetryPolicy::new(head, cx.body.is_done(), group.cfg.retry_idempotent);
+    let mut attempts = Attempts::new(retry, sticky_target(shared, group, head));
     let (inflight, done) = loop {
-        // A retry goes to another target when there is one, cookie or not.
-        let picked = match sticky.take() {
-            Some(t) if !retry.retrying() => Some(t),
-            _ => group.pick(avoid).cloned(),
-        };
-        let Some(target) = picked else {
-            return Err(ProxyError::new(ErrorKind::NoTargets));
-        };
-        if group.fail_open {
-            inc(&group.state.metrics.unhealthy_routing_requests);
-        }
-        let inflight = target.begin();
-        if cx.rec.target.is_none() {
-            // ALB's RequestCount: requests for which a target was chosen (once per
-            // request, whatever happens next).
-            inc(&shared.metrics.request_count);
-            inc(&group.state.metrics.request_count);
-        }
-        cx.rec.target = Some(target.addr);
-        match attempt(cx, c, &target, &out, retry.retrying(), tls).await {
+        let (target, inflight) = attempts.next(shared, group, &mut cx.rec)?;
+        match attempt(cx, c, &target, &out, attempts.retrying(), tls).await {
             Ok(done) => break (inflight, done),
-            Err(failure) => {
-                if failure.err.side() == Side::Target {
-                    count_connection_error(group, &target, &failure.err);
-                }
-                if retry.take(&failure, group.routable.len() > 1) {
-                    avoid = Some(target.addr);
-                    cx.rec.retried_from = Some(target.addr);
-                    continue;
-                }
-                return Err(failure.err);
-            }
+            Err(failure) => attempts.failed(group, &target, failure, &mut cx.rec)?,
         }
     };
     let Attempted {
@@ -436,6 +403,81 @@ pub(crate) async fn read_response_head<R: AsyncRead + Unpin>(
             Err(e) => return Err(ProxyError::io(ErrorKind::TargetClosed, e)),
             Ok(_) => received_any.store(true, Relaxed),
         }
+    }
+}
+
+/// The attempts of one forward, for both front ends: the target a valid stickiness
+/// cookie names first, then the group's pick, avoiding the target that failed; a failed
+/// attempt goes again only as the one [`RetryPolicy`] says.
+#[derive(Debug)]
+pub(crate) struct Attempts {
+    retry: RetryPolicy,
+    /// Target stickiness: a valid cookie naming a target that still takes requests.
+    sticky: Option<Arc<Target>>,
+    /// The target whose attempt failed: a retry goes to another one when there is one.
+    avoid: Option<SocketAddr>,
+}
+
+impl Attempts {
+    pub(crate) fn new(retry: RetryPolicy, sticky: Option<Arc<Target>>) -> Attempts {
+        Attempts {
+            retry,
+            sticky,
+            avoid: None,
+        }
+    }
+
+    /// This is a retry: it goes on a new connection.
+    pub(crate) fn retrying(&self) -> bool {
+        self.retry.retrying()
+    }
+
+    /// The next attempt's target, counted (ALB's RequestCount once per request whatever
+    /// happens next, UnhealthyRoutingRequestCount when the group fails open) and recorded.
+    pub(crate) fn next(
+        &mut self,
+        shared: &Shared,
+        group: &GroupRt,
+        rec: &mut Record,
+    ) -> Result<(Arc<Target>, InFlight), ProxyError> {
+        // A retry goes to another target when there is one, cookie or not.
+        let picked = match self.sticky.take() {
+            Some(t) if !self.retry.retrying() => Some(t),
+            _ => group.pick(self.avoid).cloned(),
+        };
+        let Some(target) = picked else {
+            return Err(ProxyError::new(ErrorKind::NoTargets));
+        };
+        if group.fail_open {
+            inc(&group.state.metrics.unhealthy_routing_requests);
+        }
+        let inflight = target.begin();
+        if rec.target.is_none() {
+            inc(&shared.metrics.request_count);
+            inc(&group.state.metrics.request_count);
+        }
+        rec.target = Some(target.addr);
+        Ok((target, inflight))
+    }
+
+    /// After a failed attempt at `target`: a target's failure is counted; `Ok` when the
+    /// retry policy sends the request again, else the error to answer.
+    pub(crate) fn failed(
+        &mut self,
+        group: &GroupRt,
+        target: &Target,
+        failure: Failure,
+        rec: &mut Record,
+    ) -> Result<(), ProxyError> {
+        if failure.err.side() == Side::Target {
+            count_connection_error(group, target, &failure.err);
+        }
+        if self.retry.take(&failure, group.routable.len() > 1) {
+            self.avoid = Some(target.addr);
+            rec.retried_from = Some(target.addr);
+            return Ok(());
+        }
+        Err(failure.err)
     }
 }
 

@@ -13,7 +13,6 @@
 //! mistakes a cut body for a complete one. A client that resets its stream cancels the
 //! request to the target (its connection is closed, not pooled).
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -26,7 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::server::ConnInfo;
 use super::stream::H2Stream;
 use crate::data::context::RequestCx;
-use crate::data::errors::{ErrorKind, ProxyError, Side};
+use crate::data::errors::{ErrorKind, ProxyError};
 use crate::data::forward;
 use crate::data::headers::{self, Forwarding};
 use crate::data::retry::{Failure, Reached, RetryPolicy};
@@ -34,7 +33,6 @@ use crate::data::upstream::{self, Upstream};
 use crate::http1::chunked::{ChunkedDecoder, Decoded, encode_chunk_head};
 use crate::http1::response::ResponseHead;
 use crate::http1::{BodyKind, FieldKind};
-use crate::model::metrics::inc;
 use crate::model::rules::{Forward, Match};
 use crate::model::target::Target;
 
@@ -83,39 +81,13 @@ pub(crate) async fn forward(
         return super::to_http2::forward(cx, s, group, set_cookie, &out).await;
     }
     // Only a request without a body is kept whole for a retry of kind (b).
-    let mut retry = RetryPolicy::new(head, head.body.is_empty(), group.cfg.retry_idempotent);
-    let mut avoid: Option<SocketAddr> = None;
-    let mut sticky = forward::sticky_target(shared, group, head);
+    let retry = RetryPolicy::new(head, head.body.is_empty(), group.cfg.retry_idempotent);
+    let mut attempts = forward::Attempts::new(retry, forward::sticky_target(shared, group, head));
     let (inflight, done) = loop {
-        let picked = match sticky.take() {
-            Some(t) if !retry.retrying() => Some(t),
-            _ => group.pick(avoid).cloned(),
-        };
-        let Some(target) = picked else {
-            return Err(ProxyError::new(ErrorKind::NoTargets));
-        };
-        if group.fail_open {
-            inc(&group.state.metrics.unhealthy_routing_requests);
-        }
-        let inflight = target.begin();
-        if cx.rec.target.is_none() {
-            inc(&shared.metrics.request_count);
-            inc(&group.state.metrics.request_count);
-        }
-        cx.rec.target = Some(target.addr);
-        match attempt(cx, s, &target, &out, retry.retrying(), tls).await {
+        let (target, inflight) = attempts.next(shared, group, &mut cx.rec)?;
+        match attempt(cx, s, &target, &out, attempts.retrying(), tls).await {
             Ok(done) => break (inflight, done),
-            Err(failure) => {
-                if failure.err.side() == Side::Target {
-                    forward::count_connection_error(group, &target, &failure.err);
-                }
-                if retry.take(&failure, group.routable.len() > 1) {
-                    avoid = Some(target.addr);
-                    cx.rec.retried_from = Some(target.addr);
-                    continue;
-                }
-                return Err(failure.err);
-            }
+            Err(failure) => attempts.failed(group, &target, failure, &mut cx.rec)?,
         }
     };
     let Attempted {

@@ -8,7 +8,6 @@
 //! The retry policy is the HTTP/1 forward's ([`crate::data::retry`]): the body is lent
 //! to each attempt, and is whole again after a failure that reached nothing.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,13 +16,12 @@ use http::header::{HeaderName, HeaderValue, SET_COOKIE};
 
 use super::stream::H2Stream;
 use crate::data::context::RequestCx;
-use crate::data::errors::{ErrorKind, ProxyError, Side};
+use crate::data::errors::{ErrorKind, ProxyError};
 use crate::data::forward;
 use crate::data::h2_upstream;
 use crate::data::retry::RetryPolicy;
 use crate::http1::FieldKind;
 use crate::http1::request::HeadError;
-use crate::model::metrics::inc;
 use crate::model::target_group::GroupRt;
 
 /// Forwards the stream in `cx`/`s` to a target of `group`. `out`: the HTTP/1.1 request
@@ -59,27 +57,11 @@ pub(crate) async fn forward(
     };
     // The body is lent to each attempt: after a failure that reached nothing it is whole
     // and can go to another target.
-    let mut retry = RetryPolicy::new(head, head.body.is_empty(), group.cfg.retry_idempotent);
-    let mut avoid: Option<SocketAddr> = None;
-    let mut sticky = forward::sticky_target(shared, group, head);
+    let retry = RetryPolicy::new(head, head.body.is_empty(), group.cfg.retry_idempotent);
+    let mut attempts = forward::Attempts::new(retry, forward::sticky_target(shared, group, head));
     let mut head_bytes = 0usize;
     let (target, proxied) = loop {
-        let picked = match sticky.take() {
-            Some(t) if !retry.retrying() => Some(t),
-            _ => group.pick(avoid).cloned(),
-        };
-        let Some(target) = picked else {
-            return Err(ProxyError::new(ErrorKind::NoTargets));
-        };
-        if group.fail_open {
-            inc(&group.state.metrics.unhealthy_routing_requests);
-        }
-        let inflight = target.begin();
-        if cx.rec.target.is_none() {
-            inc(&shared.metrics.request_count);
-            inc(&group.state.metrics.request_count);
-        }
-        cx.rec.target = Some(target.addr);
+        let (target, inflight) = attempts.next(shared, group, &mut cx.rec)?;
         cx.rec.dispatched = Some(Instant::now());
         let mut on_head = |parts: &mut http::response::Parts| {
             let mut cookies = set_cookie.clone();
@@ -114,23 +96,13 @@ pub(crate) async fn forward(
             respond,
             &mut on_head,
             listener.cfg.idle_timeout,
-            retry.retrying(),
+            attempts.retrying(),
         )
         .await;
         drop(inflight);
         match proxied {
             Ok(p) => break (target, p),
-            Err(failure) => {
-                if failure.err.side() == Side::Target {
-                    forward::count_connection_error(group, &target, &failure.err);
-                }
-                if retry.take(&failure, group.routable.len() > 1) {
-                    avoid = Some(target.addr);
-                    cx.rec.retried_from = Some(target.addr);
-                    continue;
-                }
-                return Err(failure.err);
-            }
+            Err(failure) => attempts.failed(group, &target, failure, &mut cx.rec)?,
         }
     };
     let p = proxied;
