@@ -27,7 +27,7 @@ use crate::data::forward;
 use crate::http1::desync::Verdict;
 use crate::http1::request::{self, RequestHead};
 use crate::model::metrics::inc;
-use crate::model::rules::{Action, HeaderSource, RequestView};
+use crate::model::rules::{Action, HeaderSource, Match, RequestView};
 use crate::model::shared::Shared;
 use crate::model::snapshot::ListenerRt;
 
@@ -232,27 +232,13 @@ where
     R: ClientRead,
     W: AsyncWrite + Unpin + Send,
 {
-    let (shared, listener, head) = (cx.shared, cx.listener, cx.head);
+    let (shared, head) = (cx.shared, cx.head);
     // 2. ALB's request rules.
     if let Err(e) = check(shared, head) {
         return answer::error(cx, c, e).await;
     }
     // 3. Route.
-    let view = RequestView {
-        method: head.method(),
-        path: head.path(),
-        query: head.query(),
-        host: head.host(),
-        headers: head,
-        peer: c.peer_ip,
-    };
-    let m = listener.table.evaluate(&view);
-    inc(&shared.metrics.rule_evaluations);
-    if c.peer_ip.is_ipv6() {
-        inc(&shared.metrics.ipv6_requests);
-    }
-    cx.rec.rule = m.priority;
-    cx.rec.action = m.action.kind();
+    let m = route(cx, c.peer_ip);
     // 4. Act.
     match m.action {
         Action::FixedResponse(f) => {
@@ -265,6 +251,28 @@ where
             Err(e) => answer::error(cx, c, e).await,
         },
     }
+}
+
+/// Phase 3, the same for both front ends: the listener's rules for the request in `cx`,
+/// counted and recorded.
+pub(crate) fn route<'a>(cx: &mut RequestCx<'a>, peer: std::net::IpAddr) -> Match<'a> {
+    let (shared, listener, head) = (cx.shared, cx.listener, cx.head);
+    let view = RequestView {
+        method: head.method(),
+        path: head.path(),
+        query: head.query(),
+        host: head.host(),
+        headers: head,
+        peer,
+    };
+    let m = listener.table.evaluate(&view);
+    inc(&shared.metrics.rule_evaluations);
+    if peer.is_ipv6() {
+        inc(&shared.metrics.ipv6_requests);
+    }
+    cx.rec.rule = m.priority;
+    cx.rec.action = m.action.kind();
+    m
 }
 
 /// Phase 2: ALB's rules for requests that parsed: what hostalb cannot forward at all

@@ -20,7 +20,7 @@ use crate::data::errors::{ErrorKind, ProxyError};
 use crate::data::session;
 use crate::http1::request::RequestHead;
 use crate::model::metrics::inc;
-use crate::model::rules::{Action, RequestView};
+use crate::model::rules::Action;
 use crate::model::shared::Shared;
 
 /// A stream's two halves and what its answer and log need to know of it.
@@ -174,27 +174,13 @@ async fn drain_body(s: &mut H2Stream) {
 /// Phases 2 to 4, as [`crate::data::session`] runs them; every error is answered by
 /// [`answer::h2_error`].
 async fn handle(cx: &mut RequestCx<'_>, conn: &ConnInfo, s: &mut H2Stream) {
-    let (shared, listener, head) = (cx.shared, cx.listener, cx.head);
+    let (shared, head) = (cx.shared, cx.head);
     // 2. ALB's request rules.
     if let Err(e) = session::check(shared, head) {
         return answer::h2_error(cx, s, e);
     }
     // 3. Route.
-    let view = RequestView {
-        method: head.method(),
-        path: head.path(),
-        query: head.query(),
-        host: head.host(),
-        headers: head,
-        peer: conn.peer_ip,
-    };
-    let m = listener.table.evaluate(&view);
-    inc(&shared.metrics.rule_evaluations);
-    if conn.peer_ip.is_ipv6() {
-        inc(&shared.metrics.ipv6_requests);
-    }
-    cx.rec.rule = m.priority;
-    cx.rec.action = m.action.kind();
+    let m = session::route(cx, conn.peer_ip);
     // 4. Act.
     match m.action {
         Action::FixedResponse(f) => {
