@@ -14,9 +14,13 @@
 //! - `services`: Create/Describe/List/DeleteService and the scheduler that keeps
 //!   `desiredCount` tasks, registered in their target groups through a [`Registrar`].
 //!
-//! Deployments (UpdateService) are not here yet: that operation, as every ECS operation
-//! not served, answers `UnsupportedFeatureException`.
+//! - `deploy`: UpdateService and the rolling deployment (minimumHealthyPercent /
+//!   maximumPercent, the circuit breaker with rollback).
+//!
+//! Blue/green deployments are not here yet: they answer `UnsupportedFeatureException`, as
+//! every ECS operation not served.
 
+mod deploy;
 pub mod docker;
 mod driver;
 pub mod model;
@@ -118,6 +122,19 @@ pub type Registrar = Arc<
         + Sync,
 >;
 
+/// Reads a target's state in a target group (`healthy`, `initial`, `unhealthy`...), as
+/// ELBv2's DescribeTargetHealth answers it; the binary provides it. `None` when it cannot
+/// be read. The scheduler counts a new task healthy only once its targets are `healthy`.
+pub type HealthReader = Arc<
+    dyn Fn(
+            String,
+            std::net::IpAddr,
+            u16,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Why a task stops: ECS's `stopCode` and `stoppedReason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stop {
@@ -142,6 +159,8 @@ pub(crate) struct Inner {
     pub engine: docker::Engine,
     pub saver: Saver,
     pub registrar: Registrar,
+    /// Target health, for deployments; without one, a registered target counts healthy.
+    pub health: Option<HealthReader>,
     pub scope: Scope,
     /// Each live task's stop request channel, by task ARN: its driver watches it. A plain
     /// mutex: held only to insert, look up or remove.
@@ -170,11 +189,21 @@ impl Ecs {
                 engine: docker::Engine::new(docker),
                 saver,
                 registrar,
+                health: None,
                 scope: Scope::default(),
                 stops: Mutex::new(HashMap::new()),
                 calls: tokio::sync::Mutex::new(()),
             }),
         }
+    }
+
+    /// The same API, reading target health through `health` (before [`Ecs::start`]).
+    #[must_use]
+    pub fn with_health(mut self, health: HealthReader) -> Ecs {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.health = Some(health);
+        }
+        self
     }
 
     /// Takes the tasks of the state file back: the ones whose containers still run are

@@ -90,7 +90,6 @@ const UNSUPPORTED: &[&str] = &[
     "UpdateDaemon",
     "UpdateExpressGatewayService",
     "UpdateGateway",
-    "UpdateService",
     "UpdateServicePrimaryTaskSet",
     "UpdateTaskProtection",
     "UpdateTaskSet",
@@ -120,10 +119,11 @@ pub(crate) async fn call(inner: &Arc<Inner>, op: &str, body: &[u8]) -> Result<Va
         "DescribeServices" => crate::services::describe(inner, input),
         "ListServices" => crate::services::list(inner, input),
         "DeleteService" => crate::services::delete(inner, input),
+        "UpdateService" => crate::deploy::update(inner, input),
         _ if UNSUPPORTED.contains(&op) => Err(EcsError::new(
             "UnsupportedFeatureException",
             format!(
-                "{op} is not supported by hostalb yet: the ECS API here serves clusters, task definitions, tasks and services (Create/Describe/List/DeleteService: desiredCount and target group registration, no deployments yet)"
+                "{op} is not supported by hostalb yet: the ECS API here serves clusters, task definitions, tasks and services (Create/Describe/List/Update/DeleteService with rolling deployments)"
             ),
         )),
         _ => Err(EcsError::new(

@@ -193,7 +193,17 @@ async fn refused_calls_make_nothing() {
         (
             "UpdateService",
             json!({"service": "s"}),
+            "ServiceNotFoundException",
+        ),
+        (
+            "UpdateService",
+            json!({"service": "s", "deploymentConfiguration": {"strategy": "BLUE_GREEN"}}),
             "UnsupportedFeatureException",
+        ),
+        (
+            "UpdateService",
+            json!({"service": "s", "loadBalancers": []}),
+            "InvalidParameterException",
         ),
         (
             "CreateService",

@@ -48,6 +48,52 @@ pub struct Service {
     pub health_check_grace_period_seconds: Option<u32>,
     /// Newest first, as ECS lists them; bounded by [`MAX_EVENTS`].
     pub events: Vec<ServiceEvent>,
+    /// The deployments, the PRIMARY one last (empty in a state file written before
+    /// deployments: then `deployment_id` and `task_definition` are the one PRIMARY).
+    pub deployments: Vec<Deployment>,
+    pub deployment_configuration: DeploymentConfiguration,
+    /// The task definition of the last deployment that COMPLETED: what the circuit
+    /// breaker rolls back to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stable_task_definition: Option<String>,
+}
+
+/// ECS's `Deployment`, less the counts computed from the tasks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Deployment {
+    pub id: String,
+    /// `PRIMARY` or `ACTIVE`.
+    pub status: String,
+    pub task_definition: String,
+    pub created_at: f64,
+    pub updated_at: f64,
+    /// `IN_PROGRESS`, `COMPLETED`, `FAILED`.
+    pub rollout_state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_state_reason: Option<String>,
+}
+
+/// ECS's `DeploymentConfiguration` (the rolling part).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DeploymentConfiguration {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum_percent: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum_healthy_percent: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment_circuit_breaker: Option<CircuitBreaker>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+}
+
+/// `DeploymentCircuitBreaker`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CircuitBreaker {
+    pub enable: bool,
+    pub rollback: bool,
 }
 
 /// Events a service keeps (ECS shows the latest 100).

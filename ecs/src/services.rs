@@ -2,7 +2,7 @@
 //! and the scheduler that keeps `desiredCount` tasks running (a task that stops is
 //! replaced) and registers each running task in its service's `loadBalancers` target
 //! groups (ELBv2's RegisterTargets, as ECS's scheduler calls it), deregistering it before
-//! its containers are stopped. Deployments (UpdateService) are not here yet.
+//! its containers are stopped. Deployments and UpdateService are in `deploy`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +10,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::deploy::{self, DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT};
 use crate::model::TaskDefinition;
 use crate::ops::{self, find_td_pub as find_td};
-use crate::records::{MAX_EVENTS, Service, ServiceEvent, ServiceLoadBalancer, Task};
+use crate::records::{DeploymentConfiguration, MAX_EVENTS, Service, ServiceEvent, ServiceLoadBalancer, Task};
 use crate::{EcsError, Inner, Stop, TargetChange, driver, now, random_hex};
 
 /// How often the scheduler compares running tasks with `desiredCount`.
@@ -30,7 +31,7 @@ pub(crate) fn group(service_name: &str) -> String {
     format!("service:{service_name}")
 }
 
-fn event(s: &mut Service, message: String) {
+pub(crate) fn event(s: &mut Service, message: String) {
     s.events.insert(
         0,
         ServiceEvent {
@@ -54,6 +55,7 @@ struct CreateServiceInput {
     scheduling_strategy: Option<String>,
     health_check_grace_period_seconds: Option<u32>,
     deployment_controller: Option<Value>,
+    deployment_configuration: Option<DeploymentConfiguration>,
     network_configuration: Option<Value>,
     service_registries: Vec<Value>,
     task_sets: Option<Value>,
@@ -128,6 +130,8 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
         ));
     };
     let load_balancers = load_balancers(&td, &input.load_balancers)?;
+    let deployment_configuration = input.deployment_configuration.unwrap_or_default();
+    deploy::check_configuration(&deployment_configuration)?;
     let mut state = inner.state.lock();
     if state
         .services
@@ -151,7 +155,11 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
         deployment_id: format!("ecs-svc/{}", random_hex(10)),
         health_check_grace_period_seconds: input.health_check_grace_period_seconds,
         events: Vec::new(),
+        deployments: Vec::new(),
+        deployment_configuration,
+        stable_task_definition: None,
     };
+    service.deployments = deploy::deployments(&service);
     event(&mut service, format!("(service {name}) was created."));
     state
         .services
@@ -210,7 +218,7 @@ fn load_balancers(td: &TaskDefinition, given: &[LbInput]) -> Result<Vec<ServiceL
 }
 
 /// A service as ECS describes it: counts from its tasks, one PRIMARY deployment.
-fn service_json(tasks: &[Task], s: &Service) -> Value {
+pub(crate) fn service_json(tasks: &[Task], s: &Service) -> Value {
     let mine: Vec<&Task> = tasks
         .iter()
         .filter(|t| {
@@ -221,28 +229,65 @@ fn service_json(tasks: &[Task], s: &Service) -> Value {
         .collect();
     let running = mine.iter().filter(|t| t.last_status == "RUNNING").count();
     let pending = mine.iter().filter(|t| t.last_status == "PENDING").count();
-    let steady = running == s.desired_count as usize && pending == 0;
     let lbs: Vec<Value> = s
         .load_balancers
         .iter()
         .map(|l| json!({"targetGroupArn": l.target_group_arn, "containerName": l.container_name, "containerPort": l.container_port}))
         .collect();
-    let deployments = if s.status == "ACTIVE" {
-        json!([{
-            "id": s.deployment_id, "status": "PRIMARY", "taskDefinition": s.task_definition,
-            "desiredCount": s.desired_count, "runningCount": running, "pendingCount": pending,
-            "failedTasks": 0, "createdAt": s.created_at, "updatedAt": s.created_at, "launchType": "EC2",
-            "rolloutState": if steady { "COMPLETED" } else { "IN_PROGRESS" },
-        }])
+    let deployments: Vec<Value> = if s.status == "ACTIVE" {
+        let all = deploy::deployments(s);
+        let primary = all.last().map(|d| d.id.clone()).unwrap_or_default();
+        all.iter()
+            .rev()
+            .map(|d| {
+                let of: Vec<&&Task> = mine
+                    .iter()
+                    .filter(|t| t.started_by.as_deref() == Some(d.id.as_str()))
+                    .collect();
+                let running = of.iter().filter(|t| t.last_status == "RUNNING").count();
+                let pending = of.iter().filter(|t| t.last_status == "PENDING").count();
+                let failed = tasks
+                    .iter()
+                    .filter(|t| {
+                        t.started_by.as_deref() == Some(d.id.as_str())
+                            && t.group == group(&s.service_name)
+                            && matches!(
+                                t.stop_code.as_deref(),
+                                Some("TaskFailedToStart" | "EssentialContainerExited")
+                            )
+                    })
+                    .count();
+                let desired = if d.id == primary {
+                    s.desired_count as usize
+                } else {
+                    of.len()
+                };
+                json!({
+                    "id": d.id, "status": d.status, "taskDefinition": d.task_definition,
+                    "desiredCount": desired, "runningCount": running, "pendingCount": pending,
+                    "failedTasks": failed, "createdAt": d.created_at, "updatedAt": d.updated_at,
+                    "launchType": "EC2", "rolloutState": d.rollout_state,
+                    "rolloutStateReason": d.rollout_state_reason,
+                })
+            })
+            .collect()
     } else {
-        json!([])
+        Vec::new()
     };
+    let cfg = &s.deployment_configuration;
+    let mut configuration = json!({
+        "maximumPercent": cfg.maximum_percent.unwrap_or(DEFAULT_MAXIMUM_PERCENT),
+        "minimumHealthyPercent": cfg.minimum_healthy_percent.unwrap_or(DEFAULT_MINIMUM_HEALTHY_PERCENT),
+    });
+    if let Some(b) = &cfg.deployment_circuit_breaker {
+        configuration["deploymentCircuitBreaker"] = json!({"enable": b.enable, "rollback": b.rollback});
+    }
     json!({
         "serviceArn": s.service_arn, "serviceName": s.service_name, "clusterArn": s.cluster_arn,
         "loadBalancers": lbs, "serviceRegistries": [], "status": s.status,
         "desiredCount": s.desired_count, "runningCount": running, "pendingCount": pending,
         "launchType": "EC2", "taskDefinition": s.task_definition,
-        "deploymentConfiguration": {"maximumPercent": 200, "minimumHealthyPercent": 100},
+        "deploymentConfiguration": configuration,
         "deployments": deployments, "events": s.events, "createdAt": s.created_at,
         "schedulingStrategy": "REPLICA", "deploymentController": {"type": "ECS"},
         "healthCheckGracePeriodSeconds": s.health_check_grace_period_seconds,
@@ -390,6 +435,7 @@ async fn schedule(inner: &Arc<Inner>) {
             .cloned()
             .collect();
         let want = s.desired_count as usize;
+        let mut may_start = true;
         if live.len() < want
             && let Some(wait) = throttled(inner, &s)
         {
@@ -403,65 +449,27 @@ async fn schedule(inner: &Arc<Inner>) {
                     event(x, unable);
                 }
             });
-            continue;
+            may_start = false;
         }
-        if live.len() < want {
-            let Ok(td) = find_td(inner, &s.task_definition) else {
-                continue;
-            };
-            let Ok(cl) = ops::cluster_pub(inner, Some(&s.cluster_arn)) else {
-                continue;
-            };
-            let started = ops::launch(
-                inner,
-                &cl,
-                &td,
-                u32::try_from(want - live.len()).unwrap_or(0),
-                group(&s.service_name),
-                Some(s.deployment_id.clone()),
-            );
-            let ids: Vec<String> = started
-                .iter()
-                .map(|t| format!("(task {})", t.task_arn.rsplit('/').next().unwrap_or_default()))
-                .collect();
-            with_service(inner, &s, |x| {
-                event(
-                    x,
-                    format!(
-                        "(service {}) has started {} tasks: {}.",
-                        x.service_name,
-                        ids.len(),
-                        ids.join(" ")
-                    ),
-                )
-            });
-        } else if live.len() > want {
-            // The newest go first.
-            let mut extra = live.clone();
-            extra.sort_by(|a, b| b.created_at.total_cmp(&a.created_at));
-            for t in extra.iter().take(live.len() - want) {
+        if s.status == "ACTIVE" {
+            deploy::roll(inner, &s, &live, may_start).await;
+        } else if !live.is_empty() {
+            for t in &live {
                 stop(
                     inner,
                     t,
                     &format!("Scaling activity initiated by (deployment {})", s.deployment_id),
                 );
             }
-            let n = live.len() - want;
+            let n = live.len();
             with_service(inner, &s, |x| {
                 event(
                     x,
                     format!("(service {}) has stopped {n} running tasks.", x.service_name),
                 )
             });
-        } else if s.status == "DRAINING" {
+        } else {
             with_service(inner, &s, |x| x.status = "INACTIVE".into());
-        } else if live.iter().all(|t| t.last_status == "RUNNING") {
-            with_service(inner, &s, |x| {
-                let steady = format!("(service {}) has reached a steady state.", x.service_name);
-                if x.events.first().map(|e| &e.message) != Some(&steady) {
-                    event(x, steady);
-                }
-            });
         }
     }
 }
@@ -489,7 +497,7 @@ fn throttled(inner: &Inner, s: &Service) -> Option<Duration> {
     wait.checked_sub(since).filter(|w| !w.is_zero())
 }
 
-fn stop(inner: &Inner, t: &Task, reason: &str) {
+pub(crate) fn stop(inner: &Inner, t: &Task, reason: &str) {
     {
         let mut state = inner.state.lock();
         if let Some(x) = state.tasks.iter_mut().find(|x| x.task_arn == t.task_arn) {
@@ -511,7 +519,7 @@ fn stop(inner: &Inner, t: &Task, reason: &str) {
     );
 }
 
-fn with_service(inner: &Inner, s: &Service, f: impl FnOnce(&mut Service)) {
+pub(crate) fn with_service(inner: &Inner, s: &Service, f: impl FnOnce(&mut Service)) {
     let changed = {
         let mut state = inner.state.lock();
         match state

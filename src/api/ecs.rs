@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hostalb_aws::json11::CONTENT_TYPE;
 use hostalb_aws::query::Params;
-use hostalb_ecs::{Ecs, Registrar, Shared, TargetChange};
+use hostalb_ecs::{Ecs, HealthReader, Registrar, Shared, TargetChange};
 use hostalb_proxy::AwsAnswer;
 
 use super::elbv2::Elbv2;
@@ -38,7 +38,9 @@ impl EcsApi {
             state::write(&path, &current).map_err(|e| e.to_string())
         });
         let ecs = hostalb_ecs::docker::connect(endpoint)
-            .map(|docker| Ecs::new(shared, docker, saver, registrar(elbv2)))
+            .map(|docker| {
+                Ecs::new(shared, docker, saver, registrar(Arc::clone(&elbv2))).with_health(health(elbv2))
+            })
             .map_err(|e| format!("the Docker engine cannot be reached: {e}"));
         EcsApi { ecs }
     }
@@ -123,6 +125,34 @@ fn registrar(elbv2: Arc<Elbv2>) -> Registrar {
     })
 }
 
+/// A target's state through ELBv2's own DescribeTargetHealth.
+fn health(elbv2: Arc<Elbv2>) -> HealthReader {
+    Arc::new(move |tg: String, ip: std::net::IpAddr, port: u16| {
+        let elbv2 = Arc::clone(&elbv2);
+        Box::pin(async move {
+            let form = format!(
+                "Action=DescribeTargetHealth&Version={}&TargetGroupArn={}&Targets.member.1.Id={ip}&Targets.member.1.Port={port}",
+                hostalb_aws::elbv2::API_VERSION,
+                form_encode(&tg)
+            );
+            let params = Params::parse(&form).ok()?;
+            let answer = elbv2.call(&params).await;
+            if answer.status != 200 {
+                return None;
+            }
+            target_state(&String::from_utf8_lossy(&answer.body))
+        })
+    })
+}
+
+/// `TargetHealth.State` of a DescribeTargetHealth answer for one target.
+fn target_state(xml: &str) -> Option<String> {
+    let (_, rest) = xml.split_once("<TargetHealth>")?;
+    let (_, rest) = rest.split_once("<State>")?;
+    let (state, _) = rest.split_once("</State>")?;
+    Some(state.trim().to_owned())
+}
+
 /// The error of an ELBv2 answer, with its message.
 fn failure(action: &str, answer: &AwsAnswer) -> String {
     let body = String::from_utf8_lossy(&answer.body);
@@ -164,6 +194,11 @@ mod tests {
                    <member><Key>deregistration_delay.timeout_seconds</Key><Value>7</Value></member></Attributes>";
         assert_eq!(deregistration_delay(xml), 7);
         assert_eq!(deregistration_delay("<x/>"), DEFAULT_DEREGISTRATION_DELAY);
+        assert_eq!(
+            target_state("<TargetHealthDescriptions><member><TargetHealth><State>healthy</State></TargetHealth></member>").as_deref(),
+            Some("healthy")
+        );
+        assert_eq!(target_state("<x/>"), None);
         assert_eq!(form_encode("arn:aws:x/y z"), "arn%3Aaws%3Ax%2Fy%20z");
     }
 }

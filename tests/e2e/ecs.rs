@@ -398,7 +398,7 @@ async fn a_task_that_cannot_start_leaves_nothing_and_errors_are_ecs_shapes() {
     );
     assert_eq!(e["cycle"]["code"], "ClientException");
     assert!(e["cycle"]["message"].as_str().unwrap().contains("cycle"));
-    assert_eq!(e["service"]["code"], "UnsupportedFeatureException");
+    assert_eq!(e["service"]["code"], "ServiceNotFoundException");
     assert_eq!(e["stop_unknown"]["code"], "InvalidParameterException");
 }
 
@@ -722,4 +722,229 @@ async fn a_service_keeps_its_desired_count_registered_in_its_target_group() {
         left.trim().is_empty(),
         "no container of the service is left: {left}"
     );
+}
+
+/// Patience for a rolling deployment of 3 tasks (each batch: a start, two health checks
+/// 5 s apart, a drain of 0 s).
+const ROLLOUT_PATIENCE: Duration = Duration::from_secs(90);
+
+/// A web-only task definition answering `x-backend: <backend>`; `port_env` breaks it.
+fn web_td(family: &str, backend: &str, port_env: Option<&str>) -> Value {
+    let mut env = vec![json!({"name": "BACKEND_NAME", "value": backend})];
+    if let Some(p) = port_env {
+        env.push(json!({"name": "PORT", "value": p}));
+    }
+    json!({
+        "family": family,
+        "containerDefinitions": [{
+            "name": "web", "image": TEST_IMAGE, "stopTimeout": 5,
+            "portMappings": [{"containerPort": 80, "hostPort": 0}],
+            "environment": env,
+            "dockerLabels": test_labels(),
+        }]
+    })
+}
+
+fn task_defs(s: &Value) -> Vec<String> {
+    s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["taskDefinitionArn"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `x-backend` of `n` requests to the listener.
+async fn answers(port: u16, n: usize) -> Vec<String> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    tokio::task::spawn_blocking(move || {
+        (0..n)
+            .map(|_| {
+                let r = http_get(addr, "/", Duration::from_secs(5)).expect("the listener answers");
+                r.header("x-backend").unwrap_or_default().to_owned()
+            })
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_update_under_load_loses_nothing_and_the_breaker_rolls_back() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let alb = start(&dir.path().join("s.json")).await;
+    let ep = endpoint(&alb);
+    let family = unique("ecsroll");
+    let cluster = unique("cl");
+    let name = unique("svc");
+    let port = crate::common::free_port();
+    let rev1 = register(&ep, &web_td(&family, "rev1", None)).await;
+    let rev1 = rev1["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let made = script(
+        &ep,
+        &[
+            "service",
+            &name,
+            &family,
+            &port.to_string(),
+            &cluster,
+            "3",
+            "rollback",
+        ],
+    )
+    .await;
+    let tg = made["targetGroupArn"].as_str().unwrap().to_owned();
+    let args = [cluster.as_str(), name.as_str(), tg.as_str()];
+    // A drain of 1 s lets the requests in flight to an old task finish before its SIGTERM.
+    script(&ep, &["set_delay", &tg, "1"]).await;
+    service_until(&ep, args, "3 healthy targets of rev1", |s| {
+        healthy_targets(s) == 3 && s["deployments"][0]["rolloutState"] == "COMPLETED"
+    })
+    .await;
+
+    // Rolling update to rev2 under steady load: never fewer than 3 healthy targets
+    // (minimumHealthyPercent 100), no failed request, the deployment COMPLETED.
+    let rev2 = register(&ep, &web_td(&family, "rev2", None)).await;
+    let rev2 = rev2["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let load = hostalb_testkit::LoadGen::start(
+        format!("http://127.0.0.1:{port}/"),
+        4,
+        ROLLOUT_PATIENCE + Duration::from_secs(30),
+    );
+    let began = std::time::Instant::now();
+    let up = script(
+        &ep,
+        &["update_service", &cluster, &name, "task-definition", &rev2],
+    )
+    .await;
+    assert_eq!(up["taskDefinition"], rev2.as_str(), "{up:#}");
+    assert_eq!(up["deployments"][0][0], "PRIMARY", "{up:#}");
+    assert_eq!(up["deployments"][0][2], "IN_PROGRESS", "{up:#}");
+    assert_eq!(up["deployments"][1][0], "ACTIVE", "{up:#}");
+    let (mut samples, mut fewest, mut most_tasks) = (0, usize::MAX, 0);
+    let done = loop {
+        let s = script(&ep, &["service_state", args[0], args[1], args[2]]).await;
+        samples += 1;
+        fewest = fewest.min(healthy_targets(&s));
+        most_tasks = most_tasks.max(s["tasks"].as_array().unwrap().len());
+        let ds = s["deployments"].as_array().unwrap();
+        if ds.len() == 1
+            && ds[0]["rolloutState"] == "COMPLETED"
+            && ds[0]["taskDefinition"] == rev2.as_str()
+            && healthy_targets(&s) == 3
+        {
+            break s;
+        }
+        assert!(
+            began.elapsed() < ROLLOUT_PATIENCE,
+            "the rollout never completed: {s:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let rollout = began.elapsed();
+    let report = load.stop().await;
+    assert!(samples >= 3, "sampled during the rollout: {samples}");
+    assert!(fewest >= 3, "never fewer than 3 healthy targets: {fewest}");
+    assert!(most_tasks <= 6, "never more than 200%: {most_tasks}");
+    assert_eq!(report.error_count, 0, "no failed request: {:?}", report.errors);
+    assert!(report.non_2xx.is_empty(), "{:?}", report.non_2xx);
+    assert!(report.ok > 0);
+    eprintln!(
+        "rolling update of 3 tasks (deregistration delay 1 s): {:.1} s, {} requests, {} failed, backends {:?}",
+        rollout.as_secs_f64(),
+        report.total,
+        report.error_count + report.non_2xx.iter().map(|(_, n)| n).sum::<u64>(),
+        report.backends
+    );
+    assert!(task_defs(&done).iter().all(|t| *t == rev2), "{done:#}");
+    let events = done["events"].as_array().unwrap();
+    for want in [
+        "has started 3 tasks",
+        "has stopped",
+        "deployment completed",
+        "has reached a steady state",
+    ] {
+        assert!(
+            events.iter().any(|e| e.as_str().unwrap().contains(want)),
+            "event `{want}`: {done:#}"
+        );
+    }
+    assert!(
+        answers(port, 6).await.iter().all(|b| b == "rev2"),
+        "all traffic on rev2"
+    );
+
+    // Scale down by UpdateService: 1 task left, the others deregistered.
+    script(&ep, &["update_service", &cluster, &name, "desired-count", "1"]).await;
+    service_until(&ep, args, "1 task and 1 target", |s| {
+        s["tasks"].as_array().unwrap().len() == 1
+            && s["targets"].as_array().unwrap().len() == 1
+            && healthy_targets(s) == 1
+    })
+    .await;
+
+    // A broken revision (its web exits at once): the circuit breaker fails it after 3
+    // failed tasks and rolls back to rev2, which keeps serving all along.
+    let rev3 = register(&ep, &web_td(&family, "rev3", Some("not-a-port"))).await;
+    let rev3 = rev3["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let load = hostalb_testkit::LoadGen::start(
+        format!("http://127.0.0.1:{port}/"),
+        2,
+        ROLLOUT_PATIENCE + Duration::from_secs(30),
+    );
+    script(
+        &ep,
+        &["update_service", &cluster, &name, "task-definition", &rev3],
+    )
+    .await;
+    let began = std::time::Instant::now();
+    let back = loop {
+        let s = script(&ep, &["service_state", args[0], args[1], args[2]]).await;
+        assert!(healthy_targets(&s) >= 1, "rev2 keeps serving: {s:#}");
+        let ds = s["deployments"].as_array().unwrap();
+        if ds.len() == 1 && ds[0]["rolloutState"] == "COMPLETED" && ds[0]["taskDefinition"] == rev2.as_str() {
+            break s;
+        }
+        assert!(
+            began.elapsed() < ROLLOUT_PATIENCE,
+            "the breaker never rolled back: {s:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let report = load.stop().await;
+    assert_eq!(report.error_count, 0, "{:?}", report.errors);
+    assert!(report.non_2xx.is_empty(), "{:?}", report.non_2xx);
+    let events = back["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e
+            .as_str()
+            .unwrap()
+            .contains("deployment failed: tasks failed to start")),
+        "{back:#}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("rolling back")),
+        "{back:#}"
+    );
+    assert!(task_defs(&back).iter().all(|t| *t == rev2), "{back:#}");
+    assert_ne!(rev1, rev2);
+
+    let deleted = script(&ep, &["delete_service", &cluster, &name, "force"]).await;
+    assert_eq!(deleted["status"], "DRAINING");
+    service_until(&ep, args, "INACTIVE with no task", |s| {
+        s["status"] == "INACTIVE" && s["tasks"].as_array().unwrap().is_empty()
+    })
+    .await;
 }

@@ -142,9 +142,10 @@ def elbv2(endpoint):
     )
 
 
-def service(endpoint, name, family, port, cluster):
+def service(endpoint, name, family, port, cluster, desired="2", breaker="no"):
     """A load balancer, target group and listener (ELBv2), then an ECS service of FAMILY
-    with desiredCount 2 in that target group (web:80)."""
+    with DESIRED tasks (2) in that target group (web:80); BREAKER `rollback` turns on the
+    deployment circuit breaker with rollback."""
     elb = elbv2(endpoint)
     lb = elb.create_load_balancer(Name=name)["LoadBalancers"][0]
     tg = elb.create_target_group(
@@ -161,9 +162,16 @@ def service(endpoint, name, family, port, cluster):
     )
     ecs = client(endpoint)
     ecs.create_cluster(clusterName=cluster)
+    extra = {}
+    if breaker == "rollback":
+        extra["deploymentConfiguration"] = {
+            "maximumPercent": 200, "minimumHealthyPercent": 100,
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+        }
     svc = ecs.create_service(
-        cluster=cluster, serviceName=name, taskDefinition=family, desiredCount=2,
+        cluster=cluster, serviceName=name, taskDefinition=family, desiredCount=int(desired),
         loadBalancers=[{"targetGroupArn": tg["TargetGroupArn"], "containerName": "web", "containerPort": 80}],
+        **extra,
     )["service"]
     return {"targetGroupArn": tg["TargetGroupArn"], "service": json.loads(json.dumps(svc, default=str))}
 
@@ -180,10 +188,16 @@ def service_state(endpoint, cluster, name, tg_arn):
         "runningCount": svc["runningCount"],
         "desiredCount": svc["desiredCount"],
         "events": [e["message"] for e in svc["events"]],
+        "deployments": [
+            {k: d.get(k) for k in ("id", "status", "taskDefinition", "desiredCount", "pendingCount",
+                                   "runningCount", "failedTasks", "rolloutState", "rolloutStateReason")}
+            for d in svc.get("deployments", [])
+        ],
         "tasks": [
             {
                 "arn": t["taskArn"],
                 "lastStatus": t["lastStatus"],
+                "taskDefinitionArn": t["taskDefinitionArn"],
                 "group": t["group"],
                 "web": next(c for c in t["containers"] if c["name"] == "web").get("runtimeId"),
                 "ports": [b["hostPort"] for c in t["containers"] for b in c.get("networkBindings", [])],
@@ -194,6 +208,18 @@ def service_state(endpoint, cluster, name, tg_arn):
             (h["Target"]["Port"], h["TargetHealth"]["State"]) for h in health
         ),
     }
+
+
+def update_service(endpoint, cluster, name, how, value):
+    """`aws ecs update-service`: HOW is `task-definition`, `desired-count` or `force`."""
+    args = ["update-service", "--cluster", cluster, "--service", name]
+    if how == "force":
+        args.append("--force-new-deployment")
+    else:
+        args += [f"--{how}", value]
+    out = cli(endpoint, *args)["service"]
+    return {"taskDefinition": out["taskDefinition"], "desiredCount": out["desiredCount"],
+            "deployments": [(d["status"], d["taskDefinition"], d["rolloutState"]) for d in out["deployments"]]}
 
 
 def set_delay(endpoint, tg_arn, seconds):
@@ -218,7 +244,7 @@ def main():
     command, endpoint, *args = sys.argv[1:]
     fn = {"register": register, "run": run, "describe": describe, "stop": stop, "errors": errors, "mixed": mixed,
           "service": service, "service_state": service_state, "delete_service": delete_service,
-          "set_delay": set_delay}[command]
+          "set_delay": set_delay, "update_service": update_service}[command]
     print(json.dumps(fn(endpoint, *args), default=str))
 
 
