@@ -194,10 +194,9 @@ pub(crate) fn update(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
         };
         start_deployment(s, arn, reason);
     } else if input.desired_count.is_some() {
-        // A new desired count restarts the primary's rollout, as ECS reports it.
-        let t = now();
+        // A new desired count is no new deployment: the primary's rollout state stays.
         if let Some(d) = s.deployments.last_mut() {
-            d.desired_count_changed(t);
+            d.updated_at = now();
         }
     }
     let s = s.clone();
@@ -205,16 +204,6 @@ pub(crate) fn update(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
     drop(state);
     inner.save();
     Ok(json!({ "service": out }))
-}
-
-impl Deployment {
-    fn desired_count_changed(&mut self, at: f64) {
-        if self.rollout_state == "COMPLETED" {
-            self.rollout_state = "IN_PROGRESS".into();
-            self.rollout_state_reason = Some("ECS deployment in progress.".into());
-        }
-        self.updated_at = at;
-    }
 }
 
 /// Whether a task counts as healthy for a deployment: RUNNING, its container health

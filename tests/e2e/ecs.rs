@@ -890,6 +890,23 @@ async fn a_rolling_update_under_load_loses_nothing_and_the_breaker_rolls_back() 
     })
     .await;
 
+    // forceNewDeployment: the same revision, a new task in place of the old one.
+    let s = script(&ep, &["service_state", args[0], args[1], args[2]]).await;
+    let before = s["tasks"][0]["arn"].as_str().unwrap().to_owned();
+    let forced = script(&ep, &["update_service", &cluster, &name, "force", ""]).await;
+    assert_eq!(forced["deployments"].as_array().unwrap().len(), 2, "{forced:#}");
+    assert_eq!(forced["deployments"][0][1], rev2.as_str(), "{forced:#}");
+    service_until(&ep, args, "a new task of the same revision", |s| {
+        let ds = s["deployments"].as_array().unwrap();
+        ds.len() == 1
+            && ds[0]["rolloutState"] == "COMPLETED"
+            && s["tasks"].as_array().unwrap().len() == 1
+            && s["tasks"][0]["arn"] != before.as_str()
+            && s["tasks"][0]["taskDefinitionArn"] == rev2.as_str()
+            && healthy_targets(s) == 1
+    })
+    .await;
+
     // A broken revision (its web exits at once): the circuit breaker fails it after 3
     // failed tasks and rolls back to rev2, which keeps serving all along.
     let rev3 = register(&ep, &web_td(&family, "rev3", Some("not-a-port"))).await;
