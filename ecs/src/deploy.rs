@@ -241,6 +241,16 @@ async fn healthy(inner: &Inner, s: &Service, t: &Task) -> bool {
     true
 }
 
+/// The most tasks RUNNING+PENDING (`maximumPercent` of `want`, rounded down, never below
+/// `want`) and the fewest healthy (`minimumHealthyPercent`, rounded up), as ECS rounds them.
+pub(crate) fn bounds(want: usize, cfg: &DeploymentConfiguration) -> (usize, usize) {
+    let max = cfg.maximum_percent.unwrap_or(DEFAULT_MAXIMUM_PERCENT) as usize;
+    let min = cfg
+        .minimum_healthy_percent
+        .unwrap_or(DEFAULT_MINIMUM_HEALTHY_PERCENT) as usize;
+    ((want * max / 100).max(want), (want * min).div_ceil(100))
+}
+
 /// ECS's circuit breaker threshold: half the desired count, within its bounds.
 pub(crate) fn breaker_threshold(desired: u32) -> usize {
     (desired as usize)
@@ -275,12 +285,7 @@ pub(crate) async fn roll(inner: &Arc<Inner>, s: &Service, live: &[Task], may_sta
     };
     let want = s.desired_count as usize;
     let cfg = &s.deployment_configuration;
-    let max_total = (want * cfg.maximum_percent.unwrap_or(DEFAULT_MAXIMUM_PERCENT) as usize) / 100;
-    let min_healthy = (want
-        * cfg
-            .minimum_healthy_percent
-            .unwrap_or(DEFAULT_MINIMUM_HEALTHY_PERCENT) as usize)
-        .div_ceil(100);
+    let (max_total, min_healthy) = bounds(want, cfg);
     let (new, old): (Vec<&Task>, Vec<&Task>) = live
         .iter()
         .partition(|t| t.started_by.as_deref() == Some(primary.id.as_str()));
@@ -316,7 +321,7 @@ pub(crate) async fn roll(inner: &Arc<Inner>, s: &Service, live: &[Task], may_sta
     }
 
     // Start new tasks up to the desired count, within maximumPercent.
-    let room = max_total.max(want).saturating_sub(live.len());
+    let room = max_total.saturating_sub(live.len());
     let start = want.saturating_sub(new.len()).min(room);
     if start > 0 && may_start {
         let Ok(td) = find_td(inner, &primary.task_definition) else {
@@ -471,6 +476,19 @@ mod tests {
         assert_eq!(breaker_threshold(7), 4);
         assert_eq!(breaker_threshold(10), 5);
         assert_eq!(breaker_threshold(1000), 200);
+    }
+
+    #[test]
+    fn maximum_rounds_down_and_minimum_rounds_up() {
+        let c = |min, max| DeploymentConfiguration {
+            minimum_healthy_percent: Some(min),
+            maximum_percent: Some(max),
+            ..DeploymentConfiguration::default()
+        };
+        assert_eq!(bounds(3, &DeploymentConfiguration::default()), (6, 3));
+        assert_eq!(bounds(3, &c(50, 150)), (4, 2), "4.5 down, 1.5 up");
+        assert_eq!(bounds(1, &c(0, 100)), (1, 0));
+        assert_eq!(bounds(0, &c(100, 200)), (0, 0));
     }
 
     #[test]
