@@ -5,10 +5,32 @@ use std::fmt;
 
 use crate::query::xml;
 
-/// The error codes hostalb answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    // ELBv2's own (botocore: `*Exception` shapes; `error.code` below).
+/// Declares [`ErrorCode`] once: the variants, their `Code` text (the variant's name) and
+/// [`ErrorCode::ALL`].
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $name:ident,)+) => {
+        /// The error codes hostalb answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl ErrorCode {
+            /// The `Code` element's text.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$name => stringify!($name),)+
+                }
+            }
+
+            /// Every code, for tables and tests.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$name,)+];
+        }
+    };
+}
+
+error_codes! {
+    // ELBv2's own (botocore: `*Exception` shapes).
     CertificateNotFound,
     DuplicateListener,
     DuplicateLoadBalancerName,
@@ -58,48 +80,6 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// The `Code` element's text.
-    pub fn code(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            CertificateNotFound => "CertificateNotFound",
-            DuplicateListener => "DuplicateListener",
-            DuplicateLoadBalancerName => "DuplicateLoadBalancerName",
-            DuplicateTagKeys => "DuplicateTagKeys",
-            DuplicateTargetGroupName => "DuplicateTargetGroupName",
-            HealthUnavailable => "HealthUnavailable",
-            IncompatibleProtocols => "IncompatibleProtocols",
-            InvalidConfigurationRequest => "InvalidConfigurationRequest",
-            InvalidLoadBalancerAction => "InvalidLoadBalancerAction",
-            InvalidTarget => "InvalidTarget",
-            ListenerNotFound => "ListenerNotFound",
-            LoadBalancerNotFound => "LoadBalancerNotFound",
-            OperationNotPermitted => "OperationNotPermitted",
-            PriorityInUse => "PriorityInUse",
-            ResourceInUse => "ResourceInUse",
-            RuleNotFound => "RuleNotFound",
-            TargetGroupAssociationLimit => "TargetGroupAssociationLimit",
-            TargetGroupNotFound => "TargetGroupNotFound",
-            TooManyActions => "TooManyActions",
-            TooManyListeners => "TooManyListeners",
-            TooManyLoadBalancers => "TooManyLoadBalancers",
-            TooManyRules => "TooManyRules",
-            TooManyTags => "TooManyTags",
-            TooManyTargetGroups => "TooManyTargetGroups",
-            TooManyTargets => "TooManyTargets",
-            UnsupportedProtocol => "UnsupportedProtocol",
-            ValidationError => "ValidationError",
-            InvalidAction => "InvalidAction",
-            MissingAction => "MissingAction",
-            InvalidParameterValue => "InvalidParameterValue",
-            SignatureDoesNotMatch => "SignatureDoesNotMatch",
-            IncompleteSignature => "IncompleteSignature",
-            InvalidClientTokenId => "InvalidClientTokenId",
-            MissingAuthenticationToken => "MissingAuthenticationToken",
-            InternalFailure => "InternalFailure",
-        }
-    }
-
     /// The HTTP status of the answer.
     pub fn http_status(self) -> u16 {
         use ErrorCode::*;
@@ -121,48 +101,6 @@ impl ErrorCode {
             "Sender"
         }
     }
-
-    /// Every code, for tables and tests.
-    pub const ALL: [ErrorCode; 35] = {
-        use ErrorCode::*;
-        [
-            CertificateNotFound,
-            DuplicateListener,
-            DuplicateLoadBalancerName,
-            DuplicateTagKeys,
-            DuplicateTargetGroupName,
-            HealthUnavailable,
-            IncompatibleProtocols,
-            InvalidConfigurationRequest,
-            InvalidLoadBalancerAction,
-            InvalidTarget,
-            ListenerNotFound,
-            LoadBalancerNotFound,
-            OperationNotPermitted,
-            PriorityInUse,
-            ResourceInUse,
-            RuleNotFound,
-            TargetGroupAssociationLimit,
-            TargetGroupNotFound,
-            TooManyActions,
-            TooManyListeners,
-            TooManyLoadBalancers,
-            TooManyRules,
-            TooManyTags,
-            TooManyTargetGroups,
-            TooManyTargets,
-            UnsupportedProtocol,
-            ValidationError,
-            InvalidAction,
-            MissingAction,
-            InvalidParameterValue,
-            SignatureDoesNotMatch,
-            IncompleteSignature,
-            InvalidClientTokenId,
-            MissingAuthenticationToken,
-            InternalFailure,
-        ]
-    };
 }
 
 /// An ELBv2 error answer: code and message.
