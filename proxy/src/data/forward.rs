@@ -300,22 +300,8 @@ where
     W: AsyncWrite + Unpin,
 {
     c.upbuf.clear();
-    // The head, and any body that came with it, in as few writes as possible. A failure
-    // on the very first write means the target got nothing.
-    let mut written = 0;
-    while written < head_bytes.len() {
-        let reached = if written == 0 {
-            Reached::Nothing
-        } else {
-            Reached::Request
-        };
-        match tokio::time::timeout(idle, stream.write(&head_bytes[written..])).await {
-            Ok(Ok(0)) => return Err(Failure::new(ProxyError::new(ErrorKind::TargetClosed), reached)),
-            Ok(Err(e)) => return Err(Failure::new(ProxyError::io(ErrorKind::TargetClosed, e), reached)),
-            Err(_) => return Err(Failure::new(ProxyError::new(ErrorKind::ResponseTimeout), reached)),
-            Ok(Ok(n)) => written += n,
-        }
-    }
+    // The head, and any body that came with it.
+    send_head(stream, head_bytes, idle).await?;
     let (mut ur, mut uw) = stream.split();
     let received_any = AtomicBool::new(false);
     let recv = read_response_head(
@@ -326,14 +312,7 @@ where
         &mut c.spare_response_fields,
     );
     tokio::pin!(recv);
-    let answered = |e: ProxyError, received_any: &AtomicBool| {
-        let reached = if received_any.load(Relaxed) {
-            Reached::Response
-        } else {
-            Reached::Request
-        };
-        Failure::new(e, reached)
-    };
+    let answered = |e: ProxyError, received_any: &AtomicBool| Failure::new(e, reached_after(received_any));
 
     // The rest of the body, while watching for an early response.
     let mut body_sent = body.is_done();
@@ -374,6 +353,40 @@ where
                 Ok(_) => {}
             },
         }
+    }
+}
+
+/// Writes a request head (and what came with it) in as few writes as possible, for both
+/// front ends. A failure on the very first write means the target got nothing.
+pub(crate) async fn send_head(
+    stream: &mut Upstream,
+    head_bytes: &[u8],
+    idle: Duration,
+) -> Result<(), Failure> {
+    let mut written = 0;
+    while written < head_bytes.len() {
+        let reached = if written == 0 {
+            Reached::Nothing
+        } else {
+            Reached::Request
+        };
+        match tokio::time::timeout(idle, stream.write(&head_bytes[written..])).await {
+            Ok(Ok(0)) => return Err(Failure::new(ProxyError::new(ErrorKind::TargetClosed), reached)),
+            Ok(Err(e)) => return Err(Failure::new(ProxyError::io(ErrorKind::TargetClosed, e), reached)),
+            Err(_) => return Err(Failure::new(ProxyError::new(ErrorKind::ResponseTimeout), reached)),
+            Ok(Ok(n)) => written += n,
+        }
+    }
+    Ok(())
+}
+
+/// How far a request that was sent got when it failed: whether any byte of a response
+/// came back ([`read_response_head`] sets `received_any`).
+pub(crate) fn reached_after(received_any: &AtomicBool) -> Reached {
+    if received_any.load(Relaxed) {
+        Reached::Response
+    } else {
+        Reached::Request
     }
 }
 

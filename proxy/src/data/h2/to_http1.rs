@@ -13,7 +13,7 @@
 //! mistakes a cut body for a complete one. A client that resets its stream cancels the
 //! request to the target (its connection is closed, not pooled).
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use ::h2::{Reason, RecvStream, SendStream};
@@ -231,35 +231,14 @@ async fn exchange(
     upbuf: &mut BytesMut,
     received: &mut u64,
 ) -> Result<(ResponseHead, bool), Failure> {
-    // The head in as few writes as possible; a failure on the very first write means the
-    // target got nothing.
-    let mut written = 0;
-    while written < head_bytes.len() {
-        let reached = if written == 0 {
-            Reached::Nothing
-        } else {
-            Reached::Request
-        };
-        match tokio::time::timeout(idle, stream.write(&head_bytes[written..])).await {
-            Ok(Ok(0)) => return Err(Failure::new(ProxyError::new(ErrorKind::TargetClosed), reached)),
-            Ok(Err(e)) => return Err(Failure::new(ProxyError::io(ErrorKind::TargetClosed, e), reached)),
-            Err(_) => return Err(Failure::new(ProxyError::new(ErrorKind::ResponseTimeout), reached)),
-            Ok(Ok(n)) => written += n,
-        }
-    }
+    forward::send_head(stream, head_bytes, idle).await?;
     let (mut ur, mut uw) = stream.split();
     let received_any = AtomicBool::new(false);
     let mut spare = Vec::new();
     let recv = forward::read_response_head(&mut ur, upbuf, is_head, &received_any, &mut spare);
     tokio::pin!(recv);
-    let answered = |e: ProxyError, received_any: &AtomicBool| {
-        let reached = if received_any.load(Relaxed) {
-            Reached::Response
-        } else {
-            Reached::Request
-        };
-        Failure::new(e, reached)
-    };
+    let answered =
+        |e: ProxyError, received_any: &AtomicBool| Failure::new(e, forward::reached_after(received_any));
     // The body, while watching for an early response.
     let mut body_sent = framing.is_empty();
     if !body_sent {
