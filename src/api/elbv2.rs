@@ -37,6 +37,21 @@ fn err(code: ErrorCode, message: impl Into<String>) -> ElbError {
     ElbError::new(code, message)
 }
 
+/// Each id asked for names one of `all` (compared by `id`): ELBv2 answers `code` for the
+/// first that does not.
+fn all_known<T>(
+    asked: &[String],
+    all: &[T],
+    id: impl Fn(&T) -> &String,
+    code: ErrorCode,
+    what: &str,
+) -> R<()> {
+    match asked.iter().find(|a| !all.iter().any(|x| id(x) == *a)) {
+        Some(a) => Err(err(code, format!("{what} `{a}` not found"))),
+        None => Ok(()),
+    }
+}
+
 fn read_only(what: &str) -> ElbError {
     err(
         ErrorCode::OperationNotPermitted,
@@ -222,22 +237,20 @@ impl Elbv2 {
                     });
                 }
                 all.extend(s.load_balancers.iter().cloned());
-                for a in &d.load_balancer_arns {
-                    if !all.iter().any(|l| &l.load_balancer_arn == a) {
-                        return Err(err(
-                            ErrorCode::LoadBalancerNotFound,
-                            format!("load balancer `{a}` not found"),
-                        ));
-                    }
-                }
-                for n in &d.names {
-                    if !all.iter().any(|l| &l.load_balancer_name == n) {
-                        return Err(err(
-                            ErrorCode::LoadBalancerNotFound,
-                            format!("load balancer `{n}` not found"),
-                        ));
-                    }
-                }
+                all_known(
+                    &d.load_balancer_arns,
+                    &all,
+                    |l| &l.load_balancer_arn,
+                    ErrorCode::LoadBalancerNotFound,
+                    "load balancer",
+                )?;
+                all_known(
+                    &d.names,
+                    &all,
+                    |l| &l.load_balancer_name,
+                    ErrorCode::LoadBalancerNotFound,
+                    "load balancer",
+                )?;
                 all.retain(|l| {
                     (d.load_balancer_arns.is_empty() || d.load_balancer_arns.contains(&l.load_balancer_arn))
                         && (d.names.is_empty() || d.names.contains(&l.load_balancer_name))
@@ -342,22 +355,20 @@ impl Elbv2 {
             }
             Request::DescribeTargetGroups(d) => {
                 let mut all = self.all_target_groups(s);
-                for a in &d.target_group_arns {
-                    if !all.iter().any(|g| &g.target_group_arn == a) {
-                        return Err(err(
-                            ErrorCode::TargetGroupNotFound,
-                            format!("target group `{a}` not found"),
-                        ));
-                    }
-                }
-                for n in &d.names {
-                    if !all.iter().any(|g| &g.target_group_name == n) {
-                        return Err(err(
-                            ErrorCode::TargetGroupNotFound,
-                            format!("target group `{n}` not found"),
-                        ));
-                    }
-                }
+                all_known(
+                    &d.target_group_arns,
+                    &all,
+                    |g| &g.target_group_arn,
+                    ErrorCode::TargetGroupNotFound,
+                    "target group",
+                )?;
+                all_known(
+                    &d.names,
+                    &all,
+                    |g| &g.target_group_name,
+                    ErrorCode::TargetGroupNotFound,
+                    "target group",
+                )?;
                 if let Some(lb) = &d.load_balancer_arn {
                     if *lb != file_lb && !s.load_balancers.iter().any(|l| &l.load_balancer_arn == lb) {
                         return Err(err(
@@ -563,14 +574,13 @@ impl Elbv2 {
                         ));
                     }
                 }
-                for a in &d.listener_arns {
-                    if !all.iter().any(|l| &l.listener_arn == a) {
-                        return Err(err(
-                            ErrorCode::ListenerNotFound,
-                            format!("listener `{a}` not found"),
-                        ));
-                    }
-                }
+                all_known(
+                    &d.listener_arns,
+                    &all,
+                    |l| &l.listener_arn,
+                    ErrorCode::ListenerNotFound,
+                    "listener",
+                )?;
                 all.retain(|l| {
                     (d.listener_arns.is_empty() || d.listener_arns.contains(&l.listener_arn))
                         && d.load_balancer_arn
@@ -708,11 +718,13 @@ impl Elbv2 {
                         }
                     }
                 }
-                for a in &d.rule_arns {
-                    if !all.iter().any(|r| &r.rule_arn == a) {
-                        return Err(err(ErrorCode::RuleNotFound, format!("rule `{a}` not found")));
-                    }
-                }
+                all_known(
+                    &d.rule_arns,
+                    &all,
+                    |r| &r.rule_arn,
+                    ErrorCode::RuleNotFound,
+                    "rule",
+                )?;
                 all.retain(|r| d.rule_arns.is_empty() || d.rule_arns.contains(&r.rule_arn));
                 let (items, marker) = page(all, d.marker.as_deref(), d.page_size)?;
                 Ok(json!({ "Rules": items.iter().map(to_json).collect::<Vec<_>>(), "NextMarker": marker }))
