@@ -58,6 +58,45 @@ impl SslPolicy {
     }
 }
 
+/// TLS 1.3 suites hostalb serves, in OpenSSL's names and ALB's order; the last is not FIPS.
+const TLS13_SUITES: [&str; 3] = [
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+];
+/// TLS 1.2 suites hostalb serves (every ALB policy with TLS 1.2 lists them, in this order).
+const TLS12_SUITES: [&str; 4] = [
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+];
+
+impl SslPolicy {
+    /// The versions served, as DescribeSSLPolicies names them (`SslProtocols`).
+    pub fn protocols(&self) -> Vec<&'static str> {
+        [TlsVersion::Tls12, TlsVersion::Tls13]
+            .into_iter()
+            .filter(|v| self.serves(*v))
+            .map(TlsVersion::as_str)
+            .collect()
+    }
+
+    /// The cipher suites served, in OpenSSL's names and preference order (`Ciphers`): the
+    /// TLS 1.3 suites first, as ALB lists them.
+    pub fn ciphers(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.serves(TlsVersion::Tls13) {
+            let n = if self.fips { 2 } else { 3 };
+            out.extend_from_slice(&TLS13_SUITES[..n]);
+        }
+        if self.serves(TlsVersion::Tls12) {
+            out.extend_from_slice(&TLS12_SUITES);
+        }
+        out
+    }
+}
+
 /// ALB's default for listeners created today (console and the recommendation), and
 /// hostalb's for an HTTPS listener without `ssl_policy`.
 pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
@@ -217,5 +256,20 @@ mod tests {
         let only12 = ssl_policy("ELBSecurityPolicy-TLS-1-2-2017-01");
         assert!(only12.is_some_and(|p| p.serves(Tls12) && !p.serves(Tls13)));
         assert!(ssl_policy("elbsecuritypolicy-2016-08").is_none());
+    }
+
+    #[test]
+    fn each_policy_lists_its_own_versions_and_suites() {
+        let p = |n| ssl_policy(n).unwrap_or_else(|| panic!("{n}"));
+        let only13 = p("ELBSecurityPolicy-TLS13-1-3-2021-06");
+        assert_eq!(only13.protocols(), ["TLSv1.3"]);
+        assert_eq!(only13.ciphers().len(), 3);
+        let legacy = p("ELBSecurityPolicy-2016-08");
+        assert_eq!(legacy.protocols(), ["TLSv1.2"]);
+        assert_eq!(legacy.ciphers(), TLS12_SUITES);
+        let fips = p("ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04");
+        assert_eq!(fips.protocols(), ["TLSv1.2", "TLSv1.3"]);
+        assert!(!fips.ciphers().contains(&"TLS_CHACHA20_POLY1305_SHA256"));
+        assert_eq!(fips.ciphers().len(), 6);
     }
 }

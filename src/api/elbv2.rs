@@ -908,7 +908,11 @@ impl Elbv2 {
                             ErrorCode::ValidationError,
                             format!(
                                 "SSL policy {n} is not known; the ones served: {}",
-                                SSL_POLICIES.join(", ")
+                                hostalb_config::SSL_POLICIES
+                                    .iter()
+                                    .map(|p| p.name)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         ));
                     }
@@ -1292,38 +1296,21 @@ fn explain(path: &str, s: &ApiState, file_count: usize) -> Option<String> {
 
 /// The SSL policy of HTTPS listeners that name none (ELBv2's default).
 const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-2016-08";
-/// The policy names DescribeSSLPolicies lists: hostalb serves the same TLS (its TLS 1.2
-/// and 1.3 suites) whichever is named.
-const SSL_POLICIES: [&str; 3] = [
-    "ELBSecurityPolicy-2016-08",
-    "ELBSecurityPolicy-TLS13-1-2-2021-06",
-    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
-];
-/// The cipher suites hostalb's TLS offers, in OpenSSL's names (as ALB lists them).
-const CIPHERS: [&str; 9] = [
-    "TLS_AES_128_GCM_SHA256",
-    "TLS_AES_256_GCM_SHA384",
-    "TLS_CHACHA20_POLY1305_SHA256",
-    "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "ECDHE-RSA-CHACHA20-POLY1305",
-];
-
+/// Every policy hostalb accepts, each with the versions and suites it serves of it (the
+/// parts rustls lacks are left out: docs/config.md's table).
 fn ssl_policies() -> Vec<Value> {
-    SSL_POLICIES
+    hostalb_config::SSL_POLICIES
         .iter()
-        .map(|name| {
-            let ciphers: Vec<Value> = CIPHERS
+        .map(|p| {
+            let ciphers: Vec<Value> = p
+                .ciphers()
                 .iter()
                 .enumerate()
                 .map(|(i, c)| json!({ "Name": c, "Priority": i + 1 }))
                 .collect();
             json!({
-                "Name": name,
-                "SslProtocols": ["TLSv1.2", "TLSv1.3"],
+                "Name": p.name,
+                "SslProtocols": p.protocols(),
                 "Ciphers": ciphers,
                 "SupportedLoadBalancerTypes": ["application"],
             })

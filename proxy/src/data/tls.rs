@@ -508,6 +508,20 @@ mod tests {
             .collect()
     }
 
+    fn openssl_name(s: rustls::CipherSuite) -> &'static str {
+        use rustls::CipherSuite::*;
+        match s {
+            TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
+            TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
+            TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
+            TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
+            TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
+            TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
+            TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
+            _ => "unexpected",
+        }
+    }
+
     #[test]
     fn policies_map_to_rustls_versions_and_suites_in_albs_order() {
         use rustls::CipherSuite::*;
@@ -532,6 +546,11 @@ mod tests {
         assert_eq!(fips.len(), 6);
         assert!(!fips.contains(&TLS13_CHACHA20_POLY1305_SHA256));
         assert_eq!(suites("ELBSecurityPolicy-TLS13-1-2-2021-06").len(), 7);
+        // What DescribeSSLPolicies lists of a policy is what its provider serves, in order.
+        for policy in SSL_POLICIES {
+            let served: Vec<&str> = suites(policy.name).iter().map(|s| openssl_name(*s)).collect();
+            assert_eq!(served, policy.ciphers(), "{}", policy.name);
+        }
         for policy in SSL_POLICIES {
             let versions = policy_versions(policy);
             assert!(!versions.is_empty(), "{}", policy.name);
