@@ -687,7 +687,12 @@ pub(crate) async fn run(inner: &Arc<Inner>, s: &Service, live: &[Task], may_star
         }
         PRODUCTION_TRAFFIC_SHIFT => {
             let elapsed = (now() - b.stage_started_at).max(0.0) / minute();
-            let p = production_percent(cfg, elapsed);
+            // A first deployment has no blue to share production with: all at once.
+            let p = if b.blue_deployment.is_some() {
+                production_percent(cfg, elapsed)
+            } else {
+                100.0
+            };
             if (p - b.production_percent).abs() > f64::EPSILON {
                 if let Err(e) = shift(inner, s, &b, false, p).await {
                     say(
