@@ -481,6 +481,11 @@ pub(crate) fn in_charge(s: &Service) -> bool {
         .is_some_and(|b| b.stage != DONE)
 }
 
+/// ECS's `lifecycleStage` of a blue/green deployment (an ended one stays in CLEAN_UP).
+pub(crate) fn lifecycle_stage(b: &BlueGreen) -> &str {
+    if b.stage == DONE { CLEAN_UP } else { &b.stage }
+}
+
 /// The blue/green members of the deployment configuration, as DescribeServices shows them.
 pub(crate) fn describe_configuration(c: &DeploymentConfiguration, out: &mut Value) {
     if let Some(st) = &c.strategy {
@@ -891,6 +896,11 @@ fn finish_rollback(inner: &Inner, s: &Service, d: &Deployment, b: &BlueGreen, gr
         return;
     };
     let t = now();
+    // First the rolled-back deployment's end, so that it is kept as it ended.
+    with_deployment(inner, s, &d.id, |_, b| {
+        b.status = "ROLLBACK_SUCCESSFUL".into();
+        b.finished_at = Some(t);
+    });
     with_service(inner, s, |x| {
         x.deployments.retain(|y| y.id != d.id);
         if let Some(y) = x.deployments.iter_mut().find(|y| y.id == blue) {

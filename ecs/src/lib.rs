@@ -14,6 +14,8 @@
 //! - `services`: Create/Describe/List/DeleteService and the scheduler that keeps
 //!   `desiredCount` tasks, registered in their target groups through a [`Registrar`].
 //!
+//! - `service_deployments`: List/DescribeServiceDeployments over a service's current and
+//!   past deployments.
 //! - `deploy`: UpdateService and the rolling deployment (minimumHealthyPercent /
 //!   maximumPercent, the circuit breaker with rollback).
 //!
@@ -32,6 +34,7 @@ mod ops;
 mod ops_tests;
 pub mod ports;
 pub mod records;
+mod service_deployments;
 mod services;
 pub mod validate;
 

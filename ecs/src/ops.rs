@@ -49,7 +49,6 @@ const UNSUPPORTED: &[&str] = &[
     "DescribeGateway",
     "DescribeGatewayResources",
     "DescribeGatewayRoute",
-    "DescribeServiceDeployments",
     "DescribeServiceRevisions",
     "DescribeTaskSets",
     "DisassociateGatewayFromCluster",
@@ -65,7 +64,6 @@ const UNSUPPORTED: &[&str] = &[
     "ListGatewayClusterAssociations",
     "ListGatewayRoutes",
     "ListGateways",
-    "ListServiceDeployments",
     "ListServicesByNamespace",
     "ListTagsForResource",
     "ListTaskDefinitionFamilies",
@@ -122,6 +120,8 @@ pub(crate) async fn call(inner: &Arc<Inner>, op: &str, body: &[u8]) -> Result<Va
         "DescribeServices" => crate::services::describe(inner, input),
         "ListServices" => crate::services::list(inner, input),
         "DeleteService" => crate::services::delete(inner, input),
+        "ListServiceDeployments" => crate::service_deployments::list(inner, input),
+        "DescribeServiceDeployments" => crate::service_deployments::describe(inner, input),
         "UpdateService" => {
             crate::bluegreen::check_input(inner, op, &input).await?;
             crate::deploy::update(inner, input)

@@ -56,6 +56,10 @@ pub struct Service {
     /// breaker rolls back to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stable_task_definition: Option<String>,
+    /// Deployments that ended (completed, replaced, rolled back), oldest first: what
+    /// ListServiceDeployments lists besides the current ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub past_deployments: Vec<Deployment>,
 }
 
 /// ECS's `Deployment`, less the counts computed from the tasks.

@@ -162,6 +162,7 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
         deployments: Vec::new(),
         deployment_configuration,
         stable_task_definition: None,
+        past_deployments: Vec::new(),
     };
     service.deployments = deploy::deployments(&service);
     crate::bluegreen::begin(&mut service);
@@ -537,6 +538,7 @@ pub(crate) fn with_service(inner: &Inner, s: &Service, f: impl FnOnce(&mut Servi
             Some(x) => {
                 let before = x.clone();
                 f(x);
+                crate::service_deployments::keep_past(&before, x);
                 *x != before
             }
             None => false,

@@ -505,6 +505,25 @@ async fn a_canary_whose_green_tasks_fail_rolls_traffic_back_to_blue() {
         json!([0, 100]),
         "test traffic on green: {canary:#}"
     );
+    let ds = bg("deployments", &s.ep, &[&s.cluster, &s.name]).await;
+    assert_eq!(ds["listed"][0][0], "IN_PROGRESS", "{ds:#}");
+    assert_eq!(ds["listed"][1][0], "SUCCESSFUL", "{ds:#}");
+    let now = &ds["described"][0];
+    assert_eq!(now["lifecycleStage"], "PRODUCTION_TRAFFIC_SHIFT", "{ds:#}");
+    assert_eq!(
+        now["targetServiceRevision"]["requestedProductionTrafficWeight"], 20.0,
+        "{ds:#}"
+    );
+    assert_eq!(
+        now["targetServiceRevision"]["requestedTestTrafficWeight"], 100.0,
+        "{ds:#}"
+    );
+    assert_eq!(
+        now["sourceServiceRevisions"][0]["requestedProductionTrafficWeight"], 80.0,
+        "{ds:#}"
+    );
+    assert_eq!(now["deploymentCircuitBreaker"]["status"], "MONITORING", "{ds:#}");
+    assert_eq!(ds["failures"], json!(["MISSING"]), "{ds:#}");
     let mixed = answers(s.prod, 40).await;
     assert!(mixed.iter().any(|b| b.as_deref() == Some("rev2")), "{mixed:?}");
     assert!(mixed.iter().any(|b| b.as_deref() == Some("rev1")), "{mixed:?}");
@@ -551,5 +570,18 @@ async fn a_canary_whose_green_tasks_fail_rolls_traffic_back_to_blue() {
             .await
             .iter()
             .all(|b| b.as_deref() == Some("rev1"))
+    );
+    let ds = bg("deployments", &s.ep, &[&s.cluster, &s.name]).await;
+    assert_eq!(ds["listed"][0][0], "ROLLBACK_SUCCESSFUL", "{ds:#}");
+    assert_eq!(ds["rolledBack"], 1, "{ds:#}");
+    let failed = &ds["described"][0];
+    assert_eq!(
+        failed["deploymentCircuitBreaker"]["status"], "TRIGGERED",
+        "{ds:#}"
+    );
+    assert!(failed["rollback"]["serviceRevisionArn"].is_string(), "{ds:#}");
+    assert_eq!(
+        failed["targetServiceRevision"]["requestedProductionTrafficWeight"], 0.0,
+        "{ds:#}"
     );
 }

@@ -192,9 +192,29 @@ def refused(endpoint, ctx, cluster, family):
     return {"cases": out, "services": services}
 
 
+def deployments(endpoint, cluster, name):
+    """ListServiceDeployments (all, then ROLLBACK_SUCCESSFUL only) and DescribeServiceDeployments of all."""
+    ecs = client("ecs", endpoint)
+    listed = ecs.list_service_deployments(cluster=cluster, service=name)["serviceDeployments"]
+    rolled = ecs.list_service_deployments(cluster=cluster, service=name, status=["ROLLBACK_SUCCESSFUL"])
+    arns = [d["serviceDeploymentArn"] for d in listed]
+    described = ecs.describe_service_deployments(serviceDeploymentArns=arns + [arns[0] + "0"]) if arns else {}
+    return {
+        "listed": [[d["status"], d["serviceDeploymentArn"]] for d in listed],
+        "rolledBack": len(rolled["serviceDeployments"]),
+        "described": [
+            {k: d.get(k) for k in ("status", "lifecycleStage", "targetServiceRevision", "sourceServiceRevisions",
+                                   "rollback", "deploymentCircuitBreaker", "deploymentConfiguration")}
+            for d in described.get("serviceDeployments", [])
+        ],
+        "failures": [f["reason"] for f in described.get("failures", [])],
+    }
+
+
 def main():
     command, endpoint, *args = sys.argv[1:]
-    fn = {"setup": setup, "create": create, "update": update, "state": state, "refused": refused}[command]
+    fn = {"setup": setup, "create": create, "update": update, "state": state, "refused": refused,
+          "deployments": deployments}[command]
     print(json.dumps(fn(endpoint, *args), default=str))
 
 
