@@ -3,7 +3,8 @@
 //! production listener rule and a test listener's default rule forwarding to both; a
 //! BLUE_GREEN deployment under load (test traffic on green first, then production, blue
 //! stopped, nothing lost), a LINEAR one with its intermediate weights (the groups' roles
-//! swapped), a CANARY one rolled back by the circuit breaker, and the inputs ECS refuses.
+//! swapped), a CANARY one rolled back by the circuit breaker, a CANARY one taken up again
+//! after hostalb is killed, and the inputs ECS refuses.
 //! An ECS minute lasts 1 s here (`HOSTALB_ECS_MINUTE_SECONDS`).
 
 use std::process::Command;
@@ -583,5 +584,75 @@ async fn a_canary_whose_green_tasks_fail_rolls_traffic_back_to_blue() {
     assert_eq!(
         failed["targetServiceRevision"]["requestedProductionTrafficWeight"], 0.0,
         "{ds:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_taken_up_again_after_a_restart_completes() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let mut alb = start(&state).await;
+    let mut s = Setup::new(&alb, "bgre").await;
+    let family = unique("bgre");
+    let rev1 = register(&s.ep, &family, "rev1").await;
+    // 20 % for 8 minutes (8 s here): hostalb is killed during the canary.
+    let canary = r#"{"strategy": "CANARY", "bakeTimeInMinutes": 0,
+        "canaryConfiguration": {"canaryPercent": 20, "canaryBakeTimeInMinutes": 8}}"#;
+    bg(
+        "create",
+        &s.ep,
+        &[&s.ctx, &s.cluster, &s.name, &family, "2", canary],
+    )
+    .await;
+    s.until("rev1 serving", |x| settled(x, &rev1, [100, 0])).await;
+    let rev2 = register(&s.ep, &family, "rev2").await;
+    s.update(&rev2, "").await;
+    let during = s
+        .until("the canary's weights", |x| x["prod"] == json!([80, 20]))
+        .await;
+    let mut green: Vec<String> = during["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["taskDefinitionArn"] == rev2.as_str())
+        .map(|t| t["arn"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(green.len(), 2, "{during:#}");
+    green.sort();
+
+    alb.sigkill();
+    alb = start(&state).await;
+    s.ep = endpoint(&alb);
+    let done = s
+        .until("rev2 serving after the restart", |x| settled(x, &rev2, [0, 100]))
+        .await;
+    let mut now: Vec<String> = done["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["arn"].as_str().unwrap().to_owned())
+        .collect();
+    now.sort();
+    assert_eq!(now, green, "the same green tasks, none started again: {done:#}");
+    assert!(
+        events_have(
+            &done,
+            "production traffic shifted: 20% on the new service revision"
+        ),
+        "{done:#}"
+    );
+    assert!(
+        events_have(
+            &done,
+            "production traffic shifted: 100% on the new service revision"
+        ),
+        "{done:#}"
+    );
+    assert!(
+        answers(s.prod, 4)
+            .await
+            .iter()
+            .all(|b| b.as_deref() == Some("rev2"))
     );
 }
