@@ -622,6 +622,9 @@ async fn a_canary_taken_up_again_after_a_restart_completes() {
     green.sort();
 
     alb.sigkill();
+    alb.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("hostalb exited");
     alb = start(&state).await;
     s.ep = endpoint(&alb);
     let done = s
