@@ -37,6 +37,7 @@ pub(crate) fn deployments(s: &Service) -> Vec<Deployment> {
             updated_at: s.created_at,
             rollout_state: "IN_PROGRESS".into(),
             rollout_state_reason: None,
+            blue_green: None,
         }];
     }
     s.deployments.clone()
@@ -57,6 +58,7 @@ pub(crate) fn start_deployment(s: &mut Service, td: String, reason: &str) {
         updated_at: t,
         rollout_state: "IN_PROGRESS".into(),
         rollout_state_reason: Some(reason.to_owned()),
+        blue_green: None,
     };
     s.deployment_id = d.id.clone();
     s.task_definition = td;
@@ -64,16 +66,9 @@ pub(crate) fn start_deployment(s: &mut Service, td: String, reason: &str) {
     s.deployments = all;
 }
 
-/// Checks a `deploymentConfiguration` as ECS does; blue/green strategies are refused.
+/// Checks a `deploymentConfiguration` as ECS does (the blue/green members in `bluegreen`).
 pub(crate) fn check_configuration(c: &DeploymentConfiguration) -> Result<(), EcsError> {
-    if let Some(st) = c.strategy.as_deref()
-        && st != "ROLLING"
-    {
-        return Err(EcsError::new(
-            "UnsupportedFeatureException",
-            format!("deploymentConfiguration.strategy {st} is not supported by hostalb yet: ROLLING is"),
-        ));
-    }
+    crate::bluegreen::check_configuration(c)?;
     let max = c.maximum_percent.unwrap_or(DEFAULT_MAXIMUM_PERCENT);
     let min = c
         .minimum_healthy_percent
@@ -193,6 +188,7 @@ pub(crate) fn update(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
             "ECS deployment in progress: forceNewDeployment."
         };
         start_deployment(s, arn, reason);
+        crate::bluegreen::begin(s);
     } else if input.desired_count.is_some() {
         // A new desired count is no new deployment: the primary's rollout state stays.
         if let Some(d) = s.deployments.last_mut() {
@@ -279,6 +275,9 @@ fn failed_tasks(tasks: &[Task], s: &Service, id: &str) -> usize {
 /// deployment within the configuration's bounds, completes or fails the deployment.
 /// `live` are the service's tasks whose desired status is RUNNING.
 pub(crate) async fn roll(inner: &Arc<Inner>, s: &Service, live: &[Task], may_start: bool) {
+    if crate::bluegreen::in_charge(s) {
+        return crate::bluegreen::run(inner, s, live, may_start).await;
+    }
     let all = deployments(s);
     let Some(primary) = all.last().cloned() else {
         return;
@@ -507,7 +506,7 @@ mod tests {
     }
 
     #[test]
-    fn blue_green_and_impossible_bounds_are_refused() {
+    fn unknown_strategies_and_impossible_bounds_are_refused() {
         let c = |st: Option<&str>, min, max| DeploymentConfiguration {
             strategy: st.map(str::to_owned),
             minimum_healthy_percent: min,
@@ -517,10 +516,10 @@ mod tests {
         assert!(check_configuration(&c(None, None, None)).is_ok());
         assert!(check_configuration(&c(Some("ROLLING"), Some(50), Some(100))).is_ok());
         assert_eq!(
-            check_configuration(&c(Some("BLUE_GREEN"), None, None))
+            check_configuration(&c(Some("SHADOW"), None, None))
                 .unwrap_err()
                 .code,
-            "UnsupportedFeatureException"
+            "InvalidParameterException"
         );
         assert!(check_configuration(&c(None, Some(100), Some(100))).is_err());
         assert!(check_configuration(&c(None, Some(101), None)).is_err());

@@ -14,12 +14,17 @@
 //! - `services`: Create/Describe/List/DeleteService and the scheduler that keeps
 //!   `desiredCount` tasks, registered in their target groups through a [`Registrar`].
 //!
+//! - `service_deployments`: List/DescribeServiceDeployments over a service's current and
+//!   past deployments.
 //! - `deploy`: UpdateService and the rolling deployment (minimumHealthyPercent /
 //!   maximumPercent, the circuit breaker with rollback).
 //!
-//! Blue/green deployments are not here yet: they answer `UnsupportedFeatureException`, as
-//! every ECS operation not served.
+//! - `bluegreen`: ECS's native blue/green deployments (BLUE_GREEN, LINEAR, CANARY): green
+//!   tasks in the alternate target group, test then production traffic moved by the
+//!   listener rules' forward weights through a [`RuleWeights`], bake time, blue stopped;
+//!   rollback to blue.
 
+mod bluegreen;
 mod deploy;
 pub mod docker;
 mod driver;
@@ -29,6 +34,7 @@ mod ops;
 mod ops_tests;
 pub mod ports;
 pub mod records;
+mod service_deployments;
 mod services;
 pub mod validate;
 
@@ -135,6 +141,29 @@ pub type HealthReader = Arc<
         + Sync,
 >;
 
+/// A call on a listener rule's forward weights, made through ELBv2's own DescribeRules and
+/// ModifyRule (a listener's default rule is its default actions), as ECS moves traffic in a
+/// blue/green deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleCall {
+    /// The rule's forward action: its target groups and weights.
+    Read(String),
+    /// Sets the weights of the rule's forward action to these (target group, weight),
+    /// every other part of the rule kept.
+    Set(String, Vec<(String, u32)>),
+}
+
+/// Carries out a [`RuleCall`]; the binary provides it. Answers the rule's forward target
+/// groups and weights (after the change, for a `Set`); an error names what failed.
+pub type RuleWeights = Arc<
+    dyn Fn(
+            RuleCall,
+        )
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<(String, u32)>, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Why a task stops: ECS's `stopCode` and `stoppedReason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stop {
@@ -161,6 +190,9 @@ pub(crate) struct Inner {
     pub registrar: Registrar,
     /// Target health, for deployments; without one, a registered target counts healthy.
     pub health: Option<HealthReader>,
+    /// Listener rules' weights, for blue/green deployments; without one, blue/green
+    /// strategies are refused.
+    pub rules: Option<RuleWeights>,
     pub scope: Scope,
     /// Each live task's stop request channel, by task ARN: its driver watches it. A plain
     /// mutex: held only to insert, look up or remove.
@@ -190,6 +222,7 @@ impl Ecs {
                 saver,
                 registrar,
                 health: None,
+                rules: None,
                 scope: Scope::default(),
                 stops: Mutex::new(HashMap::new()),
                 calls: tokio::sync::Mutex::new(()),
@@ -202,6 +235,15 @@ impl Ecs {
     pub fn with_health(mut self, health: HealthReader) -> Ecs {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.health = Some(health);
+        }
+        self
+    }
+
+    /// The same API, moving listener rules' weights through `rules` (before [`Ecs::start`]).
+    #[must_use]
+    pub fn with_rules(mut self, rules: RuleWeights) -> Ecs {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.rules = Some(rules);
         }
         self
     }

@@ -49,7 +49,6 @@ const UNSUPPORTED: &[&str] = &[
     "DescribeGateway",
     "DescribeGatewayResources",
     "DescribeGatewayRoute",
-    "DescribeServiceDeployments",
     "DescribeServiceRevisions",
     "DescribeTaskSets",
     "DisassociateGatewayFromCluster",
@@ -65,7 +64,6 @@ const UNSUPPORTED: &[&str] = &[
     "ListGatewayClusterAssociations",
     "ListGatewayRoutes",
     "ListGateways",
-    "ListServiceDeployments",
     "ListServicesByNamespace",
     "ListTagsForResource",
     "ListTaskDefinitionFamilies",
@@ -115,15 +113,23 @@ pub(crate) async fn call(inner: &Arc<Inner>, op: &str, body: &[u8]) -> Result<Va
         "StopTask" => stop_task(inner, input),
         "ListTasks" => list_tasks(inner, input),
         "DescribeTasks" => describe_tasks(inner, input),
-        "CreateService" => crate::services::create(inner, input),
+        "CreateService" => {
+            crate::bluegreen::check_input(inner, op, &input).await?;
+            crate::services::create(inner, input)
+        }
         "DescribeServices" => crate::services::describe(inner, input),
         "ListServices" => crate::services::list(inner, input),
         "DeleteService" => crate::services::delete(inner, input),
-        "UpdateService" => crate::deploy::update(inner, input),
+        "ListServiceDeployments" => crate::service_deployments::list(inner, input),
+        "DescribeServiceDeployments" => crate::service_deployments::describe(inner, input),
+        "UpdateService" => {
+            crate::bluegreen::check_input(inner, op, &input).await?;
+            crate::deploy::update(inner, input)
+        }
         _ if UNSUPPORTED.contains(&op) => Err(EcsError::new(
             "UnsupportedFeatureException",
             format!(
-                "{op} is not supported by hostalb yet: the ECS API here serves clusters, task definitions, tasks and services (Create/Describe/List/Update/DeleteService with rolling deployments)"
+                "{op} is not supported by hostalb yet: the ECS API here serves clusters, task definitions, tasks and services (Create/Describe/List/Update/DeleteService with rolling and blue/green deployments)"
             ),
         )),
         _ => Err(EcsError::new(

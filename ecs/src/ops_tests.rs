@@ -197,8 +197,29 @@ async fn refused_calls_make_nothing() {
         ),
         (
             "UpdateService",
-            json!({"service": "s", "deploymentConfiguration": {"strategy": "BLUE_GREEN"}}),
+            json!({"service": "s", "deploymentConfiguration": {"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0,
+                "lifecycleHooks": [{"targetType": "PAUSE", "lifecycleStages": ["POST_SCALE_UP"]}]}}),
             "UnsupportedFeatureException",
+        ),
+        (
+            "UpdateService",
+            json!({"service": "s", "deploymentConfiguration": {"strategy": "BLUE_GREEN"}}),
+            "InvalidParameterException",
+        ),
+        (
+            "CreateService",
+            json!({"serviceName": "s", "taskDefinition": "shop", "desiredCount": 1,
+                "deploymentConfiguration": {"strategy": "CANARY"},
+                "loadBalancers": [{"targetGroupArn": "tg", "containerName": "web", "containerPort": 80}]}),
+            "InvalidParameterException",
+        ),
+        (
+            "CreateService",
+            json!({"serviceName": "s", "taskDefinition": "shop", "desiredCount": 1,
+                "loadBalancers": [{"targetGroupArn": "tg", "containerName": "web", "containerPort": 80,
+                    "advancedConfiguration": {"alternateTargetGroupArn": "tg2", "productionListenerRule": "r",
+                        "roleArn": "not-a-role"}}]}),
+            "InvalidParameterException",
         ),
         (
             "UpdateService",

@@ -56,6 +56,10 @@ pub struct Service {
     /// breaker rolls back to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stable_task_definition: Option<String>,
+    /// Deployments that ended (completed, replaced, rolled back), oldest first: what
+    /// ListServiceDeployments lists besides the current ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub past_deployments: Vec<Deployment>,
 }
 
 /// ECS's `Deployment`, less the counts computed from the tasks.
@@ -72,6 +76,39 @@ pub struct Deployment {
     pub rollout_state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout_state_reason: Option<String>,
+    /// A blue/green (BLUE_GREEN, LINEAR, CANARY) deployment's progress; `None` for a
+    /// rolling one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blue_green: Option<BlueGreen>,
+}
+
+/// Where a blue/green deployment is: its lifecycle stage, the target groups its (green)
+/// tasks register in and the ones the blue tasks serve from, one per load balancer, and
+/// the production traffic share moved to green so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BlueGreen {
+    /// ECS's `lifecycleStage`: SCALE_UP, TEST_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT,
+    /// BAKE_TIME, CLEAN_UP; then the deployment is COMPLETED (or rolled back).
+    pub stage: String,
+    /// When the current stage began (seconds since the epoch).
+    pub stage_started_at: f64,
+    /// Per load balancer: the group green tasks register in.
+    pub green_groups: Vec<String>,
+    /// Per load balancer: the group the previous deployment's tasks serve from.
+    pub blue_groups: Vec<String>,
+    /// Production traffic on green, in percent.
+    pub production_percent: f64,
+    /// The strategy this deployment runs (the configuration's at its start).
+    pub strategy: String,
+    /// The deployment that was PRIMARY before this one (the blue one), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blue_deployment: Option<String>,
+    /// ECS's ServiceDeployment `status` (IN_PROGRESS, SUCCESSFUL, ROLLBACK_IN_PROGRESS,
+    /// ROLLBACK_SUCCESSFUL).
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<f64>,
 }
 
 /// ECS's `DeploymentConfiguration` (the rolling part).
@@ -86,6 +123,35 @@ pub struct DeploymentConfiguration {
     pub deployment_circuit_breaker: Option<CircuitBreaker>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strategy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bake_time_in_minutes: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linear_configuration: Option<LinearConfiguration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary_configuration: Option<CanaryConfiguration>,
+    /// Read only to be refused: hostalb runs no lifecycle hooks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle_hooks: Option<serde_json::Value>,
+}
+
+/// `LinearConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct LinearConfiguration {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_bake_time_in_minutes: Option<u32>,
+}
+
+/// `CanaryConfiguration`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CanaryConfiguration {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary_percent: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary_bake_time_in_minutes: Option<u32>,
 }
 
 /// `DeploymentCircuitBreaker`.
@@ -107,6 +173,20 @@ pub struct ServiceLoadBalancer {
     pub target_group_arn: String,
     pub container_name: String,
     pub container_port: u16,
+    /// Blue/green deployments' alternate group and listener rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advanced_configuration: Option<AdvancedConfiguration>,
+}
+
+/// `AdvancedConfiguration` of a service's load balancer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AdvancedConfiguration {
+    pub alternate_target_group_arn: String,
+    pub production_listener_rule: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_listener_rule: Option<String>,
+    pub role_arn: String,
 }
 
 /// `ServiceEvent`.

@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use crate::deploy::{self, DEFAULT_MAXIMUM_PERCENT, DEFAULT_MINIMUM_HEALTHY_PERCENT};
 use crate::model::TaskDefinition;
 use crate::ops::{self, find_td_pub as find_td};
-use crate::records::{DeploymentConfiguration, MAX_EVENTS, Service, ServiceEvent, ServiceLoadBalancer, Task};
+use crate::records::{
+    AdvancedConfiguration, DeploymentConfiguration, MAX_EVENTS, Service, ServiceEvent, ServiceLoadBalancer,
+    Task,
+};
 use crate::{EcsError, Inner, Stop, TargetChange, driver, now, random_hex};
 
 /// How often the scheduler compares running tasks with `desiredCount`.
@@ -68,6 +71,7 @@ struct LbInput {
     load_balancer_name: Option<String>,
     container_name: Option<String>,
     container_port: Option<u16>,
+    advanced_configuration: Option<AdvancedConfiguration>,
 }
 
 pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError> {
@@ -158,8 +162,10 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
         deployments: Vec::new(),
         deployment_configuration,
         stable_task_definition: None,
+        past_deployments: Vec::new(),
     };
     service.deployments = deploy::deployments(&service);
+    crate::bluegreen::begin(&mut service);
     event(&mut service, format!("(service {name}) was created."));
     state
         .services
@@ -212,6 +218,7 @@ fn load_balancers(td: &TaskDefinition, given: &[LbInput]) -> Result<Vec<ServiceL
                 target_group_arn: tg,
                 container_name: name,
                 container_port: port,
+                advanced_configuration: lb.advanced_configuration.clone(),
             })
         })
         .collect()
@@ -232,7 +239,7 @@ pub(crate) fn service_json(tasks: &[Task], s: &Service) -> Value {
     let lbs: Vec<Value> = s
         .load_balancers
         .iter()
-        .map(|l| json!({"targetGroupArn": l.target_group_arn, "containerName": l.container_name, "containerPort": l.container_port}))
+        .map(|l| json!({"targetGroupArn": l.target_group_arn, "containerName": l.container_name, "containerPort": l.container_port, "advancedConfiguration": l.advanced_configuration}))
         .collect();
     let deployments: Vec<Value> = if s.status == "ACTIVE" {
         let all = deploy::deployments(s);
@@ -282,6 +289,7 @@ pub(crate) fn service_json(tasks: &[Task], s: &Service) -> Value {
     if let Some(b) = &cfg.deployment_circuit_breaker {
         configuration["deploymentCircuitBreaker"] = json!({"enable": b.enable, "rollback": b.rollback});
     }
+    crate::bluegreen::describe_configuration(cfg, &mut configuration);
     json!({
         "serviceArn": s.service_arn, "serviceName": s.service_name, "clusterArn": s.cluster_arn,
         "loadBalancers": lbs, "serviceRegistries": [], "status": s.status,
@@ -530,6 +538,7 @@ pub(crate) fn with_service(inner: &Inner, s: &Service, f: impl FnOnce(&mut Servi
             Some(x) => {
                 let before = x.clone();
                 f(x);
+                crate::service_deployments::keep_past(&before, x);
                 *x != before
             }
             None => false,
@@ -553,7 +562,7 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
     }) else {
         return;
     };
-    for lb in &service.load_balancers {
+    for (i, lb) in service.load_balancers.iter().enumerate() {
         let port = task
             .containers
             .iter()
@@ -565,9 +574,12 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
             })
             .map(|b| b.host_port);
         let Some(port) = port else { continue };
+        // A blue/green deployment's tasks register in its green group.
+        let tg = crate::bluegreen::register_group(&service, &task, i)
+            .unwrap_or_else(|| lb.target_group_arn.clone());
         let change = TargetChange {
             register: true,
-            target_group_arn: lb.target_group_arn.clone(),
+            target_group_arn: tg.clone(),
             ip: std::net::IpAddr::from([127, 0, 0, 1]),
             port,
         };
@@ -577,7 +589,7 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
                 {
                     let mut state = inner.state.lock();
                     if let Some(t) = state.tasks.iter_mut().find(|t| t.task_arn == arn) {
-                        t.registered.push((lb.target_group_arn.clone(), port));
+                        t.registered.push((tg.clone(), port));
                     }
                 }
                 with_service(inner, &service, |x| {
@@ -585,7 +597,7 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
                         x,
                         format!(
                             "(service {}) registered 1 targets in (target-group {})",
-                            x.service_name, lb.target_group_arn
+                            x.service_name, tg
                         ),
                     )
                 });
@@ -595,7 +607,7 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
                     x,
                     format!(
                         "(service {}) failed to register targets in (target-group {}) for (task {id}): {e}",
-                        x.service_name, lb.target_group_arn
+                        x.service_name, tg
                     ),
                 )
             }),
