@@ -259,6 +259,9 @@ async fn refused_blue_green_inputs_name_their_field_and_make_nothing() {
         ),
     ];
     let cases = out["cases"].as_array().unwrap();
+    for c in cases {
+        eprintln!("refused: {c}");
+    }
     assert_eq!(cases.len(), want.len(), "{out:#}");
     for ((label, code, text), got) in want.iter().zip(cases) {
         assert_eq!(got[0], *label);
