@@ -601,9 +601,10 @@ async fn a_canary_taken_up_again_after_a_restart_completes() {
     let mut s = Setup::new(&alb, "bgre").await;
     let family = unique("bgre");
     let rev1 = register(&s.ep, &family, "rev1").await;
-    // 20 % for 8 minutes (8 s here): hostalb is killed during the canary.
+    // 20 % for 15 minutes (15 s here, room for slow state reads): hostalb is killed during
+    // the canary.
     let canary = r#"{"strategy": "CANARY", "bakeTimeInMinutes": 0,
-        "canaryConfiguration": {"canaryPercent": 20, "canaryBakeTimeInMinutes": 8}}"#;
+        "canaryConfiguration": {"canaryPercent": 20, "canaryBakeTimeInMinutes": 15}}"#;
     bg(
         "create",
         &s.ep,
