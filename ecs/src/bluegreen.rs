@@ -752,10 +752,26 @@ pub(crate) async fn run(inner: &Arc<Inner>, s: &Service, live: &[Task], may_star
                 say(inner, s, format!("has stopped {n} running tasks."));
                 return;
             }
+            // Completed once the blue tasks have drained and stopped.
+            if !stopped(inner, s, |t| t.started_by.as_deref() != Some(d.id.as_str())) {
+                return;
+            }
             complete(inner, s, &d);
         }
         _ => {}
     }
+}
+
+/// Whether every task of the service that `which` picks and that was asked to stop has
+/// stopped (deregistered, drained, its containers stopped).
+fn stopped(inner: &Inner, s: &Service, which: impl Fn(&Task) -> bool) -> bool {
+    !inner.state.lock().tasks.iter().any(|t| {
+        t.cluster_arn == s.cluster_arn
+            && t.group == group(&s.service_name)
+            && t.desired_status == "STOPPED"
+            && t.last_status != "STOPPED"
+            && which(t)
+    })
 }
 
 /// Green up to the desired count (replacing failed ones), extra green stopped.
@@ -900,6 +916,10 @@ fn finish_rollback(inner: &Inner, s: &Service, d: &Deployment, b: &BlueGreen, gr
         }
         let n = green.len();
         say(inner, s, format!("has stopped {n} running tasks."));
+        return;
+    }
+    // Rolled back once the green tasks have drained and stopped.
+    if !stopped(inner, s, |t| t.started_by.as_deref() == Some(d.id.as_str())) {
         return;
     }
     let Some(blue) = b.blue_deployment.clone() else {
