@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::docker::{self, Owner};
-use crate::model::TaskDefinition;
+use crate::docker::{self, Owner, Wiring};
+use crate::model::{NetworkMode, TaskDefinition};
 use crate::records::{NetworkBinding, Task};
-use crate::{Inner, Stop, now, ports, validate};
+use crate::volumes::{Kind, TaskVolume};
+use crate::{Inner, Stop, envfiles, network, now, ports, validate};
 
 /// How often a running task's containers are inspected: an essential container's exit
 /// stops its task within this.
@@ -23,6 +24,11 @@ const WATCH_EVERY: Duration = Duration::from_millis(500);
 const PORT_ATTEMPTS: u32 = 3;
 /// How often a dependsOn condition is checked while a container waits for it.
 const DEPENDENCY_EVERY: Duration = Duration::from_millis(250);
+/// How long an awsvpc task's first container may take to get its address after it
+/// started (Docker gives it at start: this only bounds a slow engine).
+const ADDRESS_PATIENCE: Duration = Duration::from_secs(10);
+/// How often the address is looked for meanwhile.
+const ADDRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// Where a driver begins.
 #[derive(Debug)]
@@ -139,7 +145,34 @@ async fn start(
         family: &td.family,
         revision,
     };
-    for i in order {
+    let init_failed = |reason: String| Stop {
+        code: "TaskFailedToStart",
+        reason: format!("ResourceInitializationError: {reason}"),
+    };
+    provision(inner, arn, td, &snapshot.volumes)
+        .await
+        .map_err(init_failed)?;
+    let awsvpc = td.mode() == NetworkMode::Awsvpc;
+    if awsvpc {
+        inner
+            .engine
+            .ensure_network(network::NETWORK, network::labels())
+            .await
+            .map_err(|e| init_failed(format!("the awsvpc network {}: {e}", network::NETWORK)))?;
+    }
+    // awsvpc: the first container started holds the task's network namespace.
+    let holder = order
+        .first()
+        .map(|&i| docker_name(&snapshot, &td.container_definitions[i].name));
+    for c in &td.container_definitions {
+        if let Some(l) = &c.log_configuration
+            && l.log_driver == validate::AWSLOGS
+        {
+            tracing::info!(task = %arn, container = %c.name, group = l.options.get("awslogs-group").map_or("", String::as_str),
+                "ECS: logDriver awslogs has no CloudWatch here: the container logs through the engine's default driver (docker logs)");
+        }
+    }
+    for (position, i) in order.into_iter().enumerate() {
         if let Some(stop) = requested(rx) {
             return Err(stop);
         }
@@ -157,6 +190,10 @@ async fn start(
                 code: "TaskFailedToStart",
                 reason,
             }
+        };
+        let env = match envfiles::read(c).await {
+            Ok(texts) => envfiles::merge(c, &texts),
+            Err(m) => return Err(failed("ResourceInitializationError", m)),
         };
         let dynamic = td.mode() == crate::model::NetworkMode::Bridge
             && c.port_mappings.iter().any(|m| m.host_port.unwrap_or(0) == 0);
@@ -179,13 +216,26 @@ async fn start(
                     })
                     .collect()
             };
-            let docker_name = snapshot
-                .containers
-                .iter()
-                .find(|r| r.name == c.name)
-                .map(|r| r.docker_name.clone())
-                .unwrap_or_default();
-            let body = docker::create_body(td, c, &owner, &bindings, links);
+            let wiring = Wiring {
+                bindings: bindings.clone(),
+                links,
+                env: env.clone(),
+                binds: crate::volumes::binds(c, &snapshot.volumes),
+                volumes_from: crate::volumes::volumes_from(c, |n| {
+                    snapshot
+                        .containers
+                        .iter()
+                        .find(|r| r.name == n)
+                        .map(|r| r.docker_name.clone())
+                }),
+                netns_holder: if awsvpc && position > 0 {
+                    holder.clone()
+                } else {
+                    None
+                },
+            };
+            let body = docker::create_body(td, c, &owner, wiring);
+            let docker_name = docker_name(&snapshot, &c.name);
             let id = match inner.engine.create(&docker_name, body).await {
                 Ok(id) => id,
                 Err(m) if m.contains("No such image") => {
@@ -223,11 +273,133 @@ async fn start(
                 Err(m) => return Err(failed("CannotStartContainerError", m)),
             }
         }
+        if awsvpc && position == 0 {
+            let id = task(inner, arn)
+                .and_then(|t| t.containers.into_iter().find(|r| r.name == c.name))
+                .and_then(|r| r.runtime_id)
+                .unwrap_or_default();
+            let ip = task_address(inner, &id)
+                .await
+                .map_err(|m| failed("ResourceInitializationError", m))?;
+            let attachment_id = uuid_like();
+            let eni = format!("eni-{}", crate::random_hex(8));
+            tracing::info!(task = %arn, address = %ip, "ECS: the awsvpc task's address");
+            update(inner, arn, |t| {
+                t.attachments = vec![network::attachment(&attachment_id, &eni, &ip, None)];
+                for r in &mut t.containers {
+                    r.network_interfaces = vec![network::interface(&attachment_id, &ip)];
+                }
+            });
+        }
         update(inner, arn, |t| {
             if let Some(rec) = t.containers.iter_mut().find(|r| r.name == c.name) {
                 rec.last_status = "RUNNING".into();
             }
         });
+    }
+    Ok(())
+}
+
+fn docker_name(t: &Task, container: &str) -> String {
+    t.containers
+        .iter()
+        .find(|r| r.name == container)
+        .map(|r| r.docker_name.clone())
+        .unwrap_or_default()
+}
+
+/// An id shaped as ECS's attachment ids (a UUID).
+fn uuid_like() -> String {
+    let h = crate::random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The address of an awsvpc task: its first container's on [`network::NETWORK`].
+async fn task_address(inner: &Inner, id: &str) -> Result<String, String> {
+    let began = Instant::now();
+    loop {
+        if let Some(ip) = inner.engine.address_on(id, network::NETWORK).await? {
+            return Ok(ip);
+        }
+        if began.elapsed() >= ADDRESS_PATIENCE {
+            return Err(format!(
+                "the container got no address on the Docker network {} within {} s",
+                network::NETWORK,
+                ADDRESS_PATIENCE.as_secs()
+            ));
+        }
+        tokio::time::sleep(ADDRESS_EVERY).await;
+    }
+}
+
+/// Makes the task's Docker volumes: its own ones, and the shared ones it may provision.
+async fn provision(
+    inner: &Inner,
+    arn: &str,
+    td: &TaskDefinition,
+    volumes: &[TaskVolume],
+) -> Result<(), String> {
+    for v in volumes {
+        let config = td
+            .volumes
+            .iter()
+            .find(|d| d.name == v.name)
+            .and_then(|d| d.docker_volume_configuration.clone())
+            .unwrap_or_default();
+        let mut labels: std::collections::HashMap<String, String> =
+            config.labels.clone().into_iter().collect();
+        let request = |labels| bollard::models::VolumeCreateRequest {
+            name: Some(v.source.clone()),
+            driver: Some(
+                config
+                    .driver
+                    .clone()
+                    .unwrap_or_else(|| crate::volumes::LOCAL_DRIVER.into()),
+            ),
+            driver_opts: (!config.driver_opts.is_empty())
+                .then(|| config.driver_opts.clone().into_iter().collect()),
+            labels: Some(labels),
+            ..bollard::models::VolumeCreateRequest::default()
+        };
+        match v.kind {
+            Kind::Bind => {}
+            Kind::Task => {
+                labels.insert(hostalb_aws::ecs::labels::TASK_ARN.into(), arn.to_owned());
+                inner
+                    .engine
+                    .create_volume(request(labels))
+                    .await
+                    .map_err(|e| format!("volume {}: {e}", v.name))?;
+            }
+            Kind::Shared => {
+                let exists = inner
+                    .engine
+                    .volume_exists(&v.source)
+                    .await
+                    .map_err(|e| format!("volume {}: {e}", v.name))?;
+                if exists {
+                    continue;
+                }
+                if config.autoprovision != Some(true) {
+                    return Err(format!(
+                        "volume {}: the shared Docker volume {} does not exist and autoprovision is not set",
+                        v.name, v.source
+                    ));
+                }
+                inner
+                    .engine
+                    .create_volume(request(labels))
+                    .await
+                    .map_err(|e| format!("volume {}: {e}", v.name))?;
+            }
+        }
     }
     Ok(())
 }
@@ -241,6 +413,10 @@ fn port_taken(message: &str) -> bool {
 /// range, away from every port a live task holds.
 fn bind_ports(inner: &Inner, td: &TaskDefinition, i: usize) -> Result<Vec<NetworkBinding>, String> {
     let c = &td.container_definitions[i];
+    // awsvpc: the task has its own address; no host port is bound.
+    if td.mode() == NetworkMode::Awsvpc {
+        return Ok(Vec::new());
+    }
     let state = inner.state.lock();
     let mut taken: BTreeSet<u16> = state
         .tasks
@@ -461,11 +637,20 @@ async fn finish(inner: &Inner, arn: &str, td: &TaskDefinition, stop: Stop) {
             }
         });
     }
+    // The task's own Docker volumes go with it; shared ones and bind mounts stay.
+    for v in t.volumes.iter().filter(|v| v.kind == Kind::Task) {
+        if let Err(e) = inner.engine.remove_volume(&v.source).await {
+            tracing::warn!(task = %arn, volume = %v.source, error = %e, "ECS: cannot remove a task's volume");
+        }
+    }
     update(inner, arn, |t| {
         t.last_status = "STOPPED".into();
         t.stopped_at = Some(now());
         for r in &mut t.containers {
             r.last_status = "STOPPED".into();
+        }
+        for a in &mut t.attachments {
+            a.status = "DELETED".into();
         }
     });
 }

@@ -7,6 +7,9 @@
 //! - [`docker`]: a container definition as Docker's create body (the agent's labels,
 //!   `ecs-FAMILY-REV-NAME-RANDOM` names, port bindings, limits, health check);
 //! - [`ports`]: dynamic host ports from the agent's range;
+//! - [`volumes`]: bind mounts and Docker volumes (task-scoped or shared) and the
+//!   containers' `mountPoints` / `volumesFrom`; [`envfiles`]: `environmentFiles` read
+//!   from local files; [`network`]: awsvpc, each task its own address on a Docker bridge;
 //! - `driver`: one task's life: containers started in dependency order, watched (an
 //!   essential container's exit stops the task), stopped (SIGTERM, SIGKILL after
 //!   `stopTimeout`) and removed;
@@ -23,7 +26,9 @@
 mod deploy;
 pub mod docker;
 mod driver;
+pub mod envfiles;
 pub mod model;
+pub mod network;
 mod ops;
 #[cfg(test)]
 mod ops_tests;
@@ -31,6 +36,7 @@ pub mod ports;
 pub mod records;
 mod services;
 pub mod validate;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -463,6 +463,7 @@ struct RunTaskInput {
     group: Option<String>,
     launch_type: Option<String>,
     overrides: Option<Value>,
+    network_configuration: Option<Value>,
 }
 
 fn run_task(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError> {
@@ -478,6 +479,7 @@ fn run_task(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError> {
             td.task_definition_arn.as_deref().unwrap_or_default()
         )));
     }
+    crate::network::check_configuration(td.mode(), input.network_configuration.as_ref())?;
     let count = input.count.unwrap_or(1);
     if count == 0 || count > MAX_RUN_COUNT {
         return Err(EcsError::invalid(format!(
@@ -562,6 +564,7 @@ pub(crate) fn launch(
                 created_at: t_now,
                 health_status: "UNKNOWN".into(),
                 version: 1,
+                volumes: crate::volumes::plan(td, || random_hex(10)),
                 ..Task::default()
             };
             state.tasks.push(task.clone());
@@ -580,6 +583,7 @@ pub(crate) fn task_json(t: &Task) -> Value {
     let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
         m.remove("registered");
+        m.remove("volumes");
     }
     if let Some(cs) = v.get_mut("containers").and_then(Value::as_array_mut) {
         for c in cs {

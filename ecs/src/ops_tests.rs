@@ -186,9 +186,14 @@ async fn refused_calls_make_nothing() {
         ("DescribeTasks", json!({"tasks": []}), "InvalidParameterException"),
         (
             "RegisterTaskDefinition",
-            json!({"family": "x", "networkMode": "awsvpc",
+            json!({"family": "x", "volumes": [{"name": "v", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}],
             "containerDefinitions": [{"name": "a", "image": "i"}]}),
             "ClientException",
+        ),
+        (
+            "RunTask",
+            json!({"taskDefinition": "shop", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["s"]}}}),
+            "InvalidParameterException",
         ),
         (
             "UpdateService",

@@ -100,11 +100,6 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
             "deploymentController other than ECS is not supported by hostalb yet",
         ));
     }
-    if input.network_configuration.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(EcsError::invalid(
-            "networkConfiguration (awsvpc) is not supported by hostalb yet: use bridge or host task definitions",
-        ));
-    }
     if !input.service_registries.is_empty() || input.task_sets.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(EcsError::invalid(
             "serviceRegistries and task sets are not supported by hostalb yet",
@@ -129,6 +124,7 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
             "desiredCount is required for a REPLICA service",
         ));
     };
+    crate::network::check_configuration(td.mode(), input.network_configuration.as_ref())?;
     let load_balancers = load_balancers(&td, &input.load_balancers)?;
     let deployment_configuration = input.deployment_configuration.unwrap_or_default();
     deploy::check_configuration(&deployment_configuration)?;
@@ -158,6 +154,7 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
         deployments: Vec::new(),
         deployment_configuration,
         stable_task_definition: None,
+        network_configuration: input.network_configuration.clone().filter(|v| !v.is_null()),
     };
     service.deployments = deploy::deployments(&service);
     event(&mut service, format!("(service {name}) was created."));
@@ -554,21 +551,14 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
         return;
     };
     for lb in &service.load_balancers {
-        let port = task
-            .containers
-            .iter()
-            .find(|c| c.name == lb.container_name)
-            .and_then(|c| {
-                c.network_bindings
-                    .iter()
-                    .find(|b| b.container_port == lb.container_port)
-            })
-            .map(|b| b.host_port);
-        let Some(port) = port else { continue };
+        // awsvpc: {task address, containerPort}; else {this host, host port}.
+        let Some((ip, port)) = task.target(&lb.container_name, lb.container_port) else {
+            continue;
+        };
         let change = TargetChange {
             register: true,
             target_group_arn: lb.target_group_arn.clone(),
-            ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            ip,
             port,
         };
         let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
@@ -607,14 +597,14 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
 /// Deregisters a stopping task from the target groups it was registered in, then waits
 /// for the longest of their deregistration delays.
 pub(crate) async fn deregister(inner: &Inner, arn: &str) {
-    let registered = {
+    let (registered, ip) = {
         let mut state = inner.state.lock();
         state
             .tasks
             .iter_mut()
             .find(|t| t.task_arn == arn)
-            .map(|t| std::mem::take(&mut t.registered))
-            .unwrap_or_default()
+            .map(|t| (std::mem::take(&mut t.registered), t.target_ip()))
+            .unwrap_or((Vec::new(), std::net::IpAddr::from([127, 0, 0, 1])))
     };
     if registered.is_empty() {
         return;
@@ -624,7 +614,7 @@ pub(crate) async fn deregister(inner: &Inner, arn: &str) {
         let change = TargetChange {
             register: false,
             target_group_arn: tg.clone(),
-            ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            ip,
             port,
         };
         match (inner.registrar)(change).await {

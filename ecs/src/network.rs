@@ -1,0 +1,84 @@
+//! `awsvpc` on one host: each task gets its own network namespace and address, as an ENI
+//! gives it on EC2. The task's first container (in start order) is attached to the Docker
+//! bridge network [`NETWORK`] and holds the namespace; the task's other containers join it
+//! (`container:` network mode), as the agent's containers join its pause container, so they
+//! reach each other on `localhost`. The host routes to the bridge, so a target group of
+//! type `ip` reaches the task at `{task address, containerPort}`; no host port is bound.
+//!
+//! hostalb pulls no image, so there is no pause container: the namespace lives as long as
+//! its first container. `networkConfiguration.awsvpcConfiguration` (subnets, security
+//! groups, public IP) is accepted and kept; on one host it selects nothing.
+
+use std::collections::HashMap;
+
+use crate::records::{Attachment, KeyValue, NetworkInterface, PRIVATE_IPV4};
+
+/// The Docker bridge network awsvpc tasks get their addresses on, made when the first such
+/// task starts and kept (it stands for the VPC's subnet).
+pub const NETWORK: &str = "hostalb-awsvpc";
+/// Label marking what hostalb made on the engine.
+pub const MADE_BY_LABEL: &str = "com.hostalb.made-by";
+
+/// Labels of the network hostalb makes.
+pub fn labels() -> HashMap<String, String> {
+    HashMap::from([(MADE_BY_LABEL.to_owned(), "hostalb-ecs".to_owned())])
+}
+
+/// The task's `ElasticNetworkInterface` attachment, as DescribeTasks shows it on AWS, with
+/// its address; `subnet`: the first subnet RunTask named, when it named one.
+pub fn attachment(id: &str, eni: &str, ip: &str, subnet: Option<&str>) -> Attachment {
+    let mut details = Vec::new();
+    if let Some(s) = subnet {
+        details.push(KeyValue {
+            name: "subnetId".into(),
+            value: s.to_owned(),
+        });
+    }
+    details.push(KeyValue {
+        name: "networkInterfaceId".into(),
+        value: eni.to_owned(),
+    });
+    details.push(KeyValue {
+        name: PRIVATE_IPV4.into(),
+        value: ip.to_owned(),
+    });
+    Attachment {
+        id: id.to_owned(),
+        kind: "ElasticNetworkInterface".into(),
+        status: "ATTACHED".into(),
+        details,
+    }
+}
+
+/// The interface as each container of the task shows it.
+pub fn interface(attachment_id: &str, ip: &str) -> NetworkInterface {
+    NetworkInterface {
+        attachment_id: attachment_id.to_owned(),
+        private_ipv4_address: ip.to_owned(),
+    }
+}
+
+/// `networkConfiguration` of RunTask or CreateService: accepted for awsvpc task
+/// definitions (kept, meaningless here), refused for the others as ECS refuses it.
+pub fn check_configuration(
+    mode: crate::model::NetworkMode,
+    given: Option<&serde_json::Value>,
+) -> Result<(), crate::EcsError> {
+    let given = given.filter(|v| !v.is_null());
+    match (mode, given) {
+        (crate::model::NetworkMode::Awsvpc, _) | (_, None) => Ok(()),
+        _ => Err(crate::EcsError::invalid(
+            "Network Configuration is not valid for the given networkMode of this task definition.",
+        )),
+    }
+}
+
+/// The first subnet of an `awsvpcConfiguration`.
+pub fn first_subnet(given: Option<&serde_json::Value>) -> Option<String> {
+    given?
+        .get("awsvpcConfiguration")?
+        .get("subnets")?
+        .get(0)?
+        .as_str()
+        .map(str::to_owned)
+}
