@@ -288,6 +288,7 @@ pub(crate) fn service_json(tasks: &[Task], s: &Service) -> Value {
         "deployments": deployments, "events": s.events, "createdAt": s.created_at,
         "schedulingStrategy": "REPLICA", "deploymentController": {"type": "ECS"},
         "healthCheckGracePeriodSeconds": s.health_check_grace_period_seconds,
+        "networkConfiguration": s.network_configuration,
     })
 }
 

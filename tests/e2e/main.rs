@@ -16,6 +16,7 @@ mod dashboard;
 mod desync;
 mod docker;
 mod ecs;
+mod ecs_tasks;
 mod errors;
 mod framing;
 mod h2;
