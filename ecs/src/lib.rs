@@ -141,6 +141,15 @@ pub type HealthReader = Arc<
         + Sync,
 >;
 
+/// Reads a target group's `TargetType` (`instance`, `ip`...), as ELBv2's
+/// DescribeTargetGroups answers it; the binary provides it. `None` when it cannot be read.
+/// CreateService refuses an `instance` group for an awsvpc task definition, as ECS does.
+pub type TargetTypeReader = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Why a task stops: ECS's `stopCode` and `stoppedReason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stop {
@@ -167,6 +176,8 @@ pub(crate) struct Inner {
     pub registrar: Registrar,
     /// Target health, for deployments; without one, a registered target counts healthy.
     pub health: Option<HealthReader>,
+    /// Target groups' types, for awsvpc services; without one, any group is taken.
+    pub target_types: Option<TargetTypeReader>,
     pub scope: Scope,
     /// Each live task's stop request channel, by task ARN: its driver watches it. A plain
     /// mutex: held only to insert, look up or remove.
@@ -196,6 +207,7 @@ impl Ecs {
                 saver,
                 registrar,
                 health: None,
+                target_types: None,
                 scope: Scope::default(),
                 stops: Mutex::new(HashMap::new()),
                 calls: tokio::sync::Mutex::new(()),
@@ -208,6 +220,15 @@ impl Ecs {
     pub fn with_health(mut self, health: HealthReader) -> Ecs {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.health = Some(health);
+        }
+        self
+    }
+
+    /// The same API, reading target groups' types through `read` (before [`Ecs::start`]).
+    #[must_use]
+    pub fn with_target_types(mut self, read: TargetTypeReader) -> Ecs {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.target_types = Some(read);
         }
         self
     }

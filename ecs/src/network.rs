@@ -82,3 +82,41 @@ pub fn first_subnet(given: Option<&serde_json::Value>) -> Option<String> {
         .as_str()
         .map(str::to_owned)
 }
+
+/// CreateService of an awsvpc task definition: each load balancer's target group must be
+/// of type `ip` (tasks register by address), as ECS requires; an `instance` group is
+/// refused with ECS's message. Groups whose type cannot be read are left to
+/// RegisterTargets.
+pub(crate) async fn check_target_groups(
+    inner: &crate::Inner,
+    input: &serde_json::Value,
+) -> Result<(), crate::EcsError> {
+    let Some(read) = &inner.target_types else {
+        return Ok(());
+    };
+    let Some(reference) = input.get("taskDefinition").and_then(serde_json::Value::as_str) else {
+        return Ok(());
+    };
+    let Ok(td) = crate::ops::find_td_pub(inner, reference) else {
+        return Ok(());
+    };
+    if td.mode() != crate::model::NetworkMode::Awsvpc {
+        return Ok(());
+    }
+    let groups = input
+        .get("loadBalancers")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|lb| lb.get("targetGroupArn").and_then(serde_json::Value::as_str));
+    for tg in groups {
+        if let Some(kind) = read(tg.to_owned()).await
+            && kind != "ip"
+        {
+            return Err(crate::EcsError::invalid(format!(
+                "The provided target group {tg} has target type {kind}, which is incompatible with the awsvpc network mode specified in the task definition."
+            )));
+        }
+    }
+    Ok(())
+}

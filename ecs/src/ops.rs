@@ -115,7 +115,10 @@ pub(crate) async fn call(inner: &Arc<Inner>, op: &str, body: &[u8]) -> Result<Va
         "StopTask" => stop_task(inner, input),
         "ListTasks" => list_tasks(inner, input),
         "DescribeTasks" => describe_tasks(inner, input),
-        "CreateService" => crate::services::create(inner, input),
+        "CreateService" => {
+            crate::network::check_target_groups(inner, &input).await?;
+            crate::services::create(inner, input)
+        }
         "DescribeServices" => crate::services::describe(inner, input),
         "ListServices" => crate::services::list(inner, input),
         "DeleteService" => crate::services::delete(inner, input),

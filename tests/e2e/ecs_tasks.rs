@@ -567,6 +567,51 @@ async fn awsvpc_tasks_get_their_own_address_and_services_register_it_as_ip_targe
         ],
     )
     .await;
+    // An `instance` target group cannot take an awsvpc task: refused as ECS refuses it.
+    let instance_tg = aws(
+        &ep,
+        &[
+            "elbv2",
+            "create-target-group",
+            "--name",
+            &unique("inst"),
+            "--protocol",
+            "HTTP",
+            "--port",
+            "80",
+            "--target-type",
+            "instance",
+        ],
+    )
+    .await;
+    let instance_arn = instance_tg["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let e = aws_result(
+        &ep,
+        &[
+            "ecs",
+            "create-service",
+            "--cluster",
+            &cluster,
+            "--service-name",
+            &name,
+            "--task-definition",
+            &family,
+            "--desired-count",
+            "1",
+            "--load-balancers",
+            &format!("targetGroupArn={instance_arn},containerName=web,containerPort=80"),
+        ],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains("InvalidParameterException")
+            && e.contains("target type instance, which is incompatible with the awsvpc"),
+        "{e}"
+    );
     let made = aws(
         &ep,
         &[
