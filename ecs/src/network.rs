@@ -25,7 +25,7 @@ pub fn labels() -> HashMap<String, String> {
 }
 
 /// The task's `ElasticNetworkInterface` attachment, as DescribeTasks shows it on AWS, with
-/// its address; `subnet`: the first subnet RunTask named, when it named one.
+/// its address; `subnet`: the subnet to show, when one is known.
 pub fn attachment(id: &str, eni: &str, ip: &str, subnet: Option<&str>) -> Attachment {
     let mut details = Vec::new();
     if let Some(s) = subnet {
@@ -73,16 +73,6 @@ pub fn check_configuration(
     }
 }
 
-/// The first subnet of an `awsvpcConfiguration`.
-pub fn first_subnet(given: Option<&serde_json::Value>) -> Option<String> {
-    given?
-        .get("awsvpcConfiguration")?
-        .get("subnets")?
-        .get(0)?
-        .as_str()
-        .map(str::to_owned)
-}
-
 /// CreateService of an awsvpc task definition: each load balancer's target group must be
 /// of type `ip` (tasks register by address), as ECS requires; an `instance` group is
 /// refused with ECS's message. Groups whose type cannot be read are left to
@@ -119,4 +109,26 @@ pub(crate) async fn check_target_groups(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::NetworkMode;
+    use serde_json::json;
+
+    #[test]
+    fn network_configuration_goes_with_awsvpc_only() {
+        let given = json!({"awsvpcConfiguration": {"subnets": ["subnet-1"], "securityGroups": ["sg-1"]}});
+        check_configuration(NetworkMode::Awsvpc, Some(&given)).unwrap();
+        check_configuration(NetworkMode::Awsvpc, None).unwrap();
+        check_configuration(NetworkMode::Bridge, None).unwrap();
+        check_configuration(NetworkMode::Bridge, Some(&serde_json::Value::Null)).unwrap();
+        let e = check_configuration(NetworkMode::Bridge, Some(&given)).unwrap_err();
+        assert_eq!(e.code, "InvalidParameterException");
+        let a = attachment("id-1", "eni-1", "172.18.0.2", Some("subnet-1"));
+        let names: Vec<&str> = a.details.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["subnetId", "networkInterfaceId", "privateIPv4Address"]);
+        assert_eq!(interface("id-1", "172.18.0.2").private_ipv4_address, "172.18.0.2");
+    }
 }

@@ -343,4 +343,34 @@ mod tests {
         };
         assert!(serde_json::to_string(&binding).unwrap().contains("\"bindIP\""));
     }
+
+    #[test]
+    fn a_task_is_reached_at_its_own_address_in_awsvpc_else_at_its_host_port() {
+        let mut t = Task {
+            containers: vec![Container {
+                name: "web".into(),
+                network_bindings: vec![NetworkBinding {
+                    bind_ip: "0.0.0.0".into(),
+                    container_port: 80,
+                    host_port: 49200,
+                    protocol: "tcp".into(),
+                }],
+                ..Container::default()
+            }],
+            ..Task::default()
+        };
+        let local = std::net::IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(t.target("web", 80), Some((local, 49200)));
+        assert_eq!(t.target("web", 81), None);
+        assert_eq!(t.target("other", 80), None);
+        assert_eq!(t.target_ip(), local);
+        t.containers[0].network_bindings.clear();
+        t.attachments = vec![crate::network::attachment("a", "eni-1", "172.18.0.5", None)];
+        let own: std::net::IpAddr = "172.18.0.5".parse().unwrap();
+        assert_eq!(t.target("web", 80), Some((own, 80)));
+        assert_eq!(t.target_ip(), own);
+        let text = serde_json::to_string(&t).unwrap();
+        assert!(text.contains("\"privateIPv4Address\""), "{text}");
+        assert!(text.contains("\"type\":\"ElasticNetworkInterface\""), "{text}");
+    }
 }
