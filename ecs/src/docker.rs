@@ -9,9 +9,10 @@ use bollard::models::{
     NetworkCreateRequest, PortBinding, ResourcesUlimits, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, RemoveVolumeOptions,
-    StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
+    RemoveVolumeOptions, StopContainerOptions,
 };
+use futures_util::StreamExt;
 use hostalb_aws::ecs::labels;
 
 use crate::model::{ContainerDefinition, NetworkMode, TaskDefinition, health_defaults};
@@ -61,8 +62,9 @@ pub struct Wiring {
     pub binds: Vec<String>,
     /// `docker-name[:ro]` of its volumesFrom.
     pub volumes_from: Vec<String>,
-    /// awsvpc: the Docker name of the task's container that holds the task's network
-    /// namespace; `None` when this container holds it (on [`crate::network::NETWORK`]).
+    /// awsvpc: the Docker name of the container that holds the task's network namespace
+    /// (its pause container); `None` when this container holds it (on
+    /// [`crate::network::NETWORK`]).
     pub netns_holder: Option<String>,
 }
 
@@ -186,6 +188,28 @@ pub fn create_body(
     }
 }
 
+/// Docker's create body for an awsvpc task's pause container: the agent's labels (its
+/// container name `~internal~ecs~pause`), on the awsvpc network, running `/pause`.
+pub fn pause_body(owner: &Owner<'_>) -> ContainerCreateBody {
+    let labels_map: HashMap<String, String> = HashMap::from([
+        (labels::TASK_ARN.into(), owner.task_arn.into()),
+        (labels::CONTAINER_NAME.into(), crate::pause::CONTAINER_NAME.into()),
+        (labels::TASK_DEFINITION_FAMILY.into(), owner.family.into()),
+        (labels::TASK_DEFINITION_VERSION.into(), owner.revision.to_string()),
+        (labels::CLUSTER.into(), owner.cluster_arn.into()),
+    ]);
+    ContainerCreateBody {
+        image: Some(crate::pause::IMAGE.into()),
+        entrypoint: Some(vec![crate::pause::PROGRAM.into()]),
+        labels: Some(labels_map),
+        host_config: Some(HostConfig {
+            network_mode: Some(crate::network::NETWORK.into()),
+            ..HostConfig::default()
+        }),
+        ..ContainerCreateBody::default()
+    }
+}
+
 /// What a container is doing, as a task needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
@@ -293,6 +317,29 @@ impl Engine {
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
             Err(e) => Err(describe(&e)),
         }
+    }
+
+    /// Makes image `repository:tag` from `root` (a tar archive of its root filesystem, as
+    /// `docker import` does) unless the engine has it already.
+    pub async fn import_image(&self, repository: &str, tag: &str, root: Vec<u8>) -> Result<(), String> {
+        match self.docker.inspect_image(&format!("{repository}:{tag}")).await {
+            Ok(_) => return Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(describe(&e)),
+        }
+        let options = CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repository.into()),
+            tag: Some(tag.into()),
+            ..CreateImageOptions::default()
+        };
+        let mut progress =
+            self.docker
+                .create_image(Some(options), Some(bollard::body_full(root.into())), None);
+        while let Some(step) = progress.next().await {
+            step.map_err(|e| describe(&e))?;
+        }
+        Ok(())
     }
 
     /// Creates a Docker volume; one that exists already is taken as it is.
@@ -586,5 +633,17 @@ mod tests {
         let host = second.host_config.unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("container:ecs-f-1-web-ab"));
         assert!(host.port_bindings.is_none());
+    }
+
+    #[test]
+    fn the_pause_container_carries_the_agents_labels_on_the_awsvpc_network() {
+        let body = pause_body(&owner());
+        assert_eq!(body.image.as_deref(), Some(crate::pause::IMAGE));
+        assert_eq!(body.entrypoint, Some(vec![crate::pause::PROGRAM.to_owned()]));
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[labels::CONTAINER_NAME], "~internal~ecs~pause");
+        assert_eq!(labels[labels::TASK_ARN], "t");
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some(crate::network::NETWORK));
     }
 }

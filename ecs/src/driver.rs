@@ -14,7 +14,7 @@ use crate::docker::{self, Owner, Wiring};
 use crate::model::{NetworkMode, TaskDefinition};
 use crate::records::{NetworkBinding, Task};
 use crate::volumes::{Kind, TaskVolume};
-use crate::{Inner, Stop, envfiles, network, now, ports, validate};
+use crate::{Inner, Stop, envfiles, network, now, pause, ports, validate};
 
 /// How often a running task's containers are inspected: an essential container's exit
 /// stops its task within this.
@@ -160,10 +160,25 @@ async fn start(
             .await
             .map_err(|e| init_failed(format!("the awsvpc network {}: {e}", network::NETWORK)))?;
     }
-    // awsvpc: the first container started holds the task's network namespace.
-    let holder = order
-        .first()
-        .map(|&i| docker_name(&snapshot, &td.container_definitions[i].name));
+    // awsvpc: the pause container holds the task's network namespace (the first
+    // container, where there is no pause program for this architecture).
+    let pause = if awsvpc && let Some(root) = pause::root_filesystem() {
+        Some(
+            start_pause(inner, arn, td, &owner, root)
+                .await
+                .map_err(init_failed)?,
+        )
+    } else {
+        None
+    };
+    let first_holds = awsvpc && pause.is_none();
+    let holder = if first_holds {
+        order
+            .first()
+            .map(|&i| docker_name(&snapshot, &td.container_definitions[i].name))
+    } else {
+        pause
+    };
     for c in &td.container_definitions {
         if let Some(l) = &c.log_configuration
             && l.log_driver == validate::AWSLOGS
@@ -228,7 +243,7 @@ async fn start(
                         .find(|r| r.name == n)
                         .map(|r| r.docker_name.clone())
                 }),
-                netns_holder: if awsvpc && position > 0 {
+                netns_holder: if awsvpc && (position > 0 || !first_holds) {
                     holder.clone()
                 } else {
                     None
@@ -273,23 +288,14 @@ async fn start(
                 Err(m) => return Err(failed("CannotStartContainerError", m)),
             }
         }
-        if awsvpc && position == 0 {
+        if first_holds && position == 0 {
             let id = task(inner, arn)
                 .and_then(|t| t.containers.into_iter().find(|r| r.name == c.name))
                 .and_then(|r| r.runtime_id)
                 .unwrap_or_default();
-            let ip = task_address(inner, &id)
+            record_address(inner, arn, &id)
                 .await
                 .map_err(|m| failed("ResourceInitializationError", m))?;
-            let attachment_id = uuid_like();
-            let eni = format!("eni-{}", crate::random_hex(8));
-            tracing::info!(task = %arn, address = %ip, "ECS: the awsvpc task's address");
-            update(inner, arn, |t| {
-                t.attachments = vec![network::attachment(&attachment_id, &eni, &ip, None)];
-                for r in &mut t.containers {
-                    r.network_interfaces = vec![network::interface(&attachment_id, &ip)];
-                }
-            });
         }
         update(inner, arn, |t| {
             if let Some(rec) = t.containers.iter_mut().find(|r| r.name == c.name) {
@@ -321,7 +327,59 @@ fn uuid_like() -> String {
     )
 }
 
-/// The address of an awsvpc task: its first container's on [`network::NETWORK`].
+/// Reads the address of the container holding the task's namespace and records it as the
+/// task's network interface.
+async fn record_address(inner: &Inner, arn: &str, id: &str) -> Result<(), String> {
+    let ip = task_address(inner, id).await?;
+    let attachment_id = uuid_like();
+    let eni = format!("eni-{}", crate::random_hex(8));
+    tracing::info!(task = %arn, address = %ip, "ECS: the awsvpc task's address");
+    update(inner, arn, |t| {
+        t.attachments = vec![network::attachment(&attachment_id, &eni, &ip, None)];
+        for r in &mut t.containers {
+            r.network_interfaces = vec![network::interface(&attachment_id, &ip)];
+        }
+    });
+    Ok(())
+}
+
+/// Starts the task's pause container on [`network::NETWORK`] (its image made first when
+/// the engine lacks it) and records the task's address; its Docker name.
+async fn start_pause(
+    inner: &Inner,
+    arn: &str,
+    td: &TaskDefinition,
+    owner: &Owner<'_>,
+    root: Vec<u8>,
+) -> Result<String, String> {
+    inner
+        .engine
+        .import_image(pause::REPOSITORY, pause::TAG, root)
+        .await
+        .map_err(|e| format!("the pause image {}: {e}", pause::IMAGE))?;
+    let name = format!(
+        "ecs-{}-{}-internalecspause-{}",
+        td.family,
+        owner.revision,
+        crate::random_hex(10)
+    );
+    // Recorded before it exists, so that a stop (or a restarted hostalb) removes it.
+    update(inner, arn, |t| t.pause_container = Some(name.clone()));
+    let id = inner
+        .engine
+        .create(&name, docker::pause_body(owner))
+        .await
+        .map_err(|e| format!("the pause container: {e}"))?;
+    inner
+        .engine
+        .start(&id)
+        .await
+        .map_err(|e| format!("the pause container: {e}"))?;
+    record_address(inner, arn, &id).await?;
+    Ok(name)
+}
+
+/// The address of an awsvpc task: its namespace holder's on [`network::NETWORK`].
 async fn task_address(inner: &Inner, id: &str) -> Result<String, String> {
     let began = Instant::now();
     loop {
@@ -636,6 +694,12 @@ async fn finish(inner: &Inner, arn: &str, td: &TaskDefinition, stop: Stop) {
                 }
             }
         });
+    }
+    // The pause container last: the task's address goes with it.
+    if let Some(name) = &t.pause_container
+        && let Err(e) = inner.engine.remove(name).await
+    {
+        tracing::warn!(task = %arn, container = %name, error = %e, "ECS: cannot remove a task's pause container");
     }
     // The task's own Docker volumes go with it; shared ones and bind mounts stay.
     for v in t.volumes.iter().filter(|v| v.kind == Kind::Task) {

@@ -9,7 +9,8 @@
 //! - [`ports`]: dynamic host ports from the agent's range;
 //! - [`volumes`]: bind mounts and Docker volumes (task-scoped or shared) and the
 //!   containers' `mountPoints` / `volumesFrom`; [`envfiles`]: `environmentFiles` read
-//!   from local files; [`network`]: awsvpc, each task its own address on a Docker bridge;
+//!   from local files; [`network`]: awsvpc, each task its own address on a Docker bridge,
+//!   held by its [`pause`] container;
 //! - `driver`: one task's life: containers started in dependency order, watched (an
 //!   essential container's exit stops the task), stopped (SIGTERM, SIGKILL after
 //!   `stopTimeout`) and removed;
@@ -32,6 +33,7 @@ pub mod network;
 mod ops;
 #[cfg(test)]
 mod ops_tests;
+pub mod pause;
 pub mod ports;
 pub mod records;
 mod services;

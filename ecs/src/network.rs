@@ -1,13 +1,12 @@
 //! `awsvpc` on one host: each task gets its own network namespace and address, as an ENI
-//! gives it on EC2. The task's first container (in start order) is attached to the Docker
-//! bridge network [`NETWORK`] and holds the namespace; the task's other containers join it
+//! gives it on EC2. The task's pause container ([`crate::pause`]) is attached to the Docker
+//! bridge network [`NETWORK`] and holds the namespace; the task's containers join it
 //! (`container:` network mode), as the agent's containers join its pause container, so they
 //! reach each other on `localhost`. The host routes to the bridge, so a target group of
 //! type `ip` reaches the task at `{task address, containerPort}`; no host port is bound.
 //!
-//! hostalb pulls no image, so there is no pause container: the namespace lives as long as
-//! its first container. `networkConfiguration.awsvpcConfiguration` (subnets, security
-//! groups, public IP) is accepted and kept; on one host it selects nothing.
+//! `networkConfiguration.awsvpcConfiguration` (subnets, security groups, public IP) is
+//! accepted and kept; on one host it selects nothing.
 
 use std::collections::HashMap;
 

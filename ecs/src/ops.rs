@@ -587,6 +587,7 @@ pub(crate) fn task_json(t: &Task) -> Value {
     if let Value::Object(m) = &mut v {
         m.remove("registered");
         m.remove("volumes");
+        m.remove("pauseContainer");
     }
     if let Some(cs) = v.get_mut("containers").and_then(Value::as_array_mut) {
         for c in cs {

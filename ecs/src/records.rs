@@ -170,6 +170,9 @@ pub struct Task {
     /// here the address of its network namespace on the Docker host).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// awsvpc: the Docker name of the task's pause container. Not an ECS member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_container: Option<String>,
     /// The task's volumes on Docker. Not an ECS member: DescribeTasks leaves it out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<crate::volumes::TaskVolume>,

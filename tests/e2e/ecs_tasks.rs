@@ -398,8 +398,16 @@ fn awsvpc_td(family: &str) -> Value {
         "networkMode": "awsvpc",
         "requiresCompatibilities": ["EC2"],
         "containerDefinitions": [
+            // Exits at once (a bad PORT): the namespace is the pause container's, so the
+            // containers started after it still join it.
+            {
+                "name": "init", "image": TEST_IMAGE, "essential": false, "memory": 64,
+                "environment": [{"name": "PORT", "value": "not-a-port"}],
+                "dockerLabels": test_labels(),
+            },
             {
                 "name": "web", "image": TEST_IMAGE, "essential": true, "memory": 64,
+                "dependsOn": [{"containerName": "init", "condition": "COMPLETE"}],
                 "portMappings": [{"containerPort": 80, "protocol": "tcp"}],
                 "environment": [{"name": "BACKEND_NAME", "value": family}],
                 "stopTimeout": 5, "dockerLabels": test_labels(),
@@ -459,21 +467,57 @@ async fn awsvpc_tasks_get_their_own_address_and_services_register_it_as_ip_targe
         );
         assert_eq!(container(&t, c)["networkBindings"], json!([]), "{t:#}");
     }
-    let web = runtime_id(&t, "web");
-    let side = runtime_id(&t, "side");
-    assert_eq!(inspect(&web, "{{.HostConfig.NetworkMode}}"), AWSVPC_NETWORK);
+    assert_eq!(container(&t, "init")["lastStatus"], "STOPPED", "{t:#}");
+    // The pause container (the agent's labels, hostalb's pause image) holds the address;
+    // the task's containers are in its namespace.
+    let pause = docker_ok([
+        "ps",
+        "-q",
+        "--no-trunc",
+        "--filter",
+        &format!("label=com.amazonaws.ecs.task-arn={arn}"),
+        "--filter",
+        "label=com.amazonaws.ecs.container-name=~internal~ecs~pause",
+    ])
+    .unwrap();
+    assert_eq!(pause.lines().count(), 1, "one pause container: {pause:?}");
+    assert_eq!(inspect(&pause, "{{.Config.Image}}"), "hostalb-ecs-pause:1");
+    assert!(inspect(&pause, "{{.Name}}").starts_with(&format!("/ecs-{family}-1-internalecspause-")));
+    assert_eq!(inspect(&pause, "{{.HostConfig.NetworkMode}}"), AWSVPC_NETWORK);
     assert_eq!(
-        inspect(&side, "{{.HostConfig.NetworkMode}}"),
-        format!("container:{web}")
+        inspect(
+            &pause,
+            &format!("{{{{(index .NetworkSettings.Networks \"{AWSVPC_NETWORK}\").IPAddress}}}}")
+        ),
+        ip
     );
-    let ports = inspect(&web, "{{json .NetworkSettings.Ports}}");
-    assert!(!ports.contains("HostPort"), "no host port bound: {ports}");
+    for c in ["web", "side", "init"] {
+        let id = runtime_id(&t, c);
+        assert_eq!(
+            inspect(&id, "{{.HostConfig.NetworkMode}}"),
+            format!("container:{pause}"),
+            "{c}"
+        );
+        let ports = inspect(&id, "{{json .NetworkSettings.Ports}}");
+        assert!(!ports.contains("HostPort"), "no host port bound: {ports}");
+    }
     let addr: std::net::IpAddr = ip.parse().unwrap();
     assert_eq!(backend_at((addr, 80).into(), "/").await.unwrap(), family);
     assert_eq!(backend_at((addr, 8081).into(), "/").await.unwrap(), "side");
     aws(&ep, &["ecs", "stop-task", "--cluster", &cluster, "--task", &arn]).await;
     let t = until(&ep, &cluster, &arn, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
     assert_eq!(t["attachments"][0]["status"], "DELETED", "{t:#}");
+    let left = docker_ok([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.amazonaws.ecs.task-arn={arn}"),
+    ])
+    .unwrap();
+    assert!(
+        left.is_empty(),
+        "the containers and the pause container are removed: {left}"
+    );
 
     // networkConfiguration on a bridge task definition: refused as ECS refuses it.
     let bridge = unique("ecsbridge");
