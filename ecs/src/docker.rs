@@ -227,11 +227,18 @@ pub struct Observed {
 #[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
+    /// Makes one image import at a time: two tasks starting at once would otherwise both
+    /// import the pause image, leaving the first one untagged. Held across the inspect
+    /// and the import only.
+    imports: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
     pub fn new(docker: Docker) -> Engine {
-        Engine { docker }
+        Engine {
+            docker,
+            imports: std::sync::Arc::default(),
+        }
     }
 
     /// Creates a container; its id.
@@ -322,6 +329,7 @@ impl Engine {
     /// Makes image `repository:tag` from `root` (a tar archive of its root filesystem, as
     /// `docker import` does) unless the engine has it already.
     pub async fn import_image(&self, repository: &str, tag: &str, root: Vec<u8>) -> Result<(), String> {
+        let _one = self.imports.lock().await;
         match self.docker.inspect_image(&format!("{repository}:{tag}")).await {
             Ok(_) => return Ok(()),
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
