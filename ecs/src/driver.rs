@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::docker::{self, Owner, Wiring};
 use crate::model::{NetworkMode, TaskDefinition};
 use crate::records::{NetworkBinding, Task};
-use crate::volumes::{Kind, TaskVolume};
+use crate::volumes::Kind;
 use crate::{Inner, Stop, envfiles, network, now, pause, ports, validate};
 
 /// How often a running task's containers are inspected: an essential container's exit
@@ -24,12 +24,6 @@ const WATCH_EVERY: Duration = Duration::from_millis(500);
 const PORT_ATTEMPTS: u32 = 3;
 /// How often a dependsOn condition is checked while a container waits for it.
 const DEPENDENCY_EVERY: Duration = Duration::from_millis(250);
-/// How long an awsvpc task's first container may take to get its address after it
-/// started (Docker gives it at start: this only bounds a slow engine).
-const ADDRESS_PATIENCE: Duration = Duration::from_secs(10);
-/// How often the address is looked for meanwhile.
-const ADDRESS_EVERY: Duration = Duration::from_millis(100);
-
 /// Where a driver begins.
 #[derive(Debug)]
 pub(crate) enum Phase {
@@ -70,7 +64,7 @@ pub(crate) fn request_stop(inner: &Inner, arn: &str, stop: Stop) -> bool {
     }
 }
 
-fn update(inner: &Inner, arn: &str, f: impl FnOnce(&mut Task)) {
+pub(crate) fn update(inner: &Inner, arn: &str, f: impl FnOnce(&mut Task)) {
     {
         let mut state = inner.state.lock();
         if let Some(t) = state.tasks.iter_mut().find(|t| t.task_arn == arn) {
@@ -81,7 +75,7 @@ fn update(inner: &Inner, arn: &str, f: impl FnOnce(&mut Task)) {
     inner.save();
 }
 
-fn task(inner: &Inner, arn: &str) -> Option<Task> {
+pub(crate) fn task(inner: &Inner, arn: &str) -> Option<Task> {
     inner
         .state
         .lock()
@@ -149,7 +143,7 @@ async fn start(
         code: "TaskFailedToStart",
         reason: format!("ResourceInitializationError: {reason}"),
     };
-    provision(inner, arn, td, &snapshot.volumes)
+    crate::volumes::provision(inner, arn, td, &snapshot.volumes)
         .await
         .map_err(init_failed)?;
     let awsvpc = td.mode() == NetworkMode::Awsvpc;
@@ -164,7 +158,7 @@ async fn start(
     // container, where there is no pause program for this architecture).
     let pause = if awsvpc && let Some(root) = pause::root_filesystem() {
         Some(
-            start_pause(inner, arn, td, &owner, root)
+            network::start_pause(inner, arn, td, &owner, root)
                 .await
                 .map_err(init_failed)?,
         )
@@ -293,7 +287,7 @@ async fn start(
                 .and_then(|t| t.containers.into_iter().find(|r| r.name == c.name))
                 .and_then(|r| r.runtime_id)
                 .unwrap_or_default();
-            record_address(inner, arn, &id)
+            network::record_address(inner, arn, &id)
                 .await
                 .map_err(|m| failed("ResourceInitializationError", m))?;
         }
@@ -312,154 +306,6 @@ fn docker_name(t: &Task, container: &str) -> String {
         .find(|r| r.name == container)
         .map(|r| r.docker_name.clone())
         .unwrap_or_default()
-}
-
-/// An id shaped as ECS's attachment ids (a UUID).
-fn uuid_like() -> String {
-    let h = crate::random_hex(16);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
-}
-
-/// Reads the address of the container holding the task's namespace and records it as the
-/// task's network interface.
-async fn record_address(inner: &Inner, arn: &str, id: &str) -> Result<(), String> {
-    let ip = task_address(inner, id).await?;
-    let attachment_id = uuid_like();
-    let eni = format!("eni-{}", crate::random_hex(8));
-    tracing::info!(task = %arn, address = %ip, "ECS: the awsvpc task's address");
-    update(inner, arn, |t| {
-        t.attachments = vec![network::attachment(&attachment_id, &eni, &ip, None)];
-        for r in &mut t.containers {
-            r.network_interfaces = vec![network::interface(&attachment_id, &ip)];
-        }
-    });
-    Ok(())
-}
-
-/// Starts the task's pause container on [`network::NETWORK`] (its image made first when
-/// the engine lacks it) and records the task's address; its Docker name.
-async fn start_pause(
-    inner: &Inner,
-    arn: &str,
-    td: &TaskDefinition,
-    owner: &Owner<'_>,
-    root: Vec<u8>,
-) -> Result<String, String> {
-    inner
-        .engine
-        .import_image(pause::REPOSITORY, pause::TAG, root)
-        .await
-        .map_err(|e| format!("the pause image {}: {e}", pause::IMAGE))?;
-    let name = format!(
-        "ecs-{}-{}-internalecspause-{}",
-        td.family,
-        owner.revision,
-        crate::random_hex(10)
-    );
-    // Recorded before it exists, so that a stop (or a restarted hostalb) removes it.
-    update(inner, arn, |t| t.pause_container = Some(name.clone()));
-    let id = inner
-        .engine
-        .create(&name, docker::pause_body(owner))
-        .await
-        .map_err(|e| format!("the pause container: {e}"))?;
-    inner
-        .engine
-        .start(&id)
-        .await
-        .map_err(|e| format!("the pause container: {e}"))?;
-    record_address(inner, arn, &id).await?;
-    Ok(name)
-}
-
-/// The address of an awsvpc task: its namespace holder's on [`network::NETWORK`].
-async fn task_address(inner: &Inner, id: &str) -> Result<String, String> {
-    let began = Instant::now();
-    loop {
-        if let Some(ip) = inner.engine.address_on(id, network::NETWORK).await? {
-            return Ok(ip);
-        }
-        if began.elapsed() >= ADDRESS_PATIENCE {
-            return Err(format!(
-                "the container got no address on the Docker network {} within {} s",
-                network::NETWORK,
-                ADDRESS_PATIENCE.as_secs()
-            ));
-        }
-        tokio::time::sleep(ADDRESS_EVERY).await;
-    }
-}
-
-/// Makes the task's Docker volumes: its own ones, and the shared ones it may provision.
-async fn provision(
-    inner: &Inner,
-    arn: &str,
-    td: &TaskDefinition,
-    volumes: &[TaskVolume],
-) -> Result<(), String> {
-    for v in volumes {
-        let config = td
-            .volumes
-            .iter()
-            .find(|d| d.name == v.name)
-            .and_then(|d| d.docker_volume_configuration.clone())
-            .unwrap_or_default();
-        let mut labels: std::collections::HashMap<String, String> =
-            config.labels.clone().into_iter().collect();
-        let request = |labels| bollard::models::VolumeCreateRequest {
-            name: Some(v.source.clone()),
-            driver: Some(
-                config
-                    .driver
-                    .clone()
-                    .unwrap_or_else(|| crate::volumes::LOCAL_DRIVER.into()),
-            ),
-            driver_opts: (!config.driver_opts.is_empty())
-                .then(|| config.driver_opts.clone().into_iter().collect()),
-            labels: Some(labels),
-            ..bollard::models::VolumeCreateRequest::default()
-        };
-        match v.kind {
-            Kind::Bind => {}
-            Kind::Task => {
-                labels.insert(hostalb_aws::ecs::labels::TASK_ARN.into(), arn.to_owned());
-                inner
-                    .engine
-                    .create_volume(request(labels))
-                    .await
-                    .map_err(|e| format!("volume {}: {e}", v.name))?;
-            }
-            Kind::Shared => {
-                let exists = inner
-                    .engine
-                    .volume_exists(&v.source)
-                    .await
-                    .map_err(|e| format!("volume {}: {e}", v.name))?;
-                if exists {
-                    continue;
-                }
-                if config.autoprovision != Some(true) {
-                    return Err(format!(
-                        "volume {}: the shared Docker volume {} does not exist and autoprovision is not set",
-                        v.name, v.source
-                    ));
-                }
-                inner
-                    .engine
-                    .create_volume(request(labels))
-                    .await
-                    .map_err(|e| format!("volume {}: {e}", v.name))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Whether Docker refused a start because a host port is in use.

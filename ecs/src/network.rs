@@ -9,14 +9,25 @@
 //! accepted and kept; on one host it selects nothing.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
+use crate::docker::{self, Owner};
+use crate::driver::update;
+use crate::model::TaskDefinition;
 use crate::records::{Attachment, KeyValue, NetworkInterface, PRIVATE_IPV4};
+use crate::{Inner, pause};
 
 /// The Docker bridge network awsvpc tasks get their addresses on, made when the first such
 /// task starts and kept (it stands for the VPC's subnet).
 pub const NETWORK: &str = "hostalb-awsvpc";
 /// Label marking what hostalb made on the engine.
 pub const MADE_BY_LABEL: &str = "com.hostalb.made-by";
+
+/// How long the container holding an awsvpc task's namespace may take to get its address
+/// after it started (Docker gives it at start: this only bounds a slow engine).
+const ADDRESS_PATIENCE: Duration = Duration::from_secs(10);
+/// How often the address is looked for meanwhile.
+const ADDRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// Labels of the network hostalb makes.
 pub fn labels() -> HashMap<String, String> {
@@ -108,6 +119,89 @@ pub(crate) async fn check_target_groups(
         }
     }
     Ok(())
+}
+
+/// An id shaped as ECS's attachment ids (a UUID).
+fn uuid_like() -> String {
+    let h = crate::random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Reads the address of the container holding the task's namespace and records it as the
+/// task's network interface.
+pub(crate) async fn record_address(inner: &Inner, arn: &str, id: &str) -> Result<(), String> {
+    let ip = task_address(inner, id).await?;
+    let attachment_id = uuid_like();
+    let eni = format!("eni-{}", crate::random_hex(8));
+    tracing::info!(task = %arn, address = %ip, "ECS: the awsvpc task's address");
+    update(inner, arn, |t| {
+        t.attachments = vec![attachment(&attachment_id, &eni, &ip, None)];
+        for r in &mut t.containers {
+            r.network_interfaces = vec![interface(&attachment_id, &ip)];
+        }
+    });
+    Ok(())
+}
+
+/// Starts the task's pause container on [`NETWORK`] (its image made first when
+/// the engine lacks it) and records the task's address; its Docker name.
+pub(crate) async fn start_pause(
+    inner: &Inner,
+    arn: &str,
+    td: &TaskDefinition,
+    owner: &Owner<'_>,
+    root: Vec<u8>,
+) -> Result<String, String> {
+    inner
+        .engine
+        .import_image(pause::REPOSITORY, pause::TAG, root)
+        .await
+        .map_err(|e| format!("the pause image {}: {e}", pause::IMAGE))?;
+    let name = format!(
+        "ecs-{}-{}-internalecspause-{}",
+        td.family,
+        owner.revision,
+        crate::random_hex(10)
+    );
+    // Recorded before it exists, so that a stop (or a restarted hostalb) removes it.
+    update(inner, arn, |t| t.pause_container = Some(name.clone()));
+    let id = inner
+        .engine
+        .create(&name, docker::pause_body(owner))
+        .await
+        .map_err(|e| format!("the pause container: {e}"))?;
+    inner
+        .engine
+        .start(&id)
+        .await
+        .map_err(|e| format!("the pause container: {e}"))?;
+    record_address(inner, arn, &id).await?;
+    Ok(name)
+}
+
+/// The address of an awsvpc task: its namespace holder's on [`NETWORK`].
+async fn task_address(inner: &Inner, id: &str) -> Result<String, String> {
+    let began = Instant::now();
+    loop {
+        if let Some(ip) = inner.engine.address_on(id, NETWORK).await? {
+            return Ok(ip);
+        }
+        if began.elapsed() >= ADDRESS_PATIENCE {
+            return Err(format!(
+                "the container got no address on the Docker network {} within {} s",
+                NETWORK,
+                ADDRESS_PATIENCE.as_secs()
+            ));
+        }
+        tokio::time::sleep(ADDRESS_EVERY).await;
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Inner;
 use crate::model::{ContainerDefinition, TaskDefinition};
 
 /// Docker's own volume driver, the agent's default.
@@ -91,6 +92,66 @@ pub fn volumes_from(c: &ContainerDefinition, docker_name: impl Fn(&str) -> Optio
             Some(format!("{name}{ro}"))
         })
         .collect()
+}
+
+/// Makes the task's Docker volumes: its own ones, and the shared ones it may provision.
+pub(crate) async fn provision(
+    inner: &Inner,
+    arn: &str,
+    td: &TaskDefinition,
+    volumes: &[TaskVolume],
+) -> Result<(), String> {
+    for v in volumes {
+        let config = td
+            .volumes
+            .iter()
+            .find(|d| d.name == v.name)
+            .and_then(|d| d.docker_volume_configuration.clone())
+            .unwrap_or_default();
+        let mut labels: std::collections::HashMap<String, String> =
+            config.labels.clone().into_iter().collect();
+        let request = |labels| bollard::models::VolumeCreateRequest {
+            name: Some(v.source.clone()),
+            driver: Some(config.driver.clone().unwrap_or_else(|| LOCAL_DRIVER.into())),
+            driver_opts: (!config.driver_opts.is_empty())
+                .then(|| config.driver_opts.clone().into_iter().collect()),
+            labels: Some(labels),
+            ..bollard::models::VolumeCreateRequest::default()
+        };
+        match v.kind {
+            Kind::Bind => {}
+            Kind::Task => {
+                labels.insert(hostalb_aws::ecs::labels::TASK_ARN.into(), arn.to_owned());
+                inner
+                    .engine
+                    .create_volume(request(labels))
+                    .await
+                    .map_err(|e| format!("volume {}: {e}", v.name))?;
+            }
+            Kind::Shared => {
+                let exists = inner
+                    .engine
+                    .volume_exists(&v.source)
+                    .await
+                    .map_err(|e| format!("volume {}: {e}", v.name))?;
+                if exists {
+                    continue;
+                }
+                if config.autoprovision != Some(true) {
+                    return Err(format!(
+                        "volume {}: the shared Docker volume {} does not exist and autoprovision is not set",
+                        v.name, v.source
+                    ));
+                }
+                inner
+                    .engine
+                    .create_volume(request(labels))
+                    .await
+                    .map_err(|e| format!("volume {}: {e}", v.name))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
