@@ -325,8 +325,13 @@ fn register(inner: &Inner, input: Value) -> Result<Value, EcsError> {
     td.network_mode.get_or_insert_with(|| "bridge".into());
     td.registered_at = Some(now());
     td.other.clear();
+    let awsvpc = td.mode() == crate::model::NetworkMode::Awsvpc;
     for c in &mut td.container_definitions {
         c.other.clear();
+        // awsvpc: ECS fills hostPort with the containerPort (the only value it takes).
+        for m in c.port_mappings.iter_mut().filter(|_| awsvpc) {
+            m.host_port = m.container_port;
+        }
     }
     state.task_definitions.push(td.clone());
     drop(state);
