@@ -590,10 +590,7 @@ async fn healthy(inner: &Inner, b: &BlueGreen, t: &Task) -> bool {
             return false;
         };
         if let Some(read) = &inner.health
-            && read(g.clone(), std::net::IpAddr::from([127, 0, 0, 1]), *port)
-                .await
-                .as_deref()
-                != Some("healthy")
+            && read(g.clone(), t.target_ip(), *port).await.as_deref() != Some("healthy")
         {
             return false;
         }

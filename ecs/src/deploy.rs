@@ -223,12 +223,7 @@ async fn healthy(inner: &Inner, s: &Service, t: &Task) -> bool {
             return false;
         };
         if let Some(read) = &inner.health {
-            let state = read(
-                lb.target_group_arn.clone(),
-                std::net::IpAddr::from([127, 0, 0, 1]),
-                *port,
-            )
-            .await;
+            let state = read(lb.target_group_arn.clone(), t.target_ip(), *port).await;
             if state.as_deref() != Some("healthy") {
                 return false;
             }

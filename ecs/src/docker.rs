@@ -4,10 +4,15 @@
 use std::collections::HashMap;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, PortBinding};
-use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
+use bollard::models::{
+    ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, HostConfigLogConfig,
+    NetworkCreateRequest, PortBinding, ResourcesUlimits, VolumeCreateRequest,
 };
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, RemoveContainerOptions,
+    RemoveVolumeOptions, StopContainerOptions,
+};
+use futures_util::StreamExt;
 use hostalb_aws::ecs::labels;
 
 use crate::model::{ContainerDefinition, NetworkMode, TaskDefinition, health_defaults};
@@ -44,15 +49,53 @@ pub struct Owner<'a> {
     pub revision: u32,
 }
 
-/// Docker's create body for one container of a task. `bindings`: the host ports chosen
-/// for its port mappings; `links`: Docker names (`docker-name:alias`) of its links.
+/// What a container is tied to, worked out when its task starts.
+#[derive(Debug, Clone, Default)]
+pub struct Wiring {
+    /// The host ports chosen for its port mappings.
+    pub bindings: Vec<NetworkBinding>,
+    /// Docker names (`docker-name:alias`) of its links.
+    pub links: Vec<String>,
+    /// `KEY=VALUE`: `environment` merged with the environment files.
+    pub env: Vec<String>,
+    /// `source:containerPath[:ro]` of its mount points.
+    pub binds: Vec<String>,
+    /// `docker-name[:ro]` of its volumesFrom.
+    pub volumes_from: Vec<String>,
+    /// awsvpc: the Docker name of the container that holds the task's network namespace
+    /// (its pause container); `None` when this container holds it (on
+    /// [`crate::network::NETWORK`]).
+    pub netns_holder: Option<String>,
+}
+
+/// Docker's `LogConfig` of a log configuration: the driver and its options as given;
+/// none (the engine's default driver) for `awslogs`, which cannot reach CloudWatch here.
+fn log_config(c: &ContainerDefinition) -> Option<HostConfigLogConfig> {
+    let l = c.log_configuration.as_ref()?;
+    if l.log_driver == crate::validate::AWSLOGS {
+        return None;
+    }
+    Some(HostConfigLogConfig {
+        typ: Some(l.log_driver.clone()),
+        config: (!l.options.is_empty()).then(|| l.options.clone().into_iter().collect()),
+    })
+}
+
+/// Docker's create body for one container of a task.
 pub fn create_body(
     td: &TaskDefinition,
     c: &ContainerDefinition,
     owner: &Owner<'_>,
-    bindings: &[NetworkBinding],
-    links: Vec<String>,
+    wiring: Wiring,
 ) -> ContainerCreateBody {
+    let Wiring {
+        bindings,
+        links,
+        env,
+        binds,
+        volumes_from,
+        netns_holder,
+    } = wiring;
     let mut labels_map: HashMap<String, String> = c.docker_labels.clone().into_iter().collect();
     labels_map.insert(labels::TASK_ARN.into(), owner.task_arn.into());
     labels_map.insert(labels::CONTAINER_NAME.into(), c.name.clone());
@@ -61,7 +104,7 @@ pub fn create_body(
     labels_map.insert(labels::CLUSTER.into(), owner.cluster_arn.into());
     let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     let mut exposed = Vec::new();
-    for b in bindings {
+    for b in &bindings {
         let key = format!("{}/{}", b.container_port, b.protocol);
         exposed.push(key.clone());
         port_bindings
@@ -73,19 +116,49 @@ pub fn create_body(
                 host_port: Some(b.host_port.to_string()),
             });
     }
-    let network_mode = match td.mode() {
-        NetworkMode::Bridge => "bridge",
-        NetworkMode::Host => "host",
-        NetworkMode::None => "none",
+    let network_mode = match (td.mode(), netns_holder) {
+        (NetworkMode::Bridge, _) => "bridge".to_owned(),
+        (NetworkMode::Host, _) => "host".to_owned(),
+        (NetworkMode::None, _) => "none".to_owned(),
+        (NetworkMode::Awsvpc, None) => crate::network::NETWORK.to_owned(),
+        (NetworkMode::Awsvpc, Some(holder)) => format!("container:{holder}"),
     };
+    let joins = network_mode.starts_with("container:");
     let host_config = HostConfig {
-        network_mode: Some(network_mode.into()),
+        network_mode: Some(network_mode),
         port_bindings: (td.mode() == NetworkMode::Bridge && !port_bindings.is_empty())
             .then_some(port_bindings),
         links: (!links.is_empty()).then_some(links),
         memory: c.memory.filter(|m| *m > 0).map(|m| m * MIB),
         memory_reservation: c.memory_reservation.filter(|m| *m > 0).map(|m| m * MIB),
         cpu_shares: c.cpu.filter(|c| *c > 0),
+        binds: (!binds.is_empty()).then_some(binds),
+        volumes_from: (!volumes_from.is_empty()).then_some(volumes_from),
+        log_config: log_config(c),
+        extra_hosts: (!c.extra_hosts.is_empty()).then(|| {
+            c.extra_hosts
+                .iter()
+                .map(|h| format!("{}:{}", h.hostname, h.ip_address))
+                .collect()
+        }),
+        dns: (!c.dns_servers.is_empty()).then(|| c.dns_servers.clone()),
+        ulimits: (!c.ulimits.is_empty()).then(|| {
+            c.ulimits
+                .iter()
+                .map(|u| ResourcesUlimits {
+                    name: Some(u.name.clone()),
+                    soft: Some(u.soft_limit),
+                    hard: Some(u.hard_limit),
+                })
+                .collect()
+        }),
+        privileged: c.privileged.filter(|p| *p),
+        readonly_rootfs: c.readonly_root_filesystem.filter(|r| *r),
+        init: c
+            .linux_parameters
+            .as_ref()
+            .and_then(|p| p.init_process_enabled)
+            .filter(|i| *i),
         ..HostConfig::default()
     };
     let healthcheck = c.health_check.as_ref().map(|h| HealthConfig {
@@ -98,21 +171,41 @@ pub fn create_body(
     });
     ContainerCreateBody {
         image: Some(c.image.clone()),
-        env: (!c.environment.is_empty()).then(|| {
-            c.environment
-                .iter()
-                .map(|e| format!("{}={}", e.name, e.value))
-                .collect()
-        }),
+        hostname: c.hostname.clone(),
+        env: (!env.is_empty()).then_some(env),
         cmd: c.command.clone(),
         entrypoint: c.entry_point.clone(),
         working_dir: c.working_directory.clone(),
         user: c.user.clone(),
         labels: Some(labels_map),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        // A container in another's network namespace exposes nothing of its own (Docker
+        // refuses it).
+        exposed_ports: (!exposed.is_empty() && !joins).then_some(exposed),
         healthcheck,
         stop_timeout: Some(i64::from(c.stop_timeout.unwrap_or(crate::DEFAULT_STOP_TIMEOUT))),
         host_config: Some(host_config),
+        ..ContainerCreateBody::default()
+    }
+}
+
+/// Docker's create body for an awsvpc task's pause container: the agent's labels (its
+/// container name `~internal~ecs~pause`), on the awsvpc network, running `/pause`.
+pub fn pause_body(owner: &Owner<'_>) -> ContainerCreateBody {
+    let labels_map: HashMap<String, String> = HashMap::from([
+        (labels::TASK_ARN.into(), owner.task_arn.into()),
+        (labels::CONTAINER_NAME.into(), crate::pause::CONTAINER_NAME.into()),
+        (labels::TASK_DEFINITION_FAMILY.into(), owner.family.into()),
+        (labels::TASK_DEFINITION_VERSION.into(), owner.revision.to_string()),
+        (labels::CLUSTER.into(), owner.cluster_arn.into()),
+    ]);
+    ContainerCreateBody {
+        image: Some(crate::pause::IMAGE.into()),
+        entrypoint: Some(vec![crate::pause::PROGRAM.into()]),
+        labels: Some(labels_map),
+        host_config: Some(HostConfig {
+            network_mode: Some(crate::network::NETWORK.into()),
+            ..HostConfig::default()
+        }),
         ..ContainerCreateBody::default()
     }
 }
@@ -134,11 +227,18 @@ pub struct Observed {
 #[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
+    /// Makes one image import at a time: two tasks starting at once would otherwise both
+    /// import the pause image, leaving the first one untagged. Held across the inspect
+    /// and the import only.
+    imports: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
     pub fn new(docker: Docker) -> Engine {
-        Engine { docker }
+        Engine {
+            docker,
+            imports: std::sync::Arc::default(),
+        }
     }
 
     /// Creates a container; its id.
@@ -226,6 +326,97 @@ impl Engine {
         }
     }
 
+    /// Makes image `repository:tag` from `root` (a tar archive of its root filesystem, as
+    /// `docker import` does) unless the engine has it already.
+    pub async fn import_image(&self, repository: &str, tag: &str, root: Vec<u8>) -> Result<(), String> {
+        let _one = self.imports.lock().await;
+        match self.docker.inspect_image(&format!("{repository}:{tag}")).await {
+            Ok(_) => return Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(describe(&e)),
+        }
+        let options = CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repository.into()),
+            tag: Some(tag.into()),
+            ..CreateImageOptions::default()
+        };
+        let mut progress =
+            self.docker
+                .create_image(Some(options), Some(bollard::body_full(root.into())), None);
+        while let Some(step) = progress.next().await {
+            step.map_err(|e| describe(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a Docker volume; one that exists already is taken as it is.
+    pub async fn create_volume(&self, request: VolumeCreateRequest) -> Result<(), String> {
+        self.docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(|e| describe(&e))
+    }
+
+    /// Whether a Docker volume of this name exists.
+    pub async fn volume_exists(&self, name: &str) -> Result<bool, String> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// Removes a Docker volume; one already gone is fine.
+    pub async fn remove_volume(&self, name: &str) -> Result<(), String> {
+        match self
+            .docker
+            .remove_volume(name, Some(RemoveVolumeOptions { force: false }))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// Makes sure the bridge network `name` exists (made with `labels` when absent; two
+    /// hostalbs making it at once both succeed).
+    pub async fn ensure_network(&self, name: &str, labels: HashMap<String, String>) -> Result<(), String> {
+        match self.docker.inspect_network(name, None).await {
+            Ok(_) => return Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(describe(&e)),
+        }
+        let request = NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..NetworkCreateRequest::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+
+    /// The container's IPv4 address on network `network`, once it has one.
+    pub async fn address_on(&self, id: &str, network: &str) -> Result<Option<String>, String> {
+        let info = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))
+            .and_then(|e| e.ip_address)
+            .filter(|ip| !ip.is_empty()))
+    }
+
     /// Containers (running or not) carrying the task-arn label: (id, task ARN, container
     /// name, running).
     pub async fn task_containers(&self) -> Result<Vec<(String, String, String, bool)>, String> {
@@ -295,7 +486,13 @@ mod tests {
             protocol: "tcp".into(),
         };
         let c = &td.container_definitions[0];
-        let body = create_body(&td, c, &owner, &[binding], vec!["ecs-shop-3-db-1:db".into()]);
+        let wiring = Wiring {
+            bindings: vec![binding],
+            links: vec!["ecs-shop-3-db-1:db".into()],
+            env: crate::envfiles::merge(c, &[]),
+            ..Wiring::default()
+        };
+        let body = create_body(&td, c, &owner, wiring);
         let labels = body.labels.clone().unwrap();
         assert_eq!(labels[labels::TASK_ARN], "arn:task");
         assert_eq!(labels[labels::CONTAINER_NAME], "web");
@@ -345,11 +542,116 @@ mod tests {
             host_port: 80,
             protocol: "tcp".into(),
         };
-        let body = create_body(&td, &td.container_definitions[0], &owner, &[b], Vec::new());
+        let wiring = Wiring {
+            bindings: vec![b],
+            ..Wiring::default()
+        };
+        let body = create_body(&td, &td.container_definitions[0], &owner, wiring);
         let host = body.host_config.unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("host"));
         assert!(host.port_bindings.is_none());
         assert_eq!(body.stop_timeout, Some(i64::from(crate::DEFAULT_STOP_TIMEOUT)));
         assert!(body.healthcheck.is_none() && host.memory.is_none());
+    }
+
+    fn owner() -> Owner<'static> {
+        Owner {
+            task_arn: "t",
+            cluster_arn: "c",
+            family: "f",
+            revision: 1,
+        }
+    }
+
+    #[test]
+    fn mounts_logging_and_dockers_direct_members_reach_the_host_config() {
+        let td: TaskDefinition = serde_json::from_value(json!({
+            "family": "f", "containerDefinitions": [{
+                "name": "a", "image": "i", "hostname": "api.local",
+                "logConfiguration": {"logDriver": "json-file", "options": {"max-size": "1m"}},
+                "extraHosts": [{"hostname": "db", "ipAddress": "10.0.0.5"}],
+                "dnsServers": ["10.0.0.2"],
+                "ulimits": [{"name": "nofile", "softLimit": 1024, "hardLimit": 4096}],
+                "privileged": true, "readonlyRootFilesystem": true,
+                "linuxParameters": {"initProcessEnabled": true}
+            }]
+        }))
+        .unwrap();
+        let wiring = Wiring {
+            env: vec!["A=1".into()],
+            binds: vec!["/srv:/data:ro".into(), "ecs-f-1-v-ab:/v".into()],
+            volumes_from: vec!["ecs-f-1-b-cd:ro".into()],
+            ..Wiring::default()
+        };
+        let body = create_body(&td, &td.container_definitions[0], &owner(), wiring);
+        assert_eq!(body.hostname.as_deref(), Some("api.local"));
+        assert_eq!(body.env, Some(vec!["A=1".into()]));
+        let host = body.host_config.unwrap();
+        assert_eq!(
+            host.binds,
+            Some(vec!["/srv:/data:ro".into(), "ecs-f-1-v-ab:/v".into()])
+        );
+        assert_eq!(host.volumes_from, Some(vec!["ecs-f-1-b-cd:ro".into()]));
+        let log = host.log_config.unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        assert_eq!(log.config.unwrap()["max-size"], "1m");
+        assert_eq!(host.extra_hosts, Some(vec!["db:10.0.0.5".into()]));
+        assert_eq!(host.dns, Some(vec!["10.0.0.2".into()]));
+        let u = &host.ulimits.unwrap()[0];
+        assert_eq!(
+            (u.name.as_deref(), u.soft, u.hard),
+            (Some("nofile"), Some(1024), Some(4096))
+        );
+        assert_eq!(
+            (host.privileged, host.readonly_rootfs, host.init),
+            (Some(true), Some(true), Some(true))
+        );
+    }
+
+    #[test]
+    fn awslogs_runs_on_the_engines_default_driver() {
+        let td: TaskDefinition = serde_json::from_value(json!({
+            "family": "f", "containerDefinitions": [{"name": "a", "image": "i",
+                "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/f", "awslogs-region": "us-east-1"}}}]
+        }))
+        .unwrap();
+        let body = create_body(&td, &td.container_definitions[0], &owner(), Wiring::default());
+        assert!(body.host_config.unwrap().log_config.is_none());
+    }
+
+    #[test]
+    fn awsvpc_puts_the_first_container_on_the_network_and_the_others_in_its_namespace() {
+        let td: TaskDefinition = serde_json::from_value(json!({
+            "family": "f", "networkMode": "awsvpc", "containerDefinitions": [
+                {"name": "web", "image": "i", "portMappings": [{"containerPort": 80}]},
+                {"name": "side", "image": "i", "portMappings": [{"containerPort": 9000}]}
+            ]
+        }))
+        .unwrap();
+        let first = create_body(&td, &td.container_definitions[0], &owner(), Wiring::default());
+        let host = first.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some(crate::network::NETWORK));
+        assert!(host.port_bindings.is_none());
+        let wiring = Wiring {
+            netns_holder: Some("ecs-f-1-web-ab".into()),
+            ..Wiring::default()
+        };
+        let second = create_body(&td, &td.container_definitions[1], &owner(), wiring);
+        assert!(second.exposed_ports.is_none());
+        let host = second.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("container:ecs-f-1-web-ab"));
+        assert!(host.port_bindings.is_none());
+    }
+
+    #[test]
+    fn the_pause_container_carries_the_agents_labels_on_the_awsvpc_network() {
+        let body = pause_body(&owner());
+        assert_eq!(body.image.as_deref(), Some(crate::pause::IMAGE));
+        assert_eq!(body.entrypoint, Some(vec![crate::pause::PROGRAM.to_owned()]));
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[labels::CONTAINER_NAME], "~internal~ecs~pause");
+        assert_eq!(labels[labels::TASK_ARN], "t");
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some(crate::network::NETWORK));
     }
 }

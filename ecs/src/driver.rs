@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::docker::{self, Owner};
-use crate::model::TaskDefinition;
+use crate::docker::{self, Owner, Wiring};
+use crate::model::{NetworkMode, TaskDefinition};
 use crate::records::{NetworkBinding, Task};
-use crate::{Inner, Stop, now, ports, validate};
+use crate::volumes::Kind;
+use crate::{Inner, Stop, envfiles, network, now, pause, ports, validate};
 
 /// How often a running task's containers are inspected: an essential container's exit
 /// stops its task within this.
@@ -23,7 +24,6 @@ const WATCH_EVERY: Duration = Duration::from_millis(500);
 const PORT_ATTEMPTS: u32 = 3;
 /// How often a dependsOn condition is checked while a container waits for it.
 const DEPENDENCY_EVERY: Duration = Duration::from_millis(250);
-
 /// Where a driver begins.
 #[derive(Debug)]
 pub(crate) enum Phase {
@@ -64,7 +64,7 @@ pub(crate) fn request_stop(inner: &Inner, arn: &str, stop: Stop) -> bool {
     }
 }
 
-fn update(inner: &Inner, arn: &str, f: impl FnOnce(&mut Task)) {
+pub(crate) fn update(inner: &Inner, arn: &str, f: impl FnOnce(&mut Task)) {
     {
         let mut state = inner.state.lock();
         if let Some(t) = state.tasks.iter_mut().find(|t| t.task_arn == arn) {
@@ -75,7 +75,7 @@ fn update(inner: &Inner, arn: &str, f: impl FnOnce(&mut Task)) {
     inner.save();
 }
 
-fn task(inner: &Inner, arn: &str) -> Option<Task> {
+pub(crate) fn task(inner: &Inner, arn: &str) -> Option<Task> {
     inner
         .state
         .lock()
@@ -139,7 +139,49 @@ async fn start(
         family: &td.family,
         revision,
     };
-    for i in order {
+    let init_failed = |reason: String| Stop {
+        code: "TaskFailedToStart",
+        reason: format!("ResourceInitializationError: {reason}"),
+    };
+    crate::volumes::provision(inner, arn, td, &snapshot.volumes)
+        .await
+        .map_err(init_failed)?;
+    let awsvpc = td.mode() == NetworkMode::Awsvpc;
+    if awsvpc {
+        inner
+            .engine
+            .ensure_network(network::NETWORK, network::labels())
+            .await
+            .map_err(|e| init_failed(format!("the awsvpc network {}: {e}", network::NETWORK)))?;
+    }
+    // awsvpc: the pause container holds the task's network namespace (the first
+    // container, where there is no pause program for this architecture).
+    let pause = if awsvpc && let Some(root) = pause::root_filesystem() {
+        Some(
+            network::start_pause(inner, arn, td, &owner, root)
+                .await
+                .map_err(init_failed)?,
+        )
+    } else {
+        None
+    };
+    let first_holds = awsvpc && pause.is_none();
+    let holder = if first_holds {
+        order
+            .first()
+            .map(|&i| docker_name(&snapshot, &td.container_definitions[i].name))
+    } else {
+        pause
+    };
+    for c in &td.container_definitions {
+        if let Some(l) = &c.log_configuration
+            && l.log_driver == validate::AWSLOGS
+        {
+            tracing::info!(task = %arn, container = %c.name, group = l.options.get("awslogs-group").map_or("", String::as_str),
+                "ECS: logDriver awslogs has no CloudWatch here: the container logs through the engine's default driver (docker logs)");
+        }
+    }
+    for (position, i) in order.into_iter().enumerate() {
         if let Some(stop) = requested(rx) {
             return Err(stop);
         }
@@ -157,6 +199,10 @@ async fn start(
                 code: "TaskFailedToStart",
                 reason,
             }
+        };
+        let env = match envfiles::read(c).await {
+            Ok(texts) => envfiles::merge(c, &texts),
+            Err(m) => return Err(failed("ResourceInitializationError", m)),
         };
         let dynamic = td.mode() == crate::model::NetworkMode::Bridge
             && c.port_mappings.iter().any(|m| m.host_port.unwrap_or(0) == 0);
@@ -179,13 +225,26 @@ async fn start(
                     })
                     .collect()
             };
-            let docker_name = snapshot
-                .containers
-                .iter()
-                .find(|r| r.name == c.name)
-                .map(|r| r.docker_name.clone())
-                .unwrap_or_default();
-            let body = docker::create_body(td, c, &owner, &bindings, links);
+            let wiring = Wiring {
+                bindings: bindings.clone(),
+                links,
+                env: env.clone(),
+                binds: crate::volumes::binds(c, &snapshot.volumes),
+                volumes_from: crate::volumes::volumes_from(c, |n| {
+                    snapshot
+                        .containers
+                        .iter()
+                        .find(|r| r.name == n)
+                        .map(|r| r.docker_name.clone())
+                }),
+                netns_holder: if awsvpc && (position > 0 || !first_holds) {
+                    holder.clone()
+                } else {
+                    None
+                },
+            };
+            let body = docker::create_body(td, c, &owner, wiring);
+            let docker_name = docker_name(&snapshot, &c.name);
             let id = match inner.engine.create(&docker_name, body).await {
                 Ok(id) => id,
                 Err(m) if m.contains("No such image") => {
@@ -223,6 +282,15 @@ async fn start(
                 Err(m) => return Err(failed("CannotStartContainerError", m)),
             }
         }
+        if first_holds && position == 0 {
+            let id = task(inner, arn)
+                .and_then(|t| t.containers.into_iter().find(|r| r.name == c.name))
+                .and_then(|r| r.runtime_id)
+                .unwrap_or_default();
+            network::record_address(inner, arn, &id)
+                .await
+                .map_err(|m| failed("ResourceInitializationError", m))?;
+        }
         update(inner, arn, |t| {
             if let Some(rec) = t.containers.iter_mut().find(|r| r.name == c.name) {
                 rec.last_status = "RUNNING".into();
@@ -230,6 +298,14 @@ async fn start(
         });
     }
     Ok(())
+}
+
+fn docker_name(t: &Task, container: &str) -> String {
+    t.containers
+        .iter()
+        .find(|r| r.name == container)
+        .map(|r| r.docker_name.clone())
+        .unwrap_or_default()
 }
 
 /// Whether Docker refused a start because a host port is in use.
@@ -241,6 +317,10 @@ fn port_taken(message: &str) -> bool {
 /// range, away from every port a live task holds.
 fn bind_ports(inner: &Inner, td: &TaskDefinition, i: usize) -> Result<Vec<NetworkBinding>, String> {
     let c = &td.container_definitions[i];
+    // awsvpc: the task has its own address; no host port is bound.
+    if td.mode() == NetworkMode::Awsvpc {
+        return Ok(Vec::new());
+    }
     let state = inner.state.lock();
     let mut taken: BTreeSet<u16> = state
         .tasks
@@ -461,11 +541,26 @@ async fn finish(inner: &Inner, arn: &str, td: &TaskDefinition, stop: Stop) {
             }
         });
     }
+    // The pause container last: the task's address goes with it.
+    if let Some(name) = &t.pause_container
+        && let Err(e) = inner.engine.remove(name).await
+    {
+        tracing::warn!(task = %arn, container = %name, error = %e, "ECS: cannot remove a task's pause container");
+    }
+    // The task's own Docker volumes go with it; shared ones and bind mounts stay.
+    for v in t.volumes.iter().filter(|v| v.kind == Kind::Task) {
+        if let Err(e) = inner.engine.remove_volume(&v.source).await {
+            tracing::warn!(task = %arn, volume = %v.source, error = %e, "ECS: cannot remove a task's volume");
+        }
+    }
     update(inner, arn, |t| {
         t.last_status = "STOPPED".into();
         t.stopped_at = Some(now());
         for r in &mut t.containers {
             r.last_status = "STOPPED".into();
+        }
+        for a in &mut t.attachments {
+            a.status = "DELETED".into();
         }
     });
 }

@@ -7,6 +7,10 @@
 //! - [`docker`]: a container definition as Docker's create body (the agent's labels,
 //!   `ecs-FAMILY-REV-NAME-RANDOM` names, port bindings, limits, health check);
 //! - [`ports`]: dynamic host ports from the agent's range;
+//! - [`volumes`]: bind mounts and Docker volumes (task-scoped or shared) and the
+//!   containers' `mountPoints` / `volumesFrom`; [`envfiles`]: `environmentFiles` read
+//!   from local files; [`network`]: awsvpc, each task its own address on a Docker bridge,
+//!   held by its [`pause`] container;
 //! - `driver`: one task's life: containers started in dependency order, watched (an
 //!   essential container's exit stops the task), stopped (SIGTERM, SIGKILL after
 //!   `stopTimeout`) and removed;
@@ -28,15 +32,19 @@ mod bluegreen;
 mod deploy;
 pub mod docker;
 mod driver;
+pub mod envfiles;
 pub mod model;
+pub mod network;
 mod ops;
 #[cfg(test)]
 mod ops_tests;
+pub mod pause;
 pub mod ports;
 pub mod records;
 mod service_deployments;
 mod services;
 pub mod validate;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -164,6 +172,15 @@ pub type RuleWeights = Arc<
         + Sync,
 >;
 
+/// Reads a target group's `TargetType` (`instance`, `ip`...), as ELBv2's
+/// DescribeTargetGroups answers it; the binary provides it. `None` when it cannot be read.
+/// CreateService refuses an `instance` group for an awsvpc task definition, as ECS does.
+pub type TargetTypeReader = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// Why a task stops: ECS's `stopCode` and `stoppedReason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Stop {
@@ -193,6 +210,8 @@ pub(crate) struct Inner {
     /// Listener rules' weights, for blue/green deployments; without one, blue/green
     /// strategies are refused.
     pub rules: Option<RuleWeights>,
+    /// Target groups' types, for awsvpc services; without one, any group is taken.
+    pub target_types: Option<TargetTypeReader>,
     pub scope: Scope,
     /// Each live task's stop request channel, by task ARN: its driver watches it. A plain
     /// mutex: held only to insert, look up or remove.
@@ -223,6 +242,7 @@ impl Ecs {
                 registrar,
                 health: None,
                 rules: None,
+                target_types: None,
                 scope: Scope::default(),
                 stops: Mutex::new(HashMap::new()),
                 calls: tokio::sync::Mutex::new(()),
@@ -244,6 +264,15 @@ impl Ecs {
     pub fn with_rules(mut self, rules: RuleWeights) -> Ecs {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.rules = Some(rules);
+        }
+        self
+    }
+
+    /// The same API, reading target groups' types through `read` (before [`Ecs::start`]).
+    #[must_use]
+    pub fn with_target_types(mut self, read: TargetTypeReader) -> Ecs {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.target_types = Some(read);
         }
         self
     }

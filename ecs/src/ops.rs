@@ -115,6 +115,7 @@ pub(crate) async fn call(inner: &Arc<Inner>, op: &str, body: &[u8]) -> Result<Va
         "DescribeTasks" => describe_tasks(inner, input),
         "CreateService" => {
             crate::bluegreen::check_input(inner, op, &input).await?;
+            crate::network::check_target_groups(inner, &input).await?;
             crate::services::create(inner, input)
         }
         "DescribeServices" => crate::services::describe(inner, input),
@@ -328,8 +329,13 @@ fn register(inner: &Inner, input: Value) -> Result<Value, EcsError> {
     td.network_mode.get_or_insert_with(|| "bridge".into());
     td.registered_at = Some(now());
     td.other.clear();
+    let awsvpc = td.mode() == crate::model::NetworkMode::Awsvpc;
     for c in &mut td.container_definitions {
         c.other.clear();
+        // awsvpc: ECS fills hostPort with the containerPort (the only value it takes).
+        for m in c.port_mappings.iter_mut().filter(|_| awsvpc) {
+            m.host_port = m.container_port;
+        }
     }
     state.task_definitions.push(td.clone());
     drop(state);
@@ -469,6 +475,7 @@ struct RunTaskInput {
     group: Option<String>,
     launch_type: Option<String>,
     overrides: Option<Value>,
+    network_configuration: Option<Value>,
 }
 
 fn run_task(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError> {
@@ -484,6 +491,7 @@ fn run_task(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError> {
             td.task_definition_arn.as_deref().unwrap_or_default()
         )));
     }
+    crate::network::check_configuration(td.mode(), input.network_configuration.as_ref())?;
     let count = input.count.unwrap_or(1);
     if count == 0 || count > MAX_RUN_COUNT {
         return Err(EcsError::invalid(format!(
@@ -568,6 +576,7 @@ pub(crate) fn launch(
                 created_at: t_now,
                 health_status: "UNKNOWN".into(),
                 version: 1,
+                volumes: crate::volumes::plan(td, || random_hex(10)),
                 ..Task::default()
             };
             state.tasks.push(task.clone());
@@ -586,6 +595,8 @@ pub(crate) fn task_json(t: &Task) -> Value {
     let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
         m.remove("registered");
+        m.remove("volumes");
+        m.remove("pauseContainer");
     }
     if let Some(cs) = v.get_mut("containers").and_then(Value::as_array_mut) {
         for c in cs {

@@ -186,9 +186,14 @@ async fn refused_calls_make_nothing() {
         ("DescribeTasks", json!({"tasks": []}), "InvalidParameterException"),
         (
             "RegisterTaskDefinition",
-            json!({"family": "x", "networkMode": "awsvpc",
+            json!({"family": "x", "volumes": [{"name": "v", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}],
             "containerDefinitions": [{"name": "a", "image": "i"}]}),
             "ClientException",
+        ),
+        (
+            "RunTask",
+            json!({"taskDefinition": "shop", "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["s"]}}}),
+            "InvalidParameterException",
         ),
         (
             "UpdateService",
@@ -350,4 +355,41 @@ async fn services_are_made_described_listed_and_deleted_only_when_scaled_to_zero
         .await
         .unwrap();
     assert_eq!(forced["service"]["desiredCount"], 0);
+}
+
+#[tokio::test]
+async fn awsvpc_task_definitions_fill_host_ports_and_need_ip_target_groups() {
+    let (ecs, shared, _) = ecs();
+    let types: crate::TargetTypeReader = Arc::new(|tg: String| {
+        Box::pin(async move { Some(if tg.ends_with("/inst") { "instance" } else { "ip" }.to_owned()) })
+    });
+    let ecs = ecs.with_target_types(types);
+    let reg = call(
+        &ecs,
+        "RegisterTaskDefinition",
+        json!({"family": "vpc", "networkMode": "awsvpc",
+               "containerDefinitions": [{"name": "web", "image": "img", "portMappings": [{"containerPort": 80}]}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        reg["taskDefinition"]["containerDefinitions"][0]["portMappings"][0]["hostPort"],
+        80
+    );
+    let service = |tg: &str| {
+        json!({"serviceName": "s", "taskDefinition": "vpc", "desiredCount": 0,
+               "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-1"]}},
+               "loadBalancers": [{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}]})
+    };
+    let e = call(&ecs, "CreateService", service("arn:tg/inst"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "InvalidParameterException");
+    assert!(e.message.contains("target type instance"), "{e}");
+    assert!(shared.lock().services.is_empty());
+    let made = call(&ecs, "CreateService", service("arn:tg/ip")).await.unwrap();
+    assert_eq!(
+        made["service"]["networkConfiguration"]["awsvpcConfiguration"]["subnets"],
+        json!(["subnet-1"])
+    );
 }

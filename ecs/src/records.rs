@@ -60,6 +60,10 @@ pub struct Service {
     /// ListServiceDeployments lists besides the current ones.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub past_deployments: Vec<Deployment>,
+    /// `awsvpcConfiguration` as given (subnets and security groups mean nothing on one
+    /// host: kept and shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_configuration: Option<serde_json::Value>,
 }
 
 /// ECS's `Deployment`, less the counts computed from the tasks.
@@ -242,6 +246,71 @@ pub struct Task {
     /// ARN, host port. Not an ECS member: DescribeTasks leaves it out.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub registered: Vec<(String, u16)>,
+    /// awsvpc: the task's network interface (ECS's `ElasticNetworkInterface` attachment,
+    /// here the address of its network namespace on the Docker host).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    /// awsvpc: the Docker name of the task's pause container. Not an ECS member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pause_container: Option<String>,
+    /// The task's volumes on Docker. Not an ECS member: DescribeTasks leaves it out.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<crate::volumes::TaskVolume>,
+}
+
+/// ECS's `Attachment` (an awsvpc task's network interface).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Attachment {
+    pub id: String,
+    /// `ElasticNetworkInterface`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `PRECREATED`, `ATTACHED`, `DELETED`.
+    pub status: String,
+    pub details: Vec<KeyValue>,
+}
+
+/// ECS's `KeyValuePair` of an attachment's details.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct KeyValue {
+    pub name: String,
+    pub value: String,
+}
+
+/// The detail of an awsvpc attachment that holds the task's address (ECS's spelling).
+pub const PRIVATE_IPV4: &str = "privateIPv4Address";
+
+impl Task {
+    /// The awsvpc task's own address, once its network namespace exists.
+    pub fn private_ip(&self) -> Option<std::net::IpAddr> {
+        self.attachments
+            .iter()
+            .flat_map(|a| a.details.iter())
+            .find(|d| d.name == PRIVATE_IPV4)
+            .and_then(|d| d.value.parse().ok())
+    }
+
+    /// Where a load balancer reaches `container`'s `container_port`: the task's own
+    /// address and the container port (awsvpc, an `ip` target), else this host and the
+    /// bound host port.
+    pub fn target(&self, container: &str, container_port: u16) -> Option<(std::net::IpAddr, u16)> {
+        let c = self.containers.iter().find(|c| c.name == container)?;
+        if let Some(ip) = self.private_ip() {
+            return Some((ip, container_port));
+        }
+        c.network_bindings
+            .iter()
+            .find(|b| b.container_port == container_port)
+            .map(|b| (std::net::IpAddr::from([127, 0, 0, 1]), b.host_port))
+    }
+
+    /// The address its targets were registered with (see [`Task::target`]).
+    pub fn target_ip(&self) -> std::net::IpAddr {
+        self.private_ip()
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+    }
 }
 
 /// A container of a task: ECS's `Container` shape, plus the Docker name.
@@ -268,6 +337,17 @@ pub struct Container {
     /// The Docker name (`ecs-FAMILY-REV-NAME-RANDOM`), not an ECS member: DescribeTasks
     /// leaves it out.
     pub docker_name: String,
+    /// awsvpc: the task's interface, as ECS shows it on each container.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network_interfaces: Vec<NetworkInterface>,
+}
+
+/// ECS's `NetworkInterface` of a container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NetworkInterface {
+    pub attachment_id: String,
+    pub private_ipv4_address: String,
 }
 
 /// `NetworkBinding`.
@@ -345,5 +425,35 @@ mod tests {
             protocol: "tcp".into(),
         };
         assert!(serde_json::to_string(&binding).unwrap().contains("\"bindIP\""));
+    }
+
+    #[test]
+    fn a_task_is_reached_at_its_own_address_in_awsvpc_else_at_its_host_port() {
+        let mut t = Task {
+            containers: vec![Container {
+                name: "web".into(),
+                network_bindings: vec![NetworkBinding {
+                    bind_ip: "0.0.0.0".into(),
+                    container_port: 80,
+                    host_port: 49200,
+                    protocol: "tcp".into(),
+                }],
+                ..Container::default()
+            }],
+            ..Task::default()
+        };
+        let local = std::net::IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(t.target("web", 80), Some((local, 49200)));
+        assert_eq!(t.target("web", 81), None);
+        assert_eq!(t.target("other", 80), None);
+        assert_eq!(t.target_ip(), local);
+        t.containers[0].network_bindings.clear();
+        t.attachments = vec![crate::network::attachment("a", "eni-1", "172.18.0.5", None)];
+        let own: std::net::IpAddr = "172.18.0.5".parse().unwrap();
+        assert_eq!(t.target("web", 80), Some((own, 80)));
+        assert_eq!(t.target_ip(), own);
+        let text = serde_json::to_string(&t).unwrap();
+        assert!(text.contains("\"privateIPv4Address\""), "{text}");
+        assert!(text.contains("\"type\":\"ElasticNetworkInterface\""), "{text}");
     }
 }

@@ -104,11 +104,6 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
             "deploymentController other than ECS is not supported by hostalb yet",
         ));
     }
-    if input.network_configuration.as_ref().is_some_and(|v| !v.is_null()) {
-        return Err(EcsError::invalid(
-            "networkConfiguration (awsvpc) is not supported by hostalb yet: use bridge or host task definitions",
-        ));
-    }
     if !input.service_registries.is_empty() || input.task_sets.as_ref().is_some_and(|v| !v.is_null()) {
         return Err(EcsError::invalid(
             "serviceRegistries and task sets are not supported by hostalb yet",
@@ -133,6 +128,7 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
             "desiredCount is required for a REPLICA service",
         ));
     };
+    crate::network::check_configuration(td.mode(), input.network_configuration.as_ref())?;
     let load_balancers = load_balancers(&td, &input.load_balancers)?;
     let deployment_configuration = input.deployment_configuration.unwrap_or_default();
     deploy::check_configuration(&deployment_configuration)?;
@@ -163,6 +159,7 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
         deployment_configuration,
         stable_task_definition: None,
         past_deployments: Vec::new(),
+        network_configuration: input.network_configuration.clone().filter(|v| !v.is_null()),
     };
     service.deployments = deploy::deployments(&service);
     crate::bluegreen::begin(&mut service);
@@ -299,6 +296,7 @@ pub(crate) fn service_json(tasks: &[Task], s: &Service) -> Value {
         "deployments": deployments, "events": s.events, "createdAt": s.created_at,
         "schedulingStrategy": "REPLICA", "deploymentController": {"type": "ECS"},
         "healthCheckGracePeriodSeconds": s.health_check_grace_period_seconds,
+        "networkConfiguration": s.network_configuration,
     })
 }
 
@@ -563,24 +561,17 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
         return;
     };
     for (i, lb) in service.load_balancers.iter().enumerate() {
-        let port = task
-            .containers
-            .iter()
-            .find(|c| c.name == lb.container_name)
-            .and_then(|c| {
-                c.network_bindings
-                    .iter()
-                    .find(|b| b.container_port == lb.container_port)
-            })
-            .map(|b| b.host_port);
-        let Some(port) = port else { continue };
+        // awsvpc: {task address, containerPort}; else {this host, host port}.
+        let Some((ip, port)) = task.target(&lb.container_name, lb.container_port) else {
+            continue;
+        };
         // A blue/green deployment's tasks register in its green group.
         let tg = crate::bluegreen::register_group(&service, &task, i)
             .unwrap_or_else(|| lb.target_group_arn.clone());
         let change = TargetChange {
             register: true,
             target_group_arn: tg.clone(),
-            ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            ip,
             port,
         };
         let id = arn.rsplit('/').next().unwrap_or_default().to_owned();
@@ -619,14 +610,14 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
 /// Deregisters a stopping task from the target groups it was registered in, then waits
 /// for the longest of their deregistration delays.
 pub(crate) async fn deregister(inner: &Inner, arn: &str) {
-    let registered = {
+    let (registered, ip) = {
         let mut state = inner.state.lock();
         state
             .tasks
             .iter_mut()
             .find(|t| t.task_arn == arn)
-            .map(|t| std::mem::take(&mut t.registered))
-            .unwrap_or_default()
+            .map(|t| (std::mem::take(&mut t.registered), t.target_ip()))
+            .unwrap_or((Vec::new(), std::net::IpAddr::from([127, 0, 0, 1])))
     };
     if registered.is_empty() {
         return;
@@ -636,7 +627,7 @@ pub(crate) async fn deregister(inner: &Inner, arn: &str) {
         let change = TargetChange {
             register: false,
             target_group_arn: tg.clone(),
-            ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            ip,
             port,
         };
         match (inner.registrar)(change).await {

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use crate::EcsError;
-use crate::model::{ContainerDefinition, TaskDefinition};
+use crate::envfiles;
+use crate::model::{ContainerDefinition, TaskDefinition, Volume};
 
 /// ECS's limit on containers in one task definition.
 pub const MAX_CONTAINERS: usize = 10;
@@ -14,6 +15,39 @@ pub const MAX_CONTAINERS: usize = 10;
 const MAX_NAME: usize = 255;
 /// ECS's bounds on `stopTimeout` (seconds).
 const MAX_STOP_TIMEOUT: u32 = 120;
+/// Docker's log drivers a task may name (Docker carries them out as they are); `awslogs`
+/// is accepted and runs on the engine's default driver (see [`AWSLOGS`]).
+pub const LOG_DRIVERS: &[&str] = &[
+    "json-file",
+    "local",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "splunk",
+    "none",
+];
+/// ECS's CloudWatch Logs driver: no CloudWatch is reachable here, so its containers log
+/// through the engine's default driver (`docker logs` works), as the README says.
+pub const AWSLOGS: &str = "awslogs";
+/// The ulimit names ECS accepts (Docker's).
+const ULIMITS: &[&str] = &[
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
 
 /// Task definition members accepted and without effect on one host (roles, placement and
 /// sizing for other launch types, tags).
@@ -27,10 +61,8 @@ const IGNORED_TASK_MEMBERS: &[&str] = &[
 ];
 /// Container members accepted and without effect on one host.
 const IGNORED_CONTAINER_MEMBERS: &[&str] = &[
-    "logConfiguration",
     "repositoryCredentials",
     "secrets",
-    "readonlyRootFilesystem",
     "disableNetworking",
     "interactive",
     "pseudoTerminal",
@@ -69,12 +101,7 @@ pub fn task_definition(td: &TaskDefinition) -> Result<(), EcsError> {
         )));
     }
     match td.network_mode.as_deref() {
-        None | Some("bridge") | Some("host") | Some("none") => {}
-        Some("awsvpc") => {
-            return Err(client(
-                "networkMode awsvpc is not supported by hostalb yet: use bridge (dynamic host ports) or host",
-            ));
-        }
+        None | Some("bridge") | Some("host") | Some("none") | Some("awsvpc") => {}
         Some(other) => {
             return Err(client(format!(
                 "networkMode `{other}` is invalid: bridge, host, awsvpc or none"
@@ -121,11 +148,216 @@ pub fn task_definition(td: &TaskDefinition) -> Result<(), EcsError> {
             "Task definition must have at least one essential container.",
         ));
     }
+    let mut volume_names = BTreeSet::new();
+    for v in &td.volumes {
+        volume(v)?;
+        if !volume_names.insert(v.name.as_str()) {
+            return Err(client(format!(
+                "volumes: the name `{}` is used twice: volume names must be unique",
+                v.name
+            )));
+        }
+    }
     let mode = td.network_mode.as_deref().unwrap_or("bridge");
     for c in &td.container_definitions {
         container(c, mode, &td.container_definitions)?;
+        storage(c, td)?;
+        extras(c, mode)?;
     }
     start_order(&td.container_definitions).map(|_| ())
+}
+
+/// One volume of `volumes`.
+fn volume(v: &Volume) -> Result<(), EcsError> {
+    if !valid_name(&v.name) {
+        return Err(client(format!(
+            "volumes: name `{}` is invalid: up to {MAX_NAME} letters, numbers, hyphens and underscores",
+            v.name
+        )));
+    }
+    for (k, x) in &v.other {
+        let refused = match k.as_str() {
+            "configuredAtLaunch" => x.as_bool() == Some(true),
+            _ => present(x),
+        };
+        if !refused {
+            continue;
+        }
+        return Err(client(match k.as_str() {
+            "efsVolumeConfiguration" | "fsxWindowsFileServerVolumeConfiguration" => format!(
+                "volume `{}`: {k} is not supported by hostalb: there is no EFS or FSx here; mount the share on this host and give it as host.sourcePath",
+                v.name
+            ),
+            "configuredAtLaunch" => format!(
+                "volume `{}`: configuredAtLaunch (EBS volumes) is not supported by hostalb: use host.sourcePath or dockerVolumeConfiguration",
+                v.name
+            ),
+            _ => format!(
+                "volume `{}`: member `{k}` is not supported by hostalb yet",
+                v.name
+            ),
+        }));
+    }
+    if v.host.is_some() && v.docker_volume_configuration.is_some() {
+        return Err(client(format!(
+            "volume `{}`: give host or dockerVolumeConfiguration, not both",
+            v.name
+        )));
+    }
+    if let Some(p) = v.source_path()
+        && !p.starts_with('/')
+    {
+        return Err(client(format!(
+            "volume `{}`: host.sourcePath `{p}` must be an absolute path",
+            v.name
+        )));
+    }
+    if let Some(d) = &v.docker_volume_configuration {
+        let scope = d.scope.as_deref().unwrap_or("task");
+        if !matches!(scope, "task" | "shared") {
+            return Err(client(format!(
+                "volume `{}`: dockerVolumeConfiguration.scope `{scope}` is invalid: task or shared",
+                v.name
+            )));
+        }
+        if d.autoprovision == Some(true) && scope != "shared" {
+            return Err(client(format!(
+                "volume `{}`: dockerVolumeConfiguration.autoprovision is only valid with scope shared",
+                v.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A container's `mountPoints`, `volumesFrom` and `environmentFiles`.
+fn storage(c: &ContainerDefinition, td: &TaskDefinition) -> Result<(), EcsError> {
+    let who = &c.name;
+    let mut paths = BTreeSet::new();
+    for m in &c.mount_points {
+        if !td.volumes.iter().any(|v| v.name == m.source_volume) {
+            return Err(client(format!(
+                "Container `{who}`: mountPoints sourceVolume `{}` names no volume of the task definition",
+                m.source_volume
+            )));
+        }
+        if !m.container_path.starts_with('/') {
+            return Err(client(format!(
+                "Container `{who}`: mountPoints containerPath `{}` must be an absolute path",
+                m.container_path
+            )));
+        }
+        if !paths.insert(m.container_path.as_str()) {
+            return Err(client(format!(
+                "Container `{who}`: mountPoints containerPath `{}` is mounted twice",
+                m.container_path
+            )));
+        }
+    }
+    for f in &c.volumes_from {
+        if f.source_container == c.name
+            || !td
+                .container_definitions
+                .iter()
+                .any(|o| o.name == f.source_container)
+        {
+            return Err(client(format!(
+                "Container `{who}`: volumesFrom sourceContainer `{}` names no other container of the task definition",
+                f.source_container
+            )));
+        }
+    }
+    if c.environment_files.len() > envfiles::MAX_FILES {
+        return Err(client(format!(
+            "Container `{who}`: environmentFiles holds at most {} files",
+            envfiles::MAX_FILES
+        )));
+    }
+    for f in &c.environment_files {
+        if f.kind != envfiles::S3 {
+            return Err(client(format!(
+                "Container `{who}`: environmentFiles type `{}` is invalid: s3",
+                f.kind
+            )));
+        }
+        envfiles::local_path(&f.value).map_err(|m| client(format!("Container `{who}`: {m}")))?;
+    }
+    Ok(())
+}
+
+/// Logging and the members Docker takes as they are.
+fn extras(c: &ContainerDefinition, mode: &str) -> Result<(), EcsError> {
+    let who = &c.name;
+    if let Some(l) = &c.log_configuration {
+        let d = l.log_driver.as_str();
+        if d == "awsfirelens" {
+            return Err(client(format!(
+                "Container `{who}`: logDriver awsfirelens is not supported by hostalb: FireLens needs its log router sidecar; use fluentd (Docker's driver) towards your own Fluent Bit"
+            )));
+        }
+        if d != AWSLOGS && !LOG_DRIVERS.contains(&d) {
+            return Err(client(format!(
+                "Container `{who}`: logDriver `{d}` is invalid: {}, {AWSLOGS}",
+                LOG_DRIVERS.join(", ")
+            )));
+        }
+        if !l.secret_options.is_empty() {
+            return Err(client(format!(
+                "Container `{who}`: logConfiguration secretOptions are not supported by hostalb: there is no Secrets Manager or SSM here; give the values in options"
+            )));
+        }
+    }
+    if mode == "awsvpc" {
+        for (given, what) in [
+            (c.hostname.is_some(), "hostname"),
+            (!c.extra_hosts.is_empty(), "extraHosts"),
+            (!c.dns_servers.is_empty(), "dnsServers"),
+        ] {
+            if given {
+                return Err(client(format!(
+                    "Container `{who}`: {what} is not supported in the awsvpc network mode"
+                )));
+            }
+        }
+    }
+    for h in &c.extra_hosts {
+        if h.hostname.is_empty() || h.ip_address.parse::<std::net::IpAddr>().is_err() {
+            return Err(client(format!(
+                "Container `{who}`: extraHosts needs a hostname and an IP address, not `{}` `{}`",
+                h.hostname, h.ip_address
+            )));
+        }
+    }
+    for d in &c.dns_servers {
+        if d.parse::<std::net::IpAddr>().is_err() {
+            return Err(client(format!(
+                "Container `{who}`: dnsServers `{d}` is not an IP address"
+            )));
+        }
+    }
+    for u in &c.ulimits {
+        if !ULIMITS.contains(&u.name.as_str()) {
+            return Err(client(format!(
+                "Container `{who}`: ulimit `{}` is invalid: {}",
+                u.name,
+                ULIMITS.join(", ")
+            )));
+        }
+        if u.soft_limit > u.hard_limit {
+            return Err(client(format!(
+                "Container `{who}`: ulimit `{}` has a softLimit above its hardLimit",
+                u.name
+            )));
+        }
+    }
+    if let Some(p) = &c.linux_parameters
+        && let Some((k, _)) = p.other.iter().find(|(_, v)| present(v))
+    {
+        return Err(client(format!(
+            "Container `{who}`: linuxParameters member `{k}` is not supported by hostalb yet (initProcessEnabled is): remove it to run this task definition locally"
+        )));
+    }
+    Ok(())
 }
 
 fn container(c: &ContainerDefinition, mode: &str, all: &[ContainerDefinition]) -> Result<(), EcsError> {
@@ -152,9 +384,9 @@ fn container(c: &ContainerDefinition, mode: &str, all: &[ContainerDefinition]) -
                 m.protocol()
             )));
         }
-        if mode == "host" && m.host_port.is_some_and(|h| h != 0 && h != cp) {
+        if matches!(mode, "host" | "awsvpc") && m.host_port.is_some_and(|h| h != 0 && h != cp) {
             return Err(client(format!(
-                "Container `{who}`: in host network mode hostPort must be containerPort ({cp}) or absent"
+                "Container `{who}`: in {mode} network mode hostPort must be containerPort ({cp}) or absent"
             )));
         }
         if mode == "none" {
@@ -252,8 +484,8 @@ fn container(c: &ContainerDefinition, mode: &str, all: &[ContainerDefinition]) -
     Ok(())
 }
 
-/// The order containers start in: every container after the ones it depends on or links
-/// to, otherwise in definition order. A cycle is refused.
+/// The order containers start in: every container after the ones it depends on, links
+/// to or takes volumes from, otherwise in definition order. A cycle is refused.
 pub fn start_order(containers: &[ContainerDefinition]) -> Result<Vec<usize>, EcsError> {
     let index: BTreeMap<&str, usize> = containers
         .iter()
@@ -265,10 +497,13 @@ pub fn start_order(containers: &[ContainerDefinition]) -> Result<Vec<usize>, Ecs
             .links
             .iter()
             .map(|l| l.split_once(':').map_or(l.as_str(), |(n, _)| n));
+        // A volumesFrom source exists before the container that takes its mounts.
+        let volumes_from = c.volumes_from.iter().map(|f| f.source_container.as_str());
         c.depends_on
             .iter()
             .map(|d| d.container_name.as_str())
             .chain(links)
+            .chain(volumes_from)
             .filter_map(|n| index.get(n).copied())
             .collect()
     };
@@ -337,20 +572,20 @@ mod tests {
             }
             v
         };
-        assert!(
-            refused(one(json!({"networkMode": "awsvpc"}))).contains("awsvpc is not supported by hostalb yet")
-        );
         assert!(refused(one(json!({"family": "bad name"}))).contains("Family"));
-        assert!(refused(one(json!({"volumes": [{"name": "v"}]}))).contains("`volumes` is not supported"));
+        assert!(
+            refused(one(json!({"ephemeralStorage": {"sizeInGiB": 30}})))
+                .contains("`ephemeralStorage` is not supported")
+        );
         assert!(refused(one(json!({"containerDefinitions": []}))).contains("cannot be empty"));
         let c = |c: Value| one(json!({"containerDefinitions": [c]}));
         assert!(refused(c(json!({"name": "a", "image": "i", "essential": false}))).contains("essential"));
         assert!(refused(c(json!({"name": "a", "image": ""}))).contains("image is required"));
         assert!(
             refused(c(
-                json!({"name": "a", "image": "i", "mountPoints": [{"sourceVolume": "v"}]})
+                json!({"name": "a", "image": "i", "mountPoints": [{"sourceVolume": "v", "containerPath": "/v"}]})
             ))
-            .contains("`mountPoints` is not supported")
+            .contains("mountPoints sourceVolume `v` names no volume")
         );
         assert!(refused(c(json!({"name": "a", "image": "i", "stopTimeout": 121}))).contains("120"));
         assert!(refused(c(json!({"name": "a", "image": "i", "memory": 4}))).contains("6 MiB"));
@@ -398,5 +633,110 @@ mod tests {
         ]}));
         task_definition(&t).unwrap();
         assert_eq!(start_order(&t.container_definitions).unwrap(), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn volumes_mounts_and_volumes_from_are_checked_as_ecs_checks_them() {
+        let base = |volumes: Value, a: Value| json!({"family": "f", "volumes": volumes, "containerDefinitions": [a, {"name": "b", "image": "i"}]});
+        let ok = td(base(
+            json!([{"name": "data"}, {"name": "conf", "host": {"sourcePath": "/srv"}},
+                   {"name": "cache", "dockerVolumeConfiguration": {"scope": "shared", "autoprovision": true, "driver": "local"}}]),
+            json!({"name": "a", "image": "i", "mountPoints": [{"sourceVolume": "data", "containerPath": "/data"}],
+                   "volumesFrom": [{"sourceContainer": "b", "readOnly": true}]}),
+        ));
+        task_definition(&ok).unwrap();
+        assert_eq!(
+            start_order(&ok.container_definitions).unwrap(),
+            vec![1, 0],
+            "volumesFrom's source first"
+        );
+        let plain = json!({"name": "a", "image": "i"});
+        assert!(refused(base(json!([{"name": "v"}, {"name": "v"}]), plain.clone())).contains("used twice"));
+        assert!(
+            refused(base(
+                json!([{"name": "v", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}]),
+                plain.clone()
+            ))
+            .contains("efsVolumeConfiguration is not supported by hostalb")
+        );
+        assert!(
+            refused(base(
+                json!([{"name": "v", "fsxWindowsFileServerVolumeConfiguration": {"fileSystemId": "fs-1"}}]),
+                plain.clone()
+            ))
+            .contains("fsxWindowsFileServerVolumeConfiguration")
+        );
+        task_definition(&td(base(
+            json!([{"name": "v", "configuredAtLaunch": false}]),
+            plain.clone(),
+        )))
+        .unwrap();
+        assert!(
+            refused(base(
+                json!([{"name": "v", "host": {"sourcePath": "rel"}}]),
+                plain.clone()
+            ))
+            .contains("absolute")
+        );
+        assert!(
+            refused(base(
+                json!([{"name": "v", "dockerVolumeConfiguration": {"scope": "task", "autoprovision": true}}]),
+                plain.clone()
+            ))
+            .contains("autoprovision")
+        );
+        assert!(
+            refused(base(
+                json!([]),
+                json!({"name": "a", "image": "i", "volumesFrom": [{"sourceContainer": "c"}]})
+            ))
+            .contains("volumesFrom sourceContainer `c`")
+        );
+        assert!(
+            refused(base(
+                json!([]),
+                json!({"name": "a", "image": "i", "volumesFrom": [{"sourceContainer": "a"}]})
+            ))
+            .contains("volumesFrom sourceContainer `a`")
+        );
+    }
+
+    #[test]
+    fn environment_files_log_drivers_and_docker_members_are_checked() {
+        let c = |c: Value| json!({"family": "f", "containerDefinitions": [c]});
+        let envf =
+            |v: &str| c(json!({"name": "a", "image": "i", "environmentFiles": [{"value": v, "type": "s3"}]}));
+        task_definition(&td(envf("/etc/app.env"))).unwrap();
+        task_definition(&td(envf("file:///etc/app.env"))).unwrap();
+        assert!(refused(envf("arn:aws:s3:::bucket/app.env")).contains("local path"));
+        let log = |d: &str| c(json!({"name": "a", "image": "i", "logConfiguration": {"logDriver": d}}));
+        for d in LOG_DRIVERS.iter().chain([&AWSLOGS]) {
+            task_definition(&td(log(d))).unwrap();
+        }
+        assert!(refused(log("awsfirelens")).contains("awsfirelens is not supported"));
+        assert!(refused(log("carrier-pigeon")).contains("invalid"));
+        let awsvpc = |c: Value| json!({"family": "f", "networkMode": "awsvpc", "containerDefinitions": [c]});
+        task_definition(&td(awsvpc(
+            json!({"name": "a", "image": "i", "portMappings": [{"containerPort": 80}]}),
+        )))
+        .unwrap();
+        assert!(
+            refused(awsvpc(json!({"name": "a", "image": "i", "hostname": "h"})))
+                .contains("hostname is not supported in the awsvpc")
+        );
+        assert!(
+            refused(awsvpc(
+                json!({"name": "a", "image": "i", "portMappings": [{"containerPort": 80, "hostPort": 81}]})
+            ))
+            .contains("awsvpc network mode hostPort")
+        );
+        assert!(refused(c(json!({"name": "a", "image": "i", "ulimits": [{"name": "bogus", "softLimit": 1, "hardLimit": 1}]}))).contains("ulimit"));
+        assert!(
+            refused(c(json!({"name": "a", "image": "i", "linuxParameters": {"capabilities": {"add": ["NET_ADMIN"]}}})))
+                .contains("linuxParameters member `capabilities`")
+        );
+        task_definition(&td(c(json!({"name": "a", "image": "i", "linuxParameters": {"initProcessEnabled": true},
+            "extraHosts": [{"hostname": "db", "ipAddress": "10.0.0.5"}], "dnsServers": ["10.0.0.2"], "privileged": false}))))
+        .unwrap();
     }
 }

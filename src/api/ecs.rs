@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use hostalb_aws::json11::CONTENT_TYPE;
 use hostalb_aws::query::Params;
-use hostalb_ecs::{Ecs, HealthReader, Registrar, RuleCall, RuleWeights, Shared, TargetChange};
+use hostalb_ecs::{
+    Ecs, HealthReader, Registrar, RuleCall, RuleWeights, Shared, TargetChange, TargetTypeReader,
+};
 use hostalb_proxy::AwsAnswer;
 
 use super::elbv2::Elbv2;
@@ -41,7 +43,8 @@ impl EcsApi {
             .map(|docker| {
                 Ecs::new(shared, docker, saver, registrar(Arc::clone(&elbv2)))
                     .with_health(health(Arc::clone(&elbv2)))
-                    .with_rules(rule_weights(elbv2))
+                    .with_rules(rule_weights(Arc::clone(&elbv2)))
+                    .with_target_types(target_types(elbv2))
             })
             .map_err(|e| format!("the Docker engine cannot be reached: {e}"));
         EcsApi { ecs }
@@ -191,6 +194,29 @@ fn rule_weights(elbv2: Arc<Elbv2>) -> RuleWeights {
                 &rule_actions(&String::from_utf8_lossy(&answer.body)),
                 &k,
             ))
+        })
+    })
+}
+
+/// A target group's `TargetType` through ELBv2's own DescribeTargetGroups.
+fn target_types(elbv2: Arc<Elbv2>) -> TargetTypeReader {
+    Arc::new(move |tg: String| {
+        let elbv2 = Arc::clone(&elbv2);
+        Box::pin(async move {
+            let form = format!(
+                "Action=DescribeTargetGroups&Version={}&TargetGroupArns.member.1={}",
+                hostalb_aws::elbv2::API_VERSION,
+                form_encode(&tg)
+            );
+            let params = Params::parse(&form).ok()?;
+            let answer = elbv2.call(&params).await;
+            if answer.status != 200 {
+                return None;
+            }
+            let xml = String::from_utf8_lossy(&answer.body);
+            let (_, rest) = xml.split_once("<TargetType>")?;
+            let (kind, _) = rest.split_once("</TargetType>")?;
+            Some(kind.trim().to_owned())
         })
     })
 }

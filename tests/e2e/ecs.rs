@@ -389,12 +389,12 @@ async fn a_task_that_cannot_start_leaves_nothing_and_errors_are_ecs_shapes() {
     let e = script(&ep, &["errors"]).await;
     assert_eq!(e["unknown_cluster"]["code"], "ClusterNotFoundException", "{e:#}");
     assert_eq!(e["unknown_td"]["code"], "ClientException");
-    assert_eq!(e["awsvpc"]["code"], "ClientException");
+    assert_eq!(e["efs"]["code"], "ClientException");
     assert!(
-        e["awsvpc"]["message"]
+        e["efs"]["message"]
             .as_str()
             .unwrap()
-            .contains("awsvpc is not supported")
+            .contains("efsVolumeConfiguration is not supported")
     );
     assert_eq!(e["cycle"]["code"], "ClientException");
     assert!(e["cycle"]["message"].as_str().unwrap().contains("cycle"));

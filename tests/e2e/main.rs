@@ -17,6 +17,7 @@ mod desync;
 mod docker;
 mod ecs;
 mod ecs_bluegreen;
+mod ecs_tasks;
 mod errors;
 mod framing;
 mod h2;

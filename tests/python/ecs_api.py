@@ -89,8 +89,10 @@ def errors(endpoint):
     calls = {
         "unknown_cluster": lambda: ecs.list_tasks(cluster="no-such-cluster"),
         "unknown_td": lambda: ecs.run_task(taskDefinition="no-such-family"),
-        "awsvpc": lambda: ecs.register_task_definition(
-            family="x", networkMode="awsvpc", containerDefinitions=[{"name": "a", "image": "i"}]
+        "efs": lambda: ecs.register_task_definition(
+            family="x",
+            volumes=[{"name": "v", "efsVolumeConfiguration": {"fileSystemId": "fs-1"}}],
+            containerDefinitions=[{"name": "a", "image": "i"}],
         ),
         "cycle": lambda: ecs.register_task_definition(
             family="x",
