@@ -15,6 +15,7 @@ mod connections;
 mod dashboard;
 mod desync;
 mod docker;
+mod drain_cut;
 mod ecs;
 mod errors;
 mod framing;

@@ -8,6 +8,12 @@
 //!   kept whole, the target group allows it (`retry_idempotent`, default true), and the
 //!   target closed or reset the connection without sending one byte of a response.
 //!
+//! A request cut because its target's deregistration delay ran out (at once with a delay
+//! of 0) counts as (a) when none of it was written yet and as (b) when it was written and
+//! no byte of a response came back: hostalb closed the connection instead of the target,
+//! and the group has another target to take it. So a target deregistered with a delay of
+//! 0 (an ECS rolling update, a scale-in) loses no idempotent request in flight.
+//!
 //! Always on a new connection, preferably to another target, and at most once. A
 //! non-idempotent request that reached a target is never sent again: the client gets
 //! ALB's 502. A target that answered slowly (504) is never retried either: it may still
@@ -78,6 +84,8 @@ impl RetryPolicy {
             (ErrorKind::ConnectRefused | ErrorKind::ConnectTimeout, _) => another_target,
             (ErrorKind::TargetClosed, Reached::Nothing) => true,
             (ErrorKind::TargetClosed, Reached::Request) => self.replay_allowed,
+            (ErrorKind::Deregistered, Reached::Nothing) => another_target,
+            (ErrorKind::Deregistered, Reached::Request) => self.replay_allowed && another_target,
             _ => false,
         }
     }
@@ -162,7 +170,24 @@ mod tests {
         assert!(!p.take(&failure(ErrorKind::ResponseTimeout, Reached::Request), true));
         assert!(!p.take(&failure(ErrorKind::TargetClosed, Reached::Response), true));
         assert!(!p.take(&failure(ErrorKind::BadResponse("x"), Reached::Response), true));
-        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Request), true));
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Response), true));
         assert!(!p.retrying());
+    }
+
+    #[test]
+    fn a_request_cut_by_its_targets_deregistration_goes_to_another_target() {
+        // Nothing written yet: any method, when there is another target.
+        let mut p = RetryPolicy::new(&head("POST"), false, false);
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Nothing), false));
+        assert!(p.take(&failure(ErrorKind::Deregistered, Reached::Nothing), true));
+        // Written, no answer yet: idempotent requests kept whole only, and only once.
+        let mut p = RetryPolicy::new(&head("GET"), true, true);
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Request), false));
+        assert!(p.take(&failure(ErrorKind::Deregistered, Reached::Request), true));
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Request), true));
+        let mut p = RetryPolicy::new(&head("POST"), true, true);
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Request), true));
+        let mut p = RetryPolicy::new(&head("GET"), true, false);
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Request), true));
     }
 }
