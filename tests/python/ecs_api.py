@@ -142,10 +142,11 @@ def elbv2(endpoint):
     )
 
 
-def service(endpoint, name, family, port, cluster, desired="2", breaker="no"):
+def service(endpoint, name, family, port, cluster, desired="2", breaker="no", grace=""):
     """A load balancer, target group and listener (ELBv2), then an ECS service of FAMILY
     with DESIRED tasks (2) in that target group (web:80); BREAKER `rollback` turns on the
-    deployment circuit breaker with rollback."""
+    deployment circuit breaker with rollback; GRACE, when given, is the service's
+    healthCheckGracePeriodSeconds."""
     elb = elbv2(endpoint)
     lb = elb.create_load_balancer(Name=name)["LoadBalancers"][0]
     tg = elb.create_target_group(
@@ -168,6 +169,8 @@ def service(endpoint, name, family, port, cluster, desired="2", breaker="no"):
             "maximumPercent": 200, "minimumHealthyPercent": 100,
             "deploymentCircuitBreaker": {"enable": True, "rollback": True},
         }
+    if grace:
+        extra["healthCheckGracePeriodSeconds"] = int(grace)
     svc = ecs.create_service(
         cluster=cluster, serviceName=name, taskDefinition=family, desiredCount=int(desired),
         loadBalancers=[{"targetGroupArn": tg["TargetGroupArn"], "containerName": "web", "containerPort": 80}],
