@@ -17,6 +17,7 @@ mod desync;
 mod docker;
 mod drain_cut;
 mod ecs;
+mod ecs_clients;
 mod errors;
 mod framing;
 mod h2;
