@@ -1201,3 +1201,141 @@ async fn a_rolling_update_resumes_after_hostalb_is_killed_or_terminated_midway()
     })
     .await;
 }
+
+/// Runs of the ECS figures (`HOSTALB_ECS_FIGURE_RUNS`, default 5).
+const FIGURE_RUNS: usize = 5;
+
+/// Healthy targets of target group `name` as the admin API reports them.
+async fn healthy_in(alb: &HostAlb, name: &str) -> usize {
+    let (status, body) = alb
+        .admin_get(&format!("/api/target-health?target_group={name}"))
+        .await;
+    if status != 200 {
+        return 0;
+    }
+    let v: Value = serde_json::from_str(&body).unwrap_or_default();
+    v["TargetHealthDescriptions"].as_array().map_or(0, |a| {
+        a.iter()
+            .filter(|t| t["TargetHealth"]["State"] == "healthy")
+            .count()
+    })
+}
+
+fn epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The figures of docs/performance.md's ECS section: from CreateService to 3 tasks
+/// healthy and routed (health checks every 5 s, 2 to turn healthy: ALB's fastest), and a
+/// rolling update of 3 tasks with a deregistration delay of 0 under steady load (4 keep-
+/// alive clients): its time and failed requests. Prints one line per run and the medians.
+/// `cargo nextest run -p hostalb --test e2e --run-ignored only -E 'test(/ecs::figures_/)' --no-capture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "figures for docs/performance.md (about 30 s a run): run with --run-ignored only"]
+async fn figures_service_start_and_rolling_update_with_delay_0() {
+    require_docker();
+    let runs = std::env::var("HOSTALB_ECS_FIGURE_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(FIGURE_RUNS)
+        .max(1);
+    let dir = tempfile::tempdir().unwrap();
+    let alb = start(&dir.path().join("s.json")).await;
+    let ep = endpoint(&alb);
+    let (mut starts, mut rollouts, mut failed_total, mut requests_total) = (Vec::new(), Vec::new(), 0, 0);
+    for run in 1..=runs {
+        let family = unique("ecsfig");
+        let cluster = unique("cl");
+        let name = unique("svc");
+        let port = crate::common::free_port();
+        register(&ep, &web_td(&family, "rev1", None)).await;
+        let rev2 = register(&ep, &web_td(&family, "rev2", None)).await;
+        let rev2 = rev2["taskDefinition"]["taskDefinitionArn"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let rev1 = format!("{family}:1");
+        let made = script(&ep, &["service", &name, &rev1, &port.to_string(), &cluster, "3"]).await;
+        let created = made["createdAtEpoch"].as_f64().unwrap();
+        let tg = made["targetGroupArn"].as_str().unwrap().to_owned();
+        let args = [cluster.as_str(), name.as_str(), tg.as_str()];
+        // Healthy (3 targets) and routed (the listener answers from the service).
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let began = std::time::Instant::now();
+        let ready = loop {
+            if healthy_in(&alb, &name).await == 3 {
+                let r = tokio::task::spawn_blocking(move || http_get(addr, "/", Duration::from_secs(2)))
+                    .await
+                    .unwrap();
+                if r.is_ok_and(|r| r.header("x-backend") == Some("rev1")) {
+                    break epoch() - created;
+                }
+            }
+            assert!(began.elapsed() < SERVICE_PATIENCE, "never healthy and routed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        service_until(&ep, args, "rev1 COMPLETED", |s| {
+            s["deployments"][0]["rolloutState"] == "COMPLETED" && healthy_targets(s) == 3
+        })
+        .await;
+
+        let load = hostalb_testkit::LoadGen::start(
+            format!("http://127.0.0.1:{port}/"),
+            4,
+            ROLLOUT_PATIENCE + Duration::from_secs(30),
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let began = std::time::Instant::now();
+        script(
+            &ep,
+            &["update_service", &cluster, &name, "task-definition", &rev2],
+        )
+        .await;
+        loop {
+            let s = script(&ep, &["service_state", args[0], args[1], args[2]]).await;
+            let ds = s["deployments"].as_array().unwrap();
+            if ds.len() == 1
+                && ds[0]["rolloutState"] == "COMPLETED"
+                && ds[0]["taskDefinition"] == rev2.as_str()
+                && healthy_targets(&s) == 3
+            {
+                break;
+            }
+            assert!(
+                began.elapsed() < ROLLOUT_PATIENCE,
+                "the rollout never completed: {s:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let rollout = began.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let report = load.stop().await;
+        let failed = report.error_count + report.non_2xx.iter().map(|(_, n)| n).sum::<u64>();
+        println!(
+            "run {run}: CreateService to 3 tasks healthy and routed {ready:.2} s; rolling update of 3 tasks (delay 0) {rollout:.1} s, {} requests, {failed} failed {:?}",
+            report.total, report.non_2xx
+        );
+        starts.push(ready);
+        rollouts.push(rollout);
+        failed_total += failed;
+        requests_total += report.total;
+        script(&ep, &["delete_service", &cluster, &name, "force"]).await;
+        service_until(&ep, args, "INACTIVE with no task", |s| {
+            s["status"] == "INACTIVE" && s["tasks"].as_array().unwrap().is_empty()
+        })
+        .await;
+    }
+    println!(
+        "ECS figures over {runs} runs: CreateService to 3 tasks healthy and routed, median {:.2} s; rolling update of 3 tasks with deregistration delay 0 under 4 keep-alive clients, median {:.1} s, {failed_total} failed of {requests_total} requests",
+        median(starts),
+        median(rollouts)
+    );
+    assert_eq!(failed_total, 0, "no request failed during the rolling updates");
+}

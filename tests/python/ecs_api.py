@@ -176,7 +176,8 @@ def service(endpoint, name, family, port, cluster, desired="2", breaker="no", gr
         loadBalancers=[{"targetGroupArn": tg["TargetGroupArn"], "containerName": "web", "containerPort": 80}],
         **extra,
     )["service"]
-    return {"targetGroupArn": tg["TargetGroupArn"], "service": json.loads(json.dumps(svc, default=str))}
+    return {"targetGroupArn": tg["TargetGroupArn"], "createdAtEpoch": svc["createdAt"].timestamp(),
+            "service": json.loads(json.dumps(svc, default=str))}
 
 
 def service_state(endpoint, cluster, name, tg_arn):
