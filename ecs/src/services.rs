@@ -508,7 +508,9 @@ async fn schedule(inner: &Arc<Inner>) {
                     format!("(service {}) has stopped {n} running tasks.", x.service_name),
                 )
             });
-        } else {
+        } else if !stopping(inner, &s) {
+            // INACTIVE once its last task is STOPPED (drained, containers gone), as ECS
+            // keeps a deleted service DRAINING until then.
             with_service(inner, &s, |x| x.status = "INACTIVE".into());
         }
     }
@@ -588,6 +590,13 @@ async fn replace_unhealthy(inner: &Arc<Inner>, s: &Service, live: &[Task]) -> Ve
         replaced.push(t.task_arn.clone());
     }
     replaced
+}
+
+/// Whether some task of the service is still on its way to STOPPED.
+fn stopping(inner: &Inner, s: &Service) -> bool {
+    inner.state.lock().tasks.iter().any(|t| {
+        t.cluster_arn == s.cluster_arn && t.group == group(&s.service_name) && t.last_status != "STOPPED"
+    })
 }
 
 /// How long a service still waits before starting tasks, when its latest tasks failed to
