@@ -95,7 +95,7 @@ struct UpdateServiceInput {
     task_definition: Option<String>,
     deployment_configuration: Option<DeploymentConfiguration>,
     force_new_deployment: bool,
-    health_check_grace_period_seconds: Option<u32>,
+    health_check_grace_period_seconds: Option<i64>,
     load_balancers: Option<Vec<Value>>,
     network_configuration: Option<Value>,
     capacity_provider_strategy: Option<Value>,
@@ -130,6 +130,7 @@ pub(crate) fn update(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
     if let Some(c) = &input.deployment_configuration {
         check_configuration(c)?;
     }
+    let grace = crate::services::grace_period(input.health_check_grace_period_seconds)?;
     let td = match input.task_definition.as_deref() {
         Some(r) => {
             let td = find_td(inner, r)?;
@@ -175,7 +176,7 @@ pub(crate) fn update(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
     if let Some(c) = input.deployment_configuration {
         s.deployment_configuration = c;
     }
-    if let Some(g) = input.health_check_grace_period_seconds {
+    if let Some(g) = grace {
         s.health_check_grace_period_seconds = Some(g);
     }
     let new_td = td.and_then(|t| t.task_definition_arn);
@@ -202,13 +203,29 @@ pub(crate) fn update(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
     Ok(json!({ "service": out }))
 }
 
-/// Whether a task counts as healthy for a deployment: RUNNING, its container health
-/// checks not failing (passing, where the task definition has them), and its targets
-/// `healthy` in every load balancer's target group.
+/// A task's health for a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// RUNNING, its container health checks passing (where the task definition has
+    /// them), its targets `healthy` in every load balancer's target group.
+    Healthy,
+    /// Not known yet: a health check still in its `initial` state (a new target, or
+    /// every target just after hostalb restarted).
+    Pending,
+    /// Not running, or a check that fails.
+    Unhealthy,
+}
+
+/// Whether a task counts as healthy for a deployment.
 async fn healthy(inner: &Inner, s: &Service, t: &Task) -> bool {
+    verdict(inner, s, t).await == Verdict::Healthy
+}
+
+async fn verdict(inner: &Inner, s: &Service, t: &Task) -> Verdict {
     if t.last_status != "RUNNING" || t.health_status == "UNHEALTHY" {
-        return false;
+        return Verdict::Unhealthy;
     }
+    let mut verdict = Verdict::Healthy;
     if t.health_status != "HEALTHY"
         && find_td(inner, &t.task_definition_arn).is_ok_and(|td| {
             td.container_definitions
@@ -216,20 +233,22 @@ async fn healthy(inner: &Inner, s: &Service, t: &Task) -> bool {
                 .any(|c| c.is_essential() && c.health_check.is_some())
         })
     {
-        return false;
+        verdict = Verdict::Pending;
     }
     for lb in &s.load_balancers {
         let Some((_, port)) = t.registered.iter().find(|(tg, _)| *tg == lb.target_group_arn) else {
-            return false;
+            return Verdict::Unhealthy;
         };
         if let Some(read) = &inner.health {
             let state = read(lb.target_group_arn.clone(), t.target_ip(), *port).await;
-            if state.as_deref() != Some("healthy") {
-                return false;
+            match state.as_deref() {
+                Some("healthy") => {}
+                Some("initial") => verdict = Verdict::Pending,
+                _ => return Verdict::Unhealthy,
             }
         }
     }
-    true
+    verdict
 }
 
 /// The most tasks RUNNING+PENDING (`maximumPercent` of `want`, rounded down, never below
@@ -258,10 +277,7 @@ fn failed_tasks(tasks: &[Task], s: &Service, id: &str) -> usize {
                 && t.group == group(&s.service_name)
                 && t.started_by.as_deref() == Some(id)
                 && t.desired_status == "STOPPED"
-                && matches!(
-                    t.stop_code.as_deref(),
-                    Some("TaskFailedToStart" | "EssentialContainerExited")
-                )
+                && crate::services::task_failed(t)
         })
         .count()
 }
@@ -304,13 +320,15 @@ pub(crate) async fn roll(inner: &Arc<Inner>, s: &Service, live: &[Task], may_sta
             healthy_new += 1;
         }
     }
+    // Old tasks whose health is not known yet (after a restart, every target starts
+    // `initial` again) are neither stopped as unhealthy nor counted as healthy.
     let mut healthy_old = Vec::new();
     let mut unhealthy_old = Vec::new();
     for t in &old {
-        if healthy(inner, s, t).await {
-            healthy_old.push(*t);
-        } else {
-            unhealthy_old.push(*t);
+        match verdict(inner, s, t).await {
+            Verdict::Healthy => healthy_old.push(*t),
+            Verdict::Unhealthy => unhealthy_old.push(*t),
+            Verdict::Pending => {}
         }
     }
 

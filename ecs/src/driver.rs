@@ -104,7 +104,12 @@ async fn drive(
                 watch_task(&inner, &arn, &mut rx).await
             }
         },
-        Phase::Watch => watch_task(&inner, &arn, &mut rx).await,
+        Phase::Watch => {
+            // Taken back after a restart: the target groups it missed (hostalb stopped
+            // between its start and its registration), then watched as before.
+            crate::services::register(&inner, &arn).await;
+            watch_task(&inner, &arn, &mut rx).await
+        }
         Phase::Stop(stop) => stop,
     };
     finish(&inner, &arn, &td, stop).await;
@@ -607,6 +612,26 @@ pub(crate) async fn resume(inner: &Arc<Inner>) -> Result<(), String> {
             .iter()
             .filter(|c| c.essential)
             .all(|c| mine.iter().any(|f| f.2 == c.name && f.3));
+        // Every container started before hostalb stopped: the task runs, it is not
+        // started again.
+        let all_running = !t.containers.is_empty()
+            && t.containers.iter().all(|c| c.runtime_id.is_some())
+            && t.containers
+                .iter()
+                .all(|c| mine.iter().any(|f| f.2 == c.name && f.3));
+        let service_task = t.group.starts_with("service:");
+        if t.last_status == "PENDING" && t.desired_status == "RUNNING" && all_running {
+            update(inner, &t.task_arn, |x| {
+                x.last_status = "RUNNING".into();
+                x.started_at.get_or_insert_with(now);
+                for c in &mut x.containers {
+                    c.last_status = "RUNNING".into();
+                }
+            });
+            tracing::info!(task = %t.task_arn, "ECS: a task that was starting runs: taken back");
+            spawn(inner, t.task_arn.clone(), td, Phase::Watch);
+            continue;
+        }
         let phase = match t.last_status.as_str() {
             // StopTask was called while no driver ran the task (the engine was away).
             "RUNNING" if t.desired_status == "STOPPED" => Phase::Stop(Stop {
@@ -627,6 +652,12 @@ pub(crate) async fn resume(inner: &Arc<Inner>) -> Result<(), String> {
                     .stopped_reason
                     .clone()
                     .unwrap_or_else(|| "Task stopped by user".into()),
+            }),
+            // Half started: stopped and, for a service, replaced. Not the task's failure
+            // (the circuit breaker does not count it).
+            _ if service_task => Phase::Stop(Stop {
+                code: "ServiceSchedulerInitiated",
+                reason: "hostalb restarted while the task was starting".into(),
             }),
             _ => Phase::Stop(Stop {
                 code: "TaskFailedToStart",

@@ -308,6 +308,12 @@ impl Ecs {
     }
 }
 
+/// `UnknownOperationException` when `operation` is no ECS operation (served or not),
+/// whether or not a Docker engine can be reached.
+pub fn unknown_operation(operation: &str) -> Option<EcsError> {
+    ops::unknown(operation)
+}
+
 /// Seconds since the epoch (JSON 1.1's timestamps).
 pub(crate) fn now() -> f64 {
     SystemTime::now()

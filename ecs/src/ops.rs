@@ -93,7 +93,41 @@ const UNSUPPORTED: &[&str] = &[
     "UpdateTaskSet",
 ];
 
+/// The operations served (the match of [`call`]).
+const SERVED: &[&str] = &[
+    "CreateCluster",
+    "DescribeClusters",
+    "ListClusters",
+    "RegisterTaskDefinition",
+    "DescribeTaskDefinition",
+    "ListTaskDefinitions",
+    "DeregisterTaskDefinition",
+    "RunTask",
+    "StopTask",
+    "ListTasks",
+    "DescribeTasks",
+    "CreateService",
+    "DescribeServices",
+    "ListServices",
+    "DeleteService",
+    "UpdateService",
+];
+
+/// `UnknownOperationException` for a name that is no ECS operation, served or not: the
+/// answer does not depend on the Docker engine.
+pub(crate) fn unknown(op: &str) -> Option<EcsError> {
+    (!SERVED.contains(&op) && !UNSUPPORTED.contains(&op)).then(|| {
+        EcsError::new(
+            "UnknownOperationException",
+            format!("{op} is not an ECS operation hostalb knows"),
+        )
+    })
+}
+
 pub(crate) async fn call(inner: &Arc<Inner>, op: &str, body: &[u8]) -> Result<Value, EcsError> {
+    if let Some(e) = unknown(op) {
+        return Err(e);
+    }
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -133,10 +167,7 @@ pub(crate) async fn call(inner: &Arc<Inner>, op: &str, body: &[u8]) -> Result<Va
                 "{op} is not supported by hostalb yet: the ECS API here serves clusters, task definitions, tasks and services (Create/Describe/List/Update/DeleteService with rolling and blue/green deployments)"
             ),
         )),
-        _ => Err(EcsError::new(
-            "UnknownOperationException",
-            format!("{op} is not an ECS operation hostalb knows"),
-        )),
+        _ => Err(unknown(op).unwrap_or_else(|| EcsError::server(format!("{op} has no handler")))),
     }
 }
 
@@ -726,4 +757,20 @@ fn describe_tasks(inner: &Inner, input: Value) -> Result<Value, EcsError> {
         }
     }
     Ok(json!({ "tasks": found, "failures": failures }))
+}
+
+#[cfg(test)]
+mod known_tests {
+    use super::*;
+
+    #[test]
+    fn only_names_that_are_no_ecs_operation_are_unknown() {
+        for op in SERVED.iter().chain(UNSUPPORTED) {
+            assert!(unknown(op).is_none(), "{op}");
+        }
+        assert_eq!(
+            unknown("FlyToTheMoon").map(|e| e.code),
+            Some("UnknownOperationException")
+        );
+    }
 }

@@ -2,7 +2,10 @@
 //! and the scheduler that keeps `desiredCount` tasks running (a task that stops is
 //! replaced) and registers each running task in its service's `loadBalancers` target
 //! groups (ELBv2's RegisterTargets, as ECS's scheduler calls it), deregistering it before
-//! its containers are stopped. Deployments and UpdateService are in `deploy`.
+//! its containers are stopped. After `healthCheckGracePeriodSeconds`, a task whose target
+//! is `unhealthy` in one of its target groups, or whose essential container health check
+//! fails, is stopped and replaced; within the grace period both are ignored. Deployments
+//! and UpdateService are in `deploy`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +31,40 @@ const FAILED_START_BACKOFF: Duration = Duration::from_secs(2);
 const FAILED_START_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// ECS's bound on a service's load balancers.
 const MAX_LOAD_BALANCERS: usize = 5;
+/// `healthCheckGracePeriodSeconds` when a service gives none: ECS's default, 0.
+const DEFAULT_GRACE_PERIOD: u32 = 0;
+/// ECS's bound on `healthCheckGracePeriodSeconds` (a Java int's maximum).
+const MAX_GRACE_PERIOD: i64 = 2_147_483_647;
+/// The address services' tasks are registered with (bridge ports on this host).
+const TASK_IP: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+/// ECS's stoppedReason prefix of a task its load balancer found unhealthy.
+pub(crate) const ELB_FAILED: &str = "Task failed ELB health checks in";
+/// ECS's stoppedReason of a task whose essential container health check failed.
+pub(crate) const CONTAINER_FAILED: &str = "Task failed container health checks";
+
+/// A `healthCheckGracePeriodSeconds` as given: within ECS's range.
+pub(crate) fn grace_period(given: Option<i64>) -> Result<Option<u32>, EcsError> {
+    match given {
+        None => Ok(None),
+        Some(g) if (0..=MAX_GRACE_PERIOD).contains(&g) => Ok(u32::try_from(g).ok()),
+        Some(g) => Err(EcsError::invalid(format!(
+            "healthCheckGracePeriodSeconds {g} is out of range: 0 to {MAX_GRACE_PERIOD}"
+        ))),
+    }
+}
+
+/// Whether a stopped task failed (counted in a deployment's failedTasks and by the
+/// circuit breaker): it could not start, its essential container exited, or it failed
+/// its health checks.
+pub(crate) fn task_failed(t: &Task) -> bool {
+    matches!(
+        t.stop_code.as_deref(),
+        Some("TaskFailedToStart" | "EssentialContainerExited")
+    ) || (t.stop_code.as_deref() == Some("ServiceSchedulerInitiated")
+        && t.stopped_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(ELB_FAILED) || r.starts_with(CONTAINER_FAILED)))
+}
 
 /// The `group` of a service's tasks, as ECS sets it.
 pub(crate) fn group(service_name: &str) -> String {
@@ -56,7 +93,7 @@ struct CreateServiceInput {
     load_balancers: Vec<LbInput>,
     launch_type: Option<String>,
     scheduling_strategy: Option<String>,
-    health_check_grace_period_seconds: Option<u32>,
+    health_check_grace_period_seconds: Option<i64>,
     deployment_controller: Option<Value>,
     deployment_configuration: Option<DeploymentConfiguration>,
     network_configuration: Option<Value>,
@@ -130,6 +167,7 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
     };
     crate::network::check_configuration(td.mode(), input.network_configuration.as_ref())?;
     let load_balancers = load_balancers(&td, &input.load_balancers)?;
+    let grace = grace_period(input.health_check_grace_period_seconds)?;
     let deployment_configuration = input.deployment_configuration.unwrap_or_default();
     deploy::check_configuration(&deployment_configuration)?;
     let mut state = inner.state.lock();
@@ -153,7 +191,7 @@ pub(crate) fn create(inner: &Arc<Inner>, input: Value) -> Result<Value, EcsError
         status: "ACTIVE".into(),
         created_at: now(),
         deployment_id: format!("ecs-svc/{}", random_hex(10)),
-        health_check_grace_period_seconds: input.health_check_grace_period_seconds,
+        health_check_grace_period_seconds: grace,
         events: Vec::new(),
         deployments: Vec::new(),
         deployment_configuration,
@@ -255,10 +293,7 @@ pub(crate) fn service_json(tasks: &[Task], s: &Service) -> Value {
                     .filter(|t| {
                         t.started_by.as_deref() == Some(d.id.as_str())
                             && t.group == group(&s.service_name)
-                            && matches!(
-                                t.stop_code.as_deref(),
-                                Some("TaskFailedToStart" | "EssentialContainerExited")
-                            )
+                            && task_failed(t)
                     })
                     .count();
                 let desired = if d.id == primary {
@@ -458,6 +493,11 @@ async fn schedule(inner: &Arc<Inner>) {
             may_start = false;
         }
         if s.status == "ACTIVE" {
+            let replaced = replace_unhealthy(inner, &s, &live).await;
+            let live: Vec<Task> = live
+                .into_iter()
+                .filter(|t| !replaced.contains(&t.task_arn))
+                .collect();
             deploy::roll(inner, &s, &live, may_start).await;
         } else if !live.is_empty() {
             for t in &live {
@@ -474,10 +514,103 @@ async fn schedule(inner: &Arc<Inner>) {
                     format!("(service {}) has stopped {n} running tasks.", x.service_name),
                 )
             });
-        } else {
+        } else if !stopping(inner, &s) {
+            // INACTIVE once its last task is STOPPED (drained, containers gone), as ECS
+            // keeps a deleted service DRAINING until then.
             with_service(inner, &s, |x| x.status = "INACTIVE".into());
         }
     }
+}
+
+/// Why a running task must be replaced, past its grace period: its essential container
+/// health check fails, or its target is `unhealthy` in one of the service's target
+/// groups (the group and port).
+async fn failing_health(
+    inner: &Inner,
+    s: &Service,
+    t: &Task,
+    at: f64,
+) -> Option<(String, Option<(String, u16)>)> {
+    if t.last_status != "RUNNING" {
+        return None;
+    }
+    let grace = f64::from(
+        s.health_check_grace_period_seconds
+            .unwrap_or(DEFAULT_GRACE_PERIOD),
+    );
+    // Within the grace period ELB and container health results are ignored.
+    if at - t.started_at? < grace {
+        return None;
+    }
+    if t.health_status == "UNHEALTHY" {
+        return Some((CONTAINER_FAILED.to_owned(), None));
+    }
+    let read = inner.health.as_ref()?;
+    for (tg, port) in &t.registered {
+        // The service's groups, a blue/green alternate included.
+        let ours = s.load_balancers.iter().any(|lb| {
+            &lb.target_group_arn == tg
+                || lb
+                    .advanced_configuration
+                    .as_ref()
+                    .is_some_and(|a| &a.alternate_target_group_arn == tg)
+        });
+        if !ours {
+            continue;
+        }
+        if read(tg.clone(), t.target_ip(), *port).await.as_deref() == Some("unhealthy") {
+            return Some((
+                format!("{ELB_FAILED} (target-group {tg})"),
+                Some((tg.clone(), *port)),
+            ));
+        }
+    }
+    None
+}
+
+/// Stops (deregister, drain, SIGTERM, SIGKILL after stopTimeout) the service's tasks that
+/// fail their health checks past the grace period, with ECS's events and stoppedReason;
+/// the scheduling round that follows starts their replacements. Returns their ARNs.
+async fn replace_unhealthy(inner: &Arc<Inner>, s: &Service, live: &[Task]) -> Vec<String> {
+    let at = now();
+    let mut replaced = Vec::new();
+    for t in live {
+        let Some((reason, target)) = failing_health(inner, s, t, at).await else {
+            continue;
+        };
+        let id = t.task_arn.rsplit('/').next().unwrap_or_default().to_owned();
+        tracing::info!(service = %s.service_name, task = %t.task_arn, reason = %reason, "ECS: a task failed its health checks: it is replaced");
+        stop(inner, t, &reason);
+        with_service(inner, s, |x| {
+            let why = match &target {
+                Some((tg, port)) => format!(
+                    "(service {}) (task {id}) (port {port}) is unhealthy in (target-group {tg}) due to (reason Health checks failed).",
+                    x.service_name
+                ),
+                None => format!(
+                    "(service {}) (task {id}) failed container health checks.",
+                    x.service_name
+                ),
+            };
+            event(x, why);
+            event(
+                x,
+                format!(
+                    "(service {}) has stopped 1 running tasks: (task {id}).",
+                    x.service_name
+                ),
+            );
+        });
+        replaced.push(t.task_arn.clone());
+    }
+    replaced
+}
+
+/// Whether some task of the service is still on its way to STOPPED.
+fn stopping(inner: &Inner, s: &Service) -> bool {
+    inner.state.lock().tasks.iter().any(|t| {
+        t.cluster_arn == s.cluster_arn && t.group == group(&s.service_name) && t.last_status != "STOPPED"
+    })
 }
 
 /// How long a service still waits before starting tasks, when its latest tasks failed to
@@ -547,7 +680,8 @@ pub(crate) fn with_service(inner: &Inner, s: &Service, f: impl FnOnce(&mut Servi
     }
 }
 
-/// Registers a task that just started running in its service's target groups.
+/// Registers a task that just started running in its service's target groups (those it
+/// is not registered in yet: a task taken back after a restart gets what it missed).
 pub(crate) async fn register(inner: &Inner, arn: &str) {
     let Some((task, service)) = ({
         let state = inner.state.lock();
@@ -568,6 +702,9 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
         // A blue/green deployment's tasks register in its green group.
         let tg = crate::bluegreen::register_group(&service, &task, i)
             .unwrap_or_else(|| lb.target_group_arn.clone());
+        if task.registered.iter().any(|(g, p)| *g == tg && *p == port) {
+            continue;
+        }
         let change = TargetChange {
             register: true,
             target_group_arn: tg.clone(),
@@ -610,15 +747,9 @@ pub(crate) async fn register(inner: &Inner, arn: &str) {
 /// Deregisters a stopping task from the target groups it was registered in, then waits
 /// for the longest of their deregistration delays.
 pub(crate) async fn deregister(inner: &Inner, arn: &str) {
-    let (registered, ip) = {
-        let mut state = inner.state.lock();
-        state
-            .tasks
-            .iter_mut()
-            .find(|t| t.task_arn == arn)
-            .map(|t| (std::mem::take(&mut t.registered), t.target_ip()))
-            .unwrap_or((Vec::new(), std::net::IpAddr::from([127, 0, 0, 1])))
-    };
+    // Each registration leaves the task's record once its deregistration is done: a
+    // hostalb stopped midway deregisters the rest when it takes the task back.
+    let (registered, ip) = task_registrations(inner, arn);
     if registered.is_empty() {
         return;
     }
@@ -636,14 +767,32 @@ pub(crate) async fn deregister(inner: &Inner, arn: &str) {
                 tracing::warn!(task = %arn, target_group = %tg, error = %e, "ECS: a stopping task could not be deregistered")
             }
         }
+        {
+            let mut state = inner.state.lock();
+            if let Some(t) = state.tasks.iter_mut().find(|t| t.task_arn == arn) {
+                t.registered.retain(|r| !(r.0 == tg && r.1 == port));
+            }
+        }
+        inner.save();
     }
-    inner.save();
     // The requests in flight finish before SIGTERM, as ECS waits for the target group's
     // deregistration delay.
     if !drain.is_zero() {
         tracing::info!(task = %arn, seconds = drain.as_secs(), "ECS: waiting for the targets to drain");
         tokio::time::sleep(drain).await;
     }
+}
+
+/// The targets a task is registered as.
+/// A task's registrations and the address they name (its own in awsvpc, else this host).
+fn task_registrations(inner: &Inner, arn: &str) -> (Vec<(String, u16)>, std::net::IpAddr) {
+    inner
+        .state
+        .lock()
+        .tasks
+        .iter()
+        .find(|t| t.task_arn == arn)
+        .map_or((Vec::new(), TASK_IP), |t| (t.registered.clone(), t.target_ip()))
 }
 
 #[cfg(test)]
@@ -660,6 +809,37 @@ mod tests {
             last_status: "STOPPED".into(),
             ..Task::default()
         }
+    }
+
+    #[test]
+    fn the_grace_period_is_checked_and_health_failures_count_as_failed_tasks() {
+        assert_eq!(grace_period(None), Ok(None));
+        assert_eq!(grace_period(Some(0)), Ok(Some(0)));
+        assert_eq!(grace_period(Some(MAX_GRACE_PERIOD)), Ok(Some(2_147_483_647)));
+        for bad in [-1, MAX_GRACE_PERIOD + 1] {
+            assert_eq!(
+                grace_period(Some(bad)).unwrap_err().code,
+                "InvalidParameterException"
+            );
+        }
+        let stopped = |code: &str, reason: &str| Task {
+            stop_code: Some(code.into()),
+            stopped_reason: Some(reason.into()),
+            ..Task::default()
+        };
+        assert!(task_failed(&stopped(
+            "ServiceSchedulerInitiated",
+            "Task failed ELB health checks in (target-group arn:x)"
+        )));
+        assert!(task_failed(&stopped(
+            "ServiceSchedulerInitiated",
+            CONTAINER_FAILED
+        )));
+        assert!(task_failed(&stopped("EssentialContainerExited", "x")));
+        assert!(!task_failed(&stopped(
+            "ServiceSchedulerInitiated",
+            "Scaling activity initiated by (deployment ecs-svc/1)"
+        )));
     }
 
     #[test]

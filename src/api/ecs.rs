@@ -59,6 +59,11 @@ impl EcsApi {
     }
 
     pub(crate) async fn call(self: &Arc<Self>, operation: &str, body: &[u8]) -> AwsAnswer {
+        // A name that is no ECS operation is the caller's mistake (400) before anything
+        // depends on the Docker engine.
+        if let Some(e) = hostalb_ecs::unknown_operation(operation) {
+            return answer_error(&e);
+        }
         let ecs = match &self.ecs {
             Ok(e) => e,
             Err(m) => return answer_error(&hostalb_ecs::EcsError::server(m.clone())),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use hostalb_testkit::HostAlb;
 use hostalb_testkit::docker::{
-    OWNER_LABEL, TEST_IMAGE, TEST_LABEL, docker_host, docker_ok, http_get, require_docker,
+    OWNER_LABEL, TEST_IMAGE, TEST_LABEL, docker_host, docker_ok, http_get, http_request, require_docker,
 };
 use serde_json::{Value, json};
 
@@ -799,8 +799,9 @@ async fn a_rolling_update_under_load_loses_nothing_and_the_breaker_rolls_back() 
     .await;
     let tg = made["targetGroupArn"].as_str().unwrap().to_owned();
     let args = [cluster.as_str(), name.as_str(), tg.as_str()];
-    // A drain of 1 s lets the requests in flight to an old task finish before its SIGTERM.
-    script(&ep, &["set_delay", &tg, "1"]).await;
+    // A deregistration delay of 0: the requests in flight to an old task are cut when it
+    // leaves the group and go to another target (GET: idempotent), none is lost.
+    script(&ep, &["set_delay", &tg, "0"]).await;
     service_until(&ep, args, "3 healthy targets of rev1", |s| {
         healthy_targets(s) == 3 && s["deployments"][0]["rolloutState"] == "COMPLETED"
     })
@@ -851,7 +852,7 @@ async fn a_rolling_update_under_load_loses_nothing_and_the_breaker_rolls_back() 
     let rollout = began.elapsed();
     let report = load.stop().await;
     eprintln!(
-        "rolling update of 3 tasks (deregistration delay 1 s): {:.1} s, {} requests, {} failed, backends {:?}",
+        "rolling update of 3 tasks (deregistration delay 0 s): {:.1} s, {} requests, {} failed, backends {:?}",
         rollout.as_secs_f64(),
         report.total,
         report.error_count + report.non_2xx.iter().map(|(_, n)| n).sum::<u64>(),
@@ -964,4 +965,377 @@ async fn a_rolling_update_under_load_loses_nothing_and_the_breaker_rolls_back() 
         s["status"] == "INACTIVE" && s["tasks"].as_array().unwrap().is_empty()
     })
     .await;
+}
+
+/// The service's running tasks: ARN -> (task definition, web's Docker id).
+fn running(s: &Value) -> std::collections::BTreeMap<String, (String, String)> {
+    s["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["lastStatus"] == "RUNNING")
+        .map(|t| {
+            (
+                t["arn"].as_str().unwrap().to_owned(),
+                (
+                    t["taskDefinitionArn"].as_str().unwrap().to_owned(),
+                    t["web"].as_str().unwrap_or_default().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_elb_unhealthy_task_is_replaced_after_the_grace_period_and_not_before() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let alb = start(&dir.path().join("s.json")).await;
+    let ep = endpoint(&alb);
+    let family = unique("ecsunhealthy");
+    let cluster = unique("cl");
+    let name = unique("svc");
+    let port = crate::common::free_port();
+    register(&ep, &web_td(&family, "web", None)).await;
+    // A grace period of 30 s: the target fails its checks well before it ends.
+    let grace = Duration::from_secs(30);
+    let created = std::time::Instant::now();
+    let made = script(
+        &ep,
+        &[
+            "service",
+            &name,
+            &family,
+            &port.to_string(),
+            &cluster,
+            "2",
+            "no",
+            &grace.as_secs().to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(made["service"]["healthCheckGracePeriodSeconds"], 30, "{made:#}");
+    let tg = made["targetGroupArn"].as_str().unwrap().to_owned();
+    let args = [cluster.as_str(), name.as_str(), tg.as_str()];
+    let s = service_until(&ep, args, "2 healthy targets", |s| healthy_targets(s) == 2).await;
+    let sick = s["tasks"][0]["arn"].as_str().unwrap().to_owned();
+    let sick_port = u16::try_from(s["tasks"][0]["ports"][0].as_u64().unwrap()).unwrap();
+    let kept = s["tasks"][1]["arn"].as_str().unwrap().to_owned();
+    // The task's own /health answers 503 from now on; its container keeps running.
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], sick_port));
+    let set = tokio::task::spawn_blocking(move || {
+        http_request(addr, "POST", "/admin/health/503", Duration::from_secs(5))
+    })
+    .await
+    .unwrap()
+    .expect("the task's port answers");
+    assert_eq!(set.status, 200);
+
+    // Unhealthy in its target group, within the grace period: the task keeps running.
+    let s = service_until(&ep, args, "the target unhealthy", |s| {
+        s["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t[0].as_u64() == Some(u64::from(sick_port)) && t[1] == "unhealthy")
+    })
+    .await;
+    if created.elapsed() + Duration::from_secs(2) < grace {
+        assert!(
+            running(&s).contains_key(&sick),
+            "an unhealthy task is kept within the grace period: {s:#}"
+        );
+    }
+
+    // After it: stopped (deregistered first) with ECS's reason, and replaced.
+    let d = until(&ep, &cluster, &sick, "STOPPED", |t| t["lastStatus"] == "STOPPED").await;
+    assert!(
+        created.elapsed() >= grace,
+        "stopped after the grace period, not before: {:?}",
+        created.elapsed()
+    );
+    assert_eq!(
+        d["task"]["stoppedReason"],
+        format!("Task failed ELB health checks in (target-group {tg})").as_str(),
+        "{d:#}"
+    );
+    assert_eq!(d["task"]["stopCode"], "ServiceSchedulerInitiated");
+    assert_eq!(container(&d["task"], "web")["exitCode"], 0, "stopped by SIGTERM");
+    let s = service_until(&ep, args, "a healthy replacement", |s| {
+        s["runningCount"] == 2 && healthy_targets(s) == 2 && !running(s).contains_key(&sick)
+    })
+    .await;
+    assert!(
+        running(&s).contains_key(&kept),
+        "the healthy task was left alone: {s:#}"
+    );
+    assert!(
+        s["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t[0].as_u64() != Some(u64::from(sick_port))),
+        "deregistered: {s:#}"
+    );
+    let events = s["events"].as_array().unwrap();
+    let id = sick.rsplit('/').next().unwrap();
+    for want in [
+        format!("(task {id}) (port {sick_port}) is unhealthy in (target-group {tg})"),
+        format!("has stopped 1 running tasks: (task {id})."),
+    ] {
+        assert!(
+            events.iter().any(|e| e.as_str().unwrap().contains(&want)),
+            "event `{want}`: {s:#}"
+        );
+    }
+    script(&ep, &["delete_service", &cluster, &name, "force"]).await;
+    service_until(&ep, args, "INACTIVE with no task", |s| {
+        s["status"] == "INACTIVE" && s["tasks"].as_array().unwrap().is_empty()
+    })
+    .await;
+}
+
+/// Starts a rolling update to `rev`, stops hostalb (`kill`: SIGKILL or SIGTERM) once the
+/// new deployment has a running task, starts it again on the same state file and waits
+/// for the deployment to complete. Tasks that ran before the stop run on with the same
+/// container (none is started twice).
+async fn restart_mid_rollout(
+    alb: HostAlb,
+    state: &std::path::Path,
+    args: [&str; 3],
+    rev: &str,
+    kill: fn(&HostAlb) -> bool,
+) -> HostAlb {
+    let ep = endpoint(&alb);
+    script(&ep, &["update_service", args[0], args[1], "task-definition", rev]).await;
+    let before = service_until(&ep, args, "a task of the new revision running", |s| {
+        running(s).values().any(|(td, _)| td == rev)
+    })
+    .await;
+    let before = running(&before);
+    assert!(kill(&alb));
+    alb.wait_exit(Duration::from_secs(70))
+        .await
+        .expect("hostalb exited");
+    let alb = start(state).await;
+    let ep = endpoint(&alb);
+    let began = std::time::Instant::now();
+    let done = loop {
+        let s = script(&ep, &["service_state", args[0], args[1], args[2]]).await;
+        let ds = s["deployments"].as_array().unwrap();
+        if ds.len() == 1
+            && ds[0]["rolloutState"] == "COMPLETED"
+            && ds[0]["taskDefinition"] == rev
+            && healthy_targets(&s) == 3
+            && running(&s).len() == 3
+        {
+            break s;
+        }
+        assert!(
+            began.elapsed() < ROLLOUT_PATIENCE,
+            "the rollout never completed after the restart: {s:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let after = running(&done);
+    assert!(after.values().all(|(td, _)| td == rev), "{done:#}");
+    for (arn, (td, web)) in &before {
+        if td == rev {
+            assert_eq!(
+                after.get(arn).map(|(_, w)| w.as_str()),
+                Some(web.as_str()),
+                "a new task running before the restart runs on, same container: {done:#}"
+            );
+        }
+    }
+    for arn in after.keys() {
+        assert_eq!(docker_ids(arn).len(), 1, "one container per task: {arn}");
+    }
+    alb
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_update_resumes_after_hostalb_is_killed_or_terminated_midway() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.json");
+    let alb = start(&state).await;
+    let ep = endpoint(&alb);
+    let family = unique("ecsresume");
+    let cluster = unique("cl");
+    let name = unique("svc");
+    let port = crate::common::free_port();
+    let mut revs = Vec::new();
+    for r in ["rev1", "rev2", "rev3"] {
+        let td = register(&ep, &web_td(&family, r, None)).await;
+        revs.push(
+            td["taskDefinition"]["taskDefinitionArn"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let made = script(
+        &ep,
+        &["service", &name, &revs[0], &port.to_string(), &cluster, "3"],
+    )
+    .await;
+    let tg = made["targetGroupArn"].as_str().unwrap().to_owned();
+    let args = [cluster.as_str(), name.as_str(), tg.as_str()];
+    // Old tasks drain 2 s: a stop is under way when hostalb goes.
+    script(&ep, &["set_delay", &tg, "2"]).await;
+    service_until(&ep, args, "3 healthy targets of rev1", |s| {
+        healthy_targets(s) == 3 && s["deployments"][0]["rolloutState"] == "COMPLETED"
+    })
+    .await;
+    let alb = restart_mid_rollout(alb, &state, args, &revs[1], HostAlb::sigkill).await;
+    let alb = restart_mid_rollout(alb, &state, args, &revs[2], HostAlb::sigterm).await;
+    let ep = endpoint(&alb);
+    assert!(
+        answers(port, 6).await.iter().all(|b| b == "rev3"),
+        "all traffic on rev3"
+    );
+    script(&ep, &["delete_service", &cluster, &name, "force"]).await;
+    service_until(&ep, args, "INACTIVE with no task", |s| {
+        s["status"] == "INACTIVE" && s["tasks"].as_array().unwrap().is_empty()
+    })
+    .await;
+}
+
+/// Runs of the ECS figures (`HOSTALB_ECS_FIGURE_RUNS`, default 5).
+const FIGURE_RUNS: usize = 5;
+
+/// Healthy targets of target group `name` as the admin API reports them.
+async fn healthy_in(alb: &HostAlb, name: &str) -> usize {
+    let (status, body) = alb
+        .admin_get(&format!("/api/target-health?target_group={name}"))
+        .await;
+    if status != 200 {
+        return 0;
+    }
+    let v: Value = serde_json::from_str(&body).unwrap_or_default();
+    v["TargetHealthDescriptions"].as_array().map_or(0, |a| {
+        a.iter()
+            .filter(|t| t["TargetHealth"]["State"] == "healthy")
+            .count()
+    })
+}
+
+fn epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The figures of docs/performance.md's ECS section: from CreateService to 3 tasks
+/// healthy and routed (health checks every 5 s, 2 to turn healthy: ALB's fastest), and a
+/// rolling update of 3 tasks with a deregistration delay of 0 under steady load (4 keep-
+/// alive clients): its time and failed requests. Prints one line per run and the medians.
+/// `cargo nextest run -p hostalb --test e2e --run-ignored only -E 'test(/ecs::figures_/)' --no-capture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "figures for docs/performance.md (about 30 s a run): run with --run-ignored only"]
+async fn figures_service_start_and_rolling_update_with_delay_0() {
+    require_docker();
+    let runs = std::env::var("HOSTALB_ECS_FIGURE_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(FIGURE_RUNS)
+        .max(1);
+    let dir = tempfile::tempdir().unwrap();
+    let alb = start(&dir.path().join("s.json")).await;
+    let ep = endpoint(&alb);
+    let (mut starts, mut rollouts, mut failed_total, mut requests_total) = (Vec::new(), Vec::new(), 0, 0);
+    for run in 1..=runs {
+        let family = unique("ecsfig");
+        let cluster = unique("cl");
+        let name = unique("svc");
+        let port = crate::common::free_port();
+        register(&ep, &web_td(&family, "rev1", None)).await;
+        let rev2 = register(&ep, &web_td(&family, "rev2", None)).await;
+        let rev2 = rev2["taskDefinition"]["taskDefinitionArn"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let rev1 = format!("{family}:1");
+        let made = script(&ep, &["service", &name, &rev1, &port.to_string(), &cluster, "3"]).await;
+        let created = made["createdAtEpoch"].as_f64().unwrap();
+        let tg = made["targetGroupArn"].as_str().unwrap().to_owned();
+        let args = [cluster.as_str(), name.as_str(), tg.as_str()];
+        // Healthy (3 targets) and routed (the listener answers from the service).
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let began = std::time::Instant::now();
+        let ready = loop {
+            if healthy_in(&alb, &name).await == 3 {
+                let r = tokio::task::spawn_blocking(move || http_get(addr, "/", Duration::from_secs(2)))
+                    .await
+                    .unwrap();
+                if r.is_ok_and(|r| r.header("x-backend") == Some("rev1")) {
+                    break epoch() - created;
+                }
+            }
+            assert!(began.elapsed() < SERVICE_PATIENCE, "never healthy and routed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        service_until(&ep, args, "rev1 COMPLETED", |s| {
+            s["deployments"][0]["rolloutState"] == "COMPLETED" && healthy_targets(s) == 3
+        })
+        .await;
+
+        let load = hostalb_testkit::LoadGen::start(
+            format!("http://127.0.0.1:{port}/"),
+            4,
+            ROLLOUT_PATIENCE + Duration::from_secs(30),
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let began = std::time::Instant::now();
+        script(
+            &ep,
+            &["update_service", &cluster, &name, "task-definition", &rev2],
+        )
+        .await;
+        loop {
+            let s = script(&ep, &["service_state", args[0], args[1], args[2]]).await;
+            let ds = s["deployments"].as_array().unwrap();
+            if ds.len() == 1
+                && ds[0]["rolloutState"] == "COMPLETED"
+                && ds[0]["taskDefinition"] == rev2.as_str()
+                && healthy_targets(&s) == 3
+            {
+                break;
+            }
+            assert!(
+                began.elapsed() < ROLLOUT_PATIENCE,
+                "the rollout never completed: {s:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let rollout = began.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let report = load.stop().await;
+        let failed = report.error_count + report.non_2xx.iter().map(|(_, n)| n).sum::<u64>();
+        println!(
+            "run {run}: CreateService to 3 tasks healthy and routed {ready:.2} s; rolling update of 3 tasks (delay 0) {rollout:.1} s, {} requests, {failed} failed {:?}",
+            report.total, report.non_2xx
+        );
+        starts.push(ready);
+        rollouts.push(rollout);
+        failed_total += failed;
+        requests_total += report.total;
+        script(&ep, &["delete_service", &cluster, &name, "force"]).await;
+        service_until(&ep, args, "INACTIVE with no task", |s| {
+            s["status"] == "INACTIVE" && s["tasks"].as_array().unwrap().is_empty()
+        })
+        .await;
+    }
+    println!(
+        "ECS figures over {runs} runs: CreateService to 3 tasks healthy and routed, median {:.2} s; rolling update of 3 tasks with deregistration delay 0 under 4 keep-alive clients, median {:.1} s, {failed_total} failed of {requests_total} requests",
+        median(starts),
+        median(rollouts)
+    );
+    assert_eq!(failed_total, 0, "no request failed during the rolling updates");
 }

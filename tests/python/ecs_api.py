@@ -144,10 +144,11 @@ def elbv2(endpoint):
     )
 
 
-def service(endpoint, name, family, port, cluster, desired="2", breaker="no"):
+def service(endpoint, name, family, port, cluster, desired="2", breaker="no", grace=""):
     """A load balancer, target group and listener (ELBv2), then an ECS service of FAMILY
     with DESIRED tasks (2) in that target group (web:80); BREAKER `rollback` turns on the
-    deployment circuit breaker with rollback."""
+    deployment circuit breaker with rollback; GRACE, when given, is the service's
+    healthCheckGracePeriodSeconds."""
     elb = elbv2(endpoint)
     lb = elb.create_load_balancer(Name=name)["LoadBalancers"][0]
     tg = elb.create_target_group(
@@ -170,12 +171,15 @@ def service(endpoint, name, family, port, cluster, desired="2", breaker="no"):
             "maximumPercent": 200, "minimumHealthyPercent": 100,
             "deploymentCircuitBreaker": {"enable": True, "rollback": True},
         }
+    if grace:
+        extra["healthCheckGracePeriodSeconds"] = int(grace)
     svc = ecs.create_service(
         cluster=cluster, serviceName=name, taskDefinition=family, desiredCount=int(desired),
         loadBalancers=[{"targetGroupArn": tg["TargetGroupArn"], "containerName": "web", "containerPort": 80}],
         **extra,
     )["service"]
-    return {"targetGroupArn": tg["TargetGroupArn"], "service": json.loads(json.dumps(svc, default=str))}
+    return {"targetGroupArn": tg["TargetGroupArn"], "createdAtEpoch": svc["createdAt"].timestamp(),
+            "service": json.loads(json.dumps(svc, default=str))}
 
 
 def service_state(endpoint, cluster, name, tg_arn):

@@ -250,6 +250,14 @@ where
     W: AsyncWrite + Unpin,
 {
     let idle = cx.listener.cfg.idle_timeout;
+    // Picked from a snapshot taken just before its deregistration delay (0) ran out:
+    // nothing is sent, another target takes the request.
+    if target.is_cut() {
+        return Err(Failure::new(
+            ProxyError::new(ErrorKind::Deregistered),
+            Reached::Nothing,
+        ));
+    }
     let pooled = if fresh { None } else { target.pool.take(idle, tls) };
     let mut stream = match pooled {
         Some(s) => s,
@@ -275,7 +283,14 @@ where
         r = exchange(c, &mut stream, head_bytes, &mut cx.body, is_head, idle) => r,
         _ = target.cut_signal() => Err(Failure::new(ProxyError::new(ErrorKind::Deregistered), Reached::Request)),
     };
-    let (resp, body_sent) = exchanged?;
+    let (resp, body_sent) = exchanged.map_err(|mut f| {
+        // Cut after part of a response head came (it is read into `upbuf`): never sent
+        // again.
+        if matches!(f.err.kind, ErrorKind::Deregistered) && !c.upbuf.is_empty() {
+            f.reached = Reached::Response;
+        }
+        f
+    })?;
     Ok(Attempted {
         stream,
         resp,
@@ -482,7 +497,10 @@ impl Attempts {
         failure: Failure,
         rec: &mut Record,
     ) -> Result<(), ProxyError> {
-        if failure.err.side() == Side::Target {
+        // A target cut before anything was sent to it had no connection error.
+        let cut_unused =
+            matches!(failure.err.kind, ErrorKind::Deregistered) && failure.reached == Reached::Nothing;
+        if failure.err.side() == Side::Target && !cut_unused {
             count_connection_error(group, target, &failure.err);
         }
         if self.retry.take(&failure, group.routable.len() > 1) {

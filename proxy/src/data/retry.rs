@@ -8,6 +8,15 @@
 //!   kept whole, the target group allows it (`retry_idempotent`, default true), and the
 //!   target closed or reset the connection without sending one byte of a response.
 //!
+//! A request cut because its target's deregistration delay ran out (at once with a delay
+//! of 0) counts as (a) when none of it was written yet and as (b) when it was written and
+//! no byte of a response came back: hostalb closed the connection instead of the target,
+//! and the group has another target to take it. Such a cut is hostalb's own doing, not a
+//! target's failure: it does not use up the one retry (a batch of targets deregistered
+//! one after the other may cut the same request more than once; a cut target is never
+//! picked again), up to [`MAX_CUT_RETRIES`]. So targets deregistered with a delay of 0
+//! (an ECS rolling update, a scale-in) lose no idempotent request in flight.
+//!
 //! Always on a new connection, preferably to another target, and at most once. A
 //! non-idempotent request that reached a target is never sent again: the client gets
 //! ALB's 502. A target that answered slowly (504) is never retried either: it may still
@@ -15,6 +24,10 @@
 
 use crate::data::errors::{ErrorKind, ProxyError};
 use crate::http1::request::RequestHead;
+
+/// Most times one request is sent again after deregistrations cut it: more targets than
+/// this leaving within one request's life is no rolling update.
+const MAX_CUT_RETRIES: u8 = 8;
 
 /// How far a failed attempt got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +59,8 @@ pub(crate) struct RetryPolicy {
     /// Case (b) applies to this request.
     replay_allowed: bool,
     used: bool,
+    /// Times the request was sent again after a deregistration cut it.
+    cuts: u8,
 }
 
 impl RetryPolicy {
@@ -55,13 +70,24 @@ impl RetryPolicy {
         RetryPolicy {
             replay_allowed: retry_idempotent && kept_whole && is_idempotent(head.method()),
             used: false,
+            cuts: 0,
         }
     }
 
     /// Whether the failed attempt may be sent again; takes the one retry when it may.
     /// `another_target`: the group has a routable target other than the one that failed.
     pub(crate) fn take(&mut self, failure: &Failure, another_target: bool) -> bool {
-        if self.used || !self.eligible(failure, another_target) {
+        if !self.eligible(failure, another_target) {
+            return false;
+        }
+        if matches!(failure.err.kind, ErrorKind::Deregistered) {
+            if self.cuts >= MAX_CUT_RETRIES {
+                return false;
+            }
+            self.cuts += 1;
+            return true;
+        }
+        if self.used {
             return false;
         }
         self.used = true;
@@ -70,7 +96,7 @@ impl RetryPolicy {
 
     /// The request is on its retry: it must use a new connection.
     pub(crate) fn retrying(&self) -> bool {
-        self.used
+        self.used || self.cuts > 0
     }
 
     fn eligible(&self, failure: &Failure, another_target: bool) -> bool {
@@ -78,6 +104,8 @@ impl RetryPolicy {
             (ErrorKind::ConnectRefused | ErrorKind::ConnectTimeout, _) => another_target,
             (ErrorKind::TargetClosed, Reached::Nothing) => true,
             (ErrorKind::TargetClosed, Reached::Request) => self.replay_allowed,
+            (ErrorKind::Deregistered, Reached::Nothing) => another_target,
+            (ErrorKind::Deregistered, Reached::Request) => self.replay_allowed && another_target,
             _ => false,
         }
     }
@@ -162,7 +190,33 @@ mod tests {
         assert!(!p.take(&failure(ErrorKind::ResponseTimeout, Reached::Request), true));
         assert!(!p.take(&failure(ErrorKind::TargetClosed, Reached::Response), true));
         assert!(!p.take(&failure(ErrorKind::BadResponse("x"), Reached::Response), true));
-        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Request), true));
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Response), true));
         assert!(!p.retrying());
+    }
+
+    #[test]
+    fn a_request_cut_by_its_targets_deregistration_goes_to_another_target() {
+        // Nothing written yet: any method, when there is another target.
+        let mut p = RetryPolicy::new(&head("POST"), false, false);
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Nothing), false));
+        assert!(p.take(&failure(ErrorKind::Deregistered, Reached::Nothing), true));
+        // Written, no answer yet: idempotent requests kept whole only, and only once.
+        let mut p = RetryPolicy::new(&head("GET"), true, true);
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Request), false));
+        assert!(p.take(&failure(ErrorKind::Deregistered, Reached::Request), true));
+        assert!(p.retrying());
+        // Cut again by the next target of the batch: sent again, the one retry still
+        // there for a target's own failure; bounded.
+        assert!(p.take(&failure(ErrorKind::Deregistered, Reached::Request), true));
+        assert!(p.take(&failure(ErrorKind::TargetClosed, Reached::Request), true));
+        assert!(!p.take(&failure(ErrorKind::TargetClosed, Reached::Request), true));
+        for _ in 2..MAX_CUT_RETRIES {
+            assert!(p.take(&failure(ErrorKind::Deregistered, Reached::Nothing), true));
+        }
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Nothing), true));
+        let mut p = RetryPolicy::new(&head("POST"), true, true);
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Request), true));
+        let mut p = RetryPolicy::new(&head("GET"), true, false);
+        assert!(!p.take(&failure(ErrorKind::Deregistered, Reached::Request), true));
     }
 }

@@ -75,7 +75,12 @@ impl GroupRt {
         if n == 0 {
             return None;
         }
-        let usable = |t: &Arc<Target>| n == 1 || Some(t.addr) != avoid;
+        // A retry (`avoid` set) also passes over targets cut by their deregistration: the
+        // request's snapshot may predate it. A first pick reads no extra atomic.
+        let usable = |t: &Arc<Target>| match avoid {
+            None => true,
+            Some(a) => n == 1 || (t.addr != a && !t.is_cut()),
+        };
         let ramp = self.cfg.slow_start;
         let start = match self.cfg.algorithm {
             cfg::Algorithm::LeastOutstandingRequests => {

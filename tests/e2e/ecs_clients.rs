@@ -1,0 +1,501 @@
+//! An ECS service behind a listener, driven end to end by the real clients against the
+//! real binary and Docker engine: boto3 (tests/python/ecs_boto3.py, with its waiters) and
+//! `aws ecs` / `aws elbv2` from the AWS CLI v1 (register-task-definition from a JSON file,
+//! create-service with --load-balancers, update-service, describe-services, wait
+//! services-stable, delete-service). Each asserts what the listener answers and the shapes
+//! the API answers with.
+
+use std::process::Command;
+use std::time::Duration;
+
+use hostalb_testkit::docker::{OWNER_LABEL, TEST_IMAGE, TEST_LABEL, docker_host, docker_ok, require_docker};
+use hostalb_testkit::{Client, HostAlb, LoadGen};
+use serde_json::{Value, json};
+
+use crate::common::{bin, free_port};
+
+/// How long one client run may take (waiters included: `aws ecs wait` polls every 15 s).
+const CLIENT_PATIENCE: Duration = Duration::from_secs(240);
+/// Patience for the listener to answer from the service's tasks after the waiter.
+const ROUTED_PATIENCE: Duration = Duration::from_secs(30);
+
+fn python() -> String {
+    std::env::var("HOSTALB_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "HOSTALB_PYTHON is not set: run scripts/test, or eval \"$(scripts/python-tools)\" first \
+             (it installs awscli and boto3 from PyPI into target/pyenv)"
+        )
+    })
+}
+
+/// Runs the interpreter with `args`; its stdout as JSON (`{}` when empty).
+async fn run_python(what: String, args: Vec<String>) -> Value {
+    let mut cmd = Command::new(python());
+    cmd.args(&args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1");
+    let out = tokio::time::timeout(CLIENT_PATIENCE, tokio::task::spawn_blocking(move || cmd.output()))
+        .await
+        .unwrap_or_else(|_| panic!("{what} finished in time"))
+        .unwrap()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim().is_empty() {
+        return json!({});
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"))
+}
+
+/// `aws --endpoint-url EP --output json ARGS...` (the CLI v1 of the venv).
+async fn aws(ep: &str, args: &[&str]) -> Value {
+    let mut all: Vec<String> = ["-m", "awscli", "--endpoint-url", ep, "--output", "json"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    all.extend(args.iter().map(|s| (*s).to_owned()));
+    run_python(format!("aws {}", args.join(" ")), all).await
+}
+
+/// One step of tests/python/ecs_boto3.py.
+async fn boto3(step: &str, ep: &str, args: &[&str]) -> Value {
+    let mut all = vec![
+        format!("{}/tests/python/ecs_boto3.py", env!("CARGO_MANIFEST_DIR")),
+        step.to_owned(),
+        ep.to_owned(),
+    ];
+    all.extend(args.iter().map(|s| (*s).to_owned()));
+    run_python(format!("ecs_boto3.py {step}"), all).await
+}
+
+async fn start(state: &std::path::Path, docker: &str) -> HostAlb {
+    HostAlb::start(
+        bin(),
+        &format!(
+            "[admin]\naddress = \"127.0.0.1:0\"\nstate_file = \"{}\"\n\n[docker]\nendpoint = \"{docker}\"\n",
+            state.display()
+        ),
+    )
+    .await
+}
+
+fn endpoint(alb: &HostAlb) -> String {
+    format!("http://127.0.0.1:{}", alb.admin().port())
+}
+
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{tag}-{}-{nanos:x}", std::process::id())
+}
+
+/// A task definition in RegisterTaskDefinition's JSON: one web container (dynamic host
+/// port) answering `x-backend: <backend>`.
+fn task_definition(family: &str, backend: &str) -> Value {
+    json!({
+        "family": family,
+        "networkMode": "bridge",
+        "containerDefinitions": [{
+            "name": "web", "image": TEST_IMAGE, "essential": true, "memory": 128, "stopTimeout": 5,
+            "portMappings": [{"containerPort": 80, "hostPort": 0, "protocol": "tcp"}],
+            "environment": [{"name": "BACKEND_NAME", "value": backend}],
+            "dockerLabels": { TEST_LABEL: "1", OWNER_LABEL: std::process::id().to_string() },
+        }]
+    })
+}
+
+fn write_json(dir: &std::path::Path, name: &str, v: &Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, v.to_string()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The `x-backend` of `n` requests to the listener on `port`, once it answers `want`.
+async fn routed(port: u16, want: &str, n: usize) -> Vec<String> {
+    let client = Client::new();
+    let url = format!("http://127.0.0.1:{port}/");
+    let began = std::time::Instant::now();
+    loop {
+        let r = client.get(&url).await;
+        if r.as_ref()
+            .is_ok_and(|r| r.status == 200 && r.backend() == Some(want))
+        {
+            break;
+        }
+        assert!(
+            began.elapsed() < ROUTED_PATIENCE,
+            "the listener never answered from {want}: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let r = client.get(&url).await.expect("the listener answers");
+        assert_eq!(r.status, 200, "{r:?}");
+        out.push(r.backend().unwrap_or_default().to_owned());
+    }
+    out
+}
+
+fn no_container_left(family: &str) {
+    let left = docker_ok([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.amazonaws.ecs.task-definition-family={family}"),
+    ])
+    .unwrap();
+    assert!(left.trim().is_empty(), "no container of {family} is left: {left}");
+}
+
+/// A service's shape as DescribeServices answers it, for 3 tasks of `td` in `tg`.
+fn assert_stable_service(svc: &Value, name: &str, td: &str, tg: &str) {
+    assert_eq!(svc["serviceName"], name, "{svc:#}");
+    assert!(
+        svc["serviceArn"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:ecs:us-east-1:000000000000:service/"),
+        "{svc:#}"
+    );
+    assert_eq!(svc["status"], "ACTIVE");
+    assert_eq!(svc["desiredCount"], 3);
+    assert_eq!(svc["runningCount"], 3);
+    assert_eq!(svc["pendingCount"], 0);
+    assert_eq!(svc["taskDefinition"], td);
+    assert_eq!(svc["launchType"], "EC2");
+    assert_eq!(svc["schedulingStrategy"], "REPLICA");
+    assert_eq!(
+        svc["loadBalancers"],
+        json!([{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}])
+    );
+    let ds = svc["deployments"].as_array().unwrap();
+    assert_eq!(ds.len(), 1, "{svc:#}");
+    assert_eq!(ds[0]["status"], "PRIMARY");
+    assert_eq!(ds[0]["taskDefinition"], td);
+    assert_eq!(ds[0]["runningCount"], 3);
+    assert!(ds[0]["id"].as_str().unwrap().starts_with("ecs-svc/"), "{svc:#}");
+}
+
+fn events(svc: &Value) -> Vec<String> {
+    svc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_creates_rolls_and_deletes_a_service_behind_a_listener() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let alb = start(&dir.path().join("s.json"), &docker_host()).await;
+    let ep = endpoint(&alb);
+    let name = unique("boto");
+    let port = free_port();
+    let tg = boto3("setup", &ep, &[&name, &port.to_string()]).await["targetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // CreateService of 3 tasks; the waiter services_stable returns.
+    let rev1 = write_json(dir.path(), "rev1.json", &task_definition(&name, "rev1"));
+    let made = boto3("create", &ep, &[&name, &rev1, &tg]).await;
+    let td1 = made["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(made["taskDefinition"]["revision"], 1);
+    assert_eq!(made["cluster"]["clusterName"], name.as_str());
+    assert_eq!(made["created"]["status"], "ACTIVE", "{made:#}");
+    assert_eq!(made["created"]["healthCheckGracePeriodSeconds"], 0);
+    assert_eq!(
+        made["created"]["deploymentConfiguration"],
+        json!({"maximumPercent": 200, "minimumHealthyPercent": 100})
+    );
+    assert_stable_service(&made["service"], &name, &td1, &tg);
+    let tasks = made["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 3, "{made:#}");
+    for t in tasks {
+        assert_eq!(t["group"], format!("service:{name}").as_str());
+        assert_eq!(t["lastStatus"], "RUNNING");
+        let b = &t["containers"][0]["networkBindings"][0];
+        assert_eq!(b["containerPort"], 80, "{t:#}");
+        assert!(b["hostPort"].as_u64().unwrap() >= 49153, "{t:#}");
+    }
+    assert!(routed(port, "rev1", 6).await.iter().all(|b| b == "rev1"));
+
+    // The errors ECS answers.
+    let errors = boto3("errors", &ep, &[&name, &tg]).await;
+    for (key, code) in [
+        ("grace_negative", "InvalidParameterException"),
+        ("grace_too_big", "InvalidParameterException"),
+        ("unknown_container", "InvalidParameterException"),
+        ("not_idempotent", "InvalidParameterException"),
+        ("unknown_service", "ServiceNotFoundException"),
+    ] {
+        assert_eq!(errors[key]["code"], code, "{key}: {errors:#}");
+        assert_eq!(errors[key]["status"], 400, "{key}: {errors:#}");
+    }
+
+    // UpdateService to a new revision under steady load: the waiter returns once the
+    // old deployment is gone; no request failed.
+    let load = LoadGen::start(format!("http://127.0.0.1:{port}/"), 4, CLIENT_PATIENCE);
+    let rev2 = write_json(dir.path(), "rev2.json", &task_definition(&name, "rev2"));
+    let rolled = boto3("update", &ep, &[&name, &rev2]).await;
+    let report = load.stop().await;
+    let td2 = rolled["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(rolled["taskDefinition"]["revision"], 2);
+    let up = &rolled["updated"];
+    assert_eq!(up["taskDefinition"], td2.as_str(), "{up:#}");
+    assert_eq!(up["deployments"][0]["status"], "PRIMARY", "{up:#}");
+    assert_eq!(up["deployments"][0]["rolloutState"], "IN_PROGRESS");
+    assert_eq!(up["deployments"][1]["status"], "ACTIVE");
+    assert_eq!(up["deployments"][1]["taskDefinition"], td1.as_str());
+    assert_stable_service(&rolled["service"], &name, &td2, &tg);
+    assert_eq!(rolled["service"]["deployments"][0]["rolloutState"], "COMPLETED");
+    let ev = events(&rolled["service"]);
+    assert!(ev.iter().any(|e| e.contains("deployment completed")), "{ev:#?}");
+    assert!(
+        ev.iter().any(|e| e.contains("has reached a steady state")),
+        "{ev:#?}"
+    );
+    assert_eq!(report.error_count, 0, "{:?}", report.errors);
+    assert!(report.non_2xx.is_empty(), "{:?}", report.non_2xx);
+    assert!(routed(port, "rev2", 6).await.iter().all(|b| b == "rev2"));
+
+    // desiredCount 0, DeleteService, the waiter services_inactive.
+    let gone = boto3("delete", &ep, &[&name]).await;
+    assert_eq!(gone["deleted"]["status"], "DRAINING", "{gone:#}");
+    assert_eq!(gone["service"]["status"], "INACTIVE");
+    assert_eq!(gone["tasks"], json!([]));
+    no_container_left(&name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_registers_creates_waits_updates_and_deletes_a_service() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let alb = start(&dir.path().join("s.json"), &docker_host()).await;
+    let ep = endpoint(&alb);
+    let name = unique("cli");
+    let port = free_port();
+
+    // The load balancer side, with `aws elbv2`.
+    let lb = aws(&ep, &["elbv2", "create-load-balancer", "--name", &name]).await;
+    let lb = lb["LoadBalancers"][0]["LoadBalancerArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tg = aws(
+        &ep,
+        &[
+            "elbv2",
+            "create-target-group",
+            "--name",
+            &name,
+            "--protocol",
+            "HTTP",
+            "--port",
+            "80",
+            "--health-check-path",
+            "/health",
+            "--health-check-interval-seconds",
+            "5",
+            "--health-check-timeout-seconds",
+            "2",
+            "--healthy-threshold-count",
+            "2",
+        ],
+    )
+    .await;
+    let tg = tg["TargetGroups"][0]["TargetGroupArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    aws(
+        &ep,
+        &[
+            "elbv2",
+            "modify-target-group-attributes",
+            "--target-group-arn",
+            &tg,
+            "--attributes",
+            "Key=deregistration_delay.timeout_seconds,Value=0",
+        ],
+    )
+    .await;
+    aws(
+        &ep,
+        &[
+            "elbv2",
+            "create-listener",
+            "--load-balancer-arn",
+            &lb,
+            "--protocol",
+            "HTTP",
+            "--port",
+            &port.to_string(),
+            "--default-actions",
+            &format!("Type=forward,TargetGroupArn={tg}"),
+        ],
+    )
+    .await;
+
+    // register-task-definition from a JSON file, create-service with --load-balancers.
+    let file = write_json(dir.path(), "td.json", &task_definition(&name, "rev1"));
+    let td = aws(
+        &ep,
+        &[
+            "ecs",
+            "register-task-definition",
+            "--cli-input-json",
+            &format!("file://{file}"),
+        ],
+    )
+    .await;
+    assert_eq!(td["taskDefinition"]["family"], name.as_str(), "{td:#}");
+    assert_eq!(td["taskDefinition"]["revision"], 1);
+    assert_eq!(td["taskDefinition"]["status"], "ACTIVE");
+    assert_eq!(
+        td["taskDefinition"]["containerDefinitions"][0]["portMappings"][0]["hostPort"],
+        0
+    );
+    let td1 = td["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        td1,
+        format!("arn:aws:ecs:us-east-1:000000000000:task-definition/{name}:1")
+    );
+    let made = aws(
+        &ep,
+        &[
+            "ecs",
+            "create-service",
+            "--service-name",
+            &name,
+            "--task-definition",
+            &name,
+            "--desired-count",
+            "3",
+            "--load-balancers",
+            &format!("targetGroupArn={tg},containerName=web,containerPort=80"),
+        ],
+    )
+    .await;
+    assert_eq!(made["service"]["status"], "ACTIVE", "{made:#}");
+    assert_eq!(
+        made["service"]["clusterArn"],
+        "arn:aws:ecs:us-east-1:000000000000:cluster/default"
+    );
+    aws(&ep, &["ecs", "wait", "services-stable", "--services", &name]).await;
+    let d = aws(&ep, &["ecs", "describe-services", "--services", &name]).await;
+    assert_eq!(d["failures"], json!([]), "{d:#}");
+    assert_stable_service(&d["services"][0], &name, &td1, &tg);
+    assert!(routed(port, "rev1", 6).await.iter().all(|b| b == "rev1"));
+    let health = aws(
+        &ep,
+        &["elbv2", "describe-target-health", "--target-group-arn", &tg],
+    )
+    .await;
+    let targets = health["TargetHealthDescriptions"].as_array().unwrap();
+    assert_eq!(targets.len(), 3, "{health:#}");
+    assert!(
+        targets.iter().all(|t| t["Target"]["Id"] == "127.0.0.1"),
+        "{health:#}"
+    );
+
+    // update-service to revision 2; wait services-stable returns once it is rolled.
+    let file = write_json(dir.path(), "td2.json", &task_definition(&name, "rev2"));
+    aws(
+        &ep,
+        &[
+            "ecs",
+            "register-task-definition",
+            "--cli-input-json",
+            &format!("file://{file}"),
+        ],
+    )
+    .await;
+    let up = aws(
+        &ep,
+        &[
+            "ecs",
+            "update-service",
+            "--service",
+            &name,
+            "--task-definition",
+            &format!("{name}:2"),
+        ],
+    )
+    .await;
+    let td2 = format!("arn:aws:ecs:us-east-1:000000000000:task-definition/{name}:2");
+    assert_eq!(up["service"]["taskDefinition"], td2.as_str(), "{up:#}");
+    assert_eq!(up["service"]["deployments"].as_array().unwrap().len(), 2);
+    aws(&ep, &["ecs", "wait", "services-stable", "--services", &name]).await;
+    let d = aws(&ep, &["ecs", "describe-services", "--services", &name]).await;
+    assert_stable_service(&d["services"][0], &name, &td2, &tg);
+    assert!(routed(port, "rev2", 6).await.iter().all(|b| b == "rev2"));
+
+    // delete-service --force, wait services-inactive.
+    let del = aws(&ep, &["ecs", "delete-service", "--service", &name, "--force"]).await;
+    assert_eq!(del["service"]["status"], "DRAINING", "{del:#}");
+    aws(&ep, &["ecs", "wait", "services-inactive", "--services", &name]).await;
+    let d = aws(&ep, &["ecs", "describe-services", "--services", &name]).await;
+    assert_eq!(d["services"][0]["status"], "INACTIVE", "{d:#}");
+    let left = aws(&ep, &["ecs", "list-tasks", "--service-name", &name]).await;
+    assert_eq!(left["taskArns"], json!([]), "{left:#}");
+    no_container_left(&name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_operations_answer_400_even_without_a_docker_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-docker.sock");
+    let alb = start(
+        &dir.path().join("s.json"),
+        &format!("unix://{}", missing.display()),
+    )
+    .await;
+    let client = Client::new();
+    let call = |op: &str| {
+        let client = client.clone();
+        let url = format!("{}/", endpoint(&alb));
+        let target = format!("AmazonEC2ContainerServiceV20141113.{op}");
+        async move {
+            let r = client
+                .request(
+                    "POST",
+                    &url,
+                    &[
+                        ("content-type", "application/x-amz-json-1.1"),
+                        ("x-amz-target", target.as_str()),
+                    ],
+                    "{}",
+                )
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&r.body).unwrap();
+            (r.status, body["__type"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    assert_eq!(
+        call("FlyToTheMoon").await,
+        (400, "UnknownOperationException".to_owned())
+    );
+    // A real operation that needs the engine says the engine is missing.
+    assert_eq!(call("RunTask").await, (500, "ServerException".to_owned()));
+}
