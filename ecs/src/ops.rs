@@ -111,6 +111,8 @@ const SERVED: &[&str] = &[
     "ListServices",
     "DeleteService",
     "UpdateService",
+    "ListServiceDeployments",
+    "DescribeServiceDeployments",
 ];
 
 /// `UnknownOperationException` for a name that is no ECS operation, served or not: the
@@ -772,5 +774,28 @@ mod known_tests {
             unknown("FlyToTheMoon").map(|e| e.code),
             Some("UnknownOperationException")
         );
+    }
+
+    /// Every name `call` dispatches is in SERVED (else it would be answered as unknown
+    /// before reaching its handler), read from this file's own match arms.
+    #[test]
+    fn every_dispatched_operation_is_listed_as_served() {
+        let source = include_str!("ops.rs");
+        let body = source
+            .split_once("match op {")
+            .and_then(|(_, rest)| rest.split_once("_ if UNSUPPORTED"))
+            .map(|(arms, _)| arms)
+            .unwrap_or_default();
+        let arms: Vec<&str> = body
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('"')?.split_once('"').map(|(name, _)| name))
+            .collect();
+        assert!(arms.len() >= SERVED.len(), "{arms:?}");
+        for op in &arms {
+            assert!(SERVED.contains(op), "{op} is dispatched but not in SERVED");
+        }
+        for op in SERVED {
+            assert!(arms.contains(op), "{op} is in SERVED but not dispatched");
+        }
     }
 }
