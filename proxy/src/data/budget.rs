@@ -299,6 +299,18 @@ impl Budget {
         self.freed.notified()
     }
 
+    /// Wakes every held connection whose task is attached ([`Held::attach_task`]): its
+    /// idle wait then looks again at what it waits for (a shutdown has begun).
+    pub(crate) fn wake_all(&self) {
+        if let Ok(slots) = self.slots.lock() {
+            for slot in slots.iter() {
+                if let Some(w) = slot.waker.get() {
+                    w.wake_by_ref();
+                }
+            }
+        }
+    }
+
     fn wake_waiting(&self) {
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.freed.notify_waiters();
@@ -326,7 +338,7 @@ pub(crate) struct Held {
 impl Held {
     /// Whether the budget asked this connection to close.
     #[inline]
-    fn reclaimed(&self) -> bool {
+    pub(crate) fn reclaimed(&self) -> bool {
         self.slot.state.load(Ordering::Relaxed) == RECLAIM
     }
 
@@ -339,6 +351,24 @@ impl Held {
             Poll::Ready(())
         })
         .await
+    }
+
+    /// Waits for bytes (or the end of the stream) on `stream` while marking the connection
+    /// idle: the wait of a connection that holds neither buffers nor a request
+    /// ([`crate::data::idle`]). Ready early when the budget asks the connection to close
+    /// ([`Held::reclaimed`]). Readiness is confirmed by a peek of one byte: tokio takes a
+    /// newly registered socket as readable (bytes may have come before its registration),
+    /// and a connection that has sent nothing must not be woken to build its serving state.
+    #[inline]
+    pub(crate) fn idle_wait<'a>(
+        &'a self,
+        stream: &'a tokio::net::TcpStream,
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a {
+        IdleWait {
+            idle: self.idle(),
+            stream,
+            peek: true,
+        }
     }
 
     /// Marks the connection idle until the returned guard drops.
@@ -401,6 +431,9 @@ impl Drop for Idle<'_> {
 struct IdleWait<'a> {
     idle: Idle<'a>,
     stream: &'a tokio::net::TcpStream,
+    /// Confirm readiness with a peek (see [`Held::idle_wait`]); not needed where a read
+    /// that came up short has just cleared it.
+    peek: bool,
 }
 
 impl Future for IdleWait<'_> {
@@ -414,6 +447,11 @@ impl Future for IdleWait<'_> {
         }
         // The stream's reader waker slot, as the unbudgeted reader waits (`conn.rs`): this
         // task is the only reader.
+        if this.peek {
+            let mut one = [0u8; 1];
+            let mut buf = ReadBuf::new(&mut one);
+            return this.stream.poll_peek(cx, &mut buf).map_ok(|_| ());
+        }
         this.stream.poll_read_ready(cx)
     }
 }
@@ -431,6 +469,11 @@ impl<R> Budgeted<R> {
     pub(crate) fn new(inner: R, held: Held) -> Self {
         Budgeted { inner, held }
     }
+
+    /// The place in the budget, for the connection's idle state to keep.
+    pub(crate) fn into_held(self) -> Held {
+        self.held
+    }
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Budgeted<R> {
@@ -447,9 +490,11 @@ impl ClientRead for Budgeted<tokio::net::tcp::ReadHalf<'_>> {
 
     #[inline]
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+        // A read that came up short has just cleared the readiness (`session::read_head`).
         IdleWait {
             idle: self.held.idle(),
             stream: self.inner.as_ref(),
+            peek: false,
         }
     }
 

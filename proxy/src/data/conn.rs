@@ -70,20 +70,13 @@ impl<R, W> ClientConn<R, W> {
         self.spare_response_fields = set.response_fields;
     }
 
-    pub(crate) fn new(
-        rd: R,
-        wr: W,
-        peer: SocketAddr,
-        local: SocketAddr,
-        tls: bool,
-        listener: ListenerId,
-    ) -> Self {
-        let peer_ip = match peer.ip() {
+    pub(crate) fn new(rd: R, wr: W, id: Identity, local: SocketAddr, tls: bool) -> Self {
+        let peer_ip = match id.peer.ip() {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         ClientConn {
-            texts: crate::data::headers::ConnTexts::new(peer_ip, peer.port(), local.port(), tls),
+            texts: crate::data::headers::ConnTexts::new(peer_ip, id.peer.port(), local.port(), tls),
             rd: Counted::new(rd),
             wr: Counted::new(wr),
             rbuf: BytesMut::new(),
@@ -92,14 +85,54 @@ impl<R, W> ClientConn<R, W> {
             spare_fields: Vec::new(),
             spare_response_fields: Vec::new(),
             spare_out: BytesMut::new(),
-            peer,
+            peer: id.peer,
             peer_ip,
             local,
-            opened_ms: crate::clock::coarse_ms(),
+            opened_ms: id.opened_ms,
             tls,
             tls_info: None,
-            trace: (u128::from(crate::rng::next_u64()) << 64) | u128::from(crate::rng::next_u64()),
+            trace: id.trace,
+            listener: id.listener,
+        }
+    }
+
+    /// What the connection keeps while it waits idle without this state.
+    pub(crate) fn identity(&self) -> Identity {
+        Identity {
+            peer: self.peer,
+            listener: self.listener,
+            opened_ms: self.opened_ms,
+            trace: self.trace,
+        }
+    }
+
+    /// The reader, giving up the rest of the serving state.
+    pub(crate) fn into_reader(self) -> R {
+        self.rd.into_inner()
+    }
+}
+
+/// What a client connection is for its whole life, serving or idle: its peer and
+/// listener, when it opened (ALB's client keep-alive duration counts from there) and its
+/// id in the access log. (Its local address is the socket's to say, when it is needed.)
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Identity {
+    pub(crate) peer: SocketAddr,
+    pub(crate) listener: ListenerId,
+    /// When the connection was accepted ([`crate::clock::coarse_ms`]).
+    pub(crate) opened_ms: u64,
+    /// The connection's id in the access log (`conn_trace_id`).
+    pub(crate) trace: u128,
+}
+
+impl Identity {
+    /// A connection accepted now.
+    pub(crate) fn new(peer: SocketAddr, listener: ListenerId) -> Identity {
+        Identity {
+            peer,
             listener,
+            opened_ms: crate::clock::coarse_ms(),
+            trace: (u128::from(crate::rng::next_u64()) << 64) | u128::from(crate::rng::next_u64()),
         }
     }
 }

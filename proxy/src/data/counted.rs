@@ -27,6 +27,10 @@ impl<T> Counted<T> {
         &mut self.inner
     }
 
+    pub(crate) fn into_inner(self) -> T {
+        self.inner
+    }
+
     /// Counts bytes moved past the inner stream's poll methods.
     pub(crate) fn add_count(&mut self, n: usize) {
         self.bytes += n as u64;
