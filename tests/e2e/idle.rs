@@ -11,7 +11,7 @@ use hostalb_testkit::{Backend, scaled};
 use crate::common::start;
 use crate::errors::{assert_open_after, expect_metric, forward_config, get, send};
 
-/// Longer than hostalb keeps a waiting connection's serving state (100 ms).
+/// Longer than hostalb keeps a waiting connection's serving state (20 ms).
 const PAST_THE_HOT_WAIT: Duration = Duration::from_millis(400);
 /// How long a test waits for an answer that should come at once.
 const ANSWER: Duration = Duration::from_secs(5);

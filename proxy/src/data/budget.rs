@@ -12,8 +12,10 @@
 //! compare-and-swap when it stops, and a few loads (no lock, no waker registration): the
 //! wait is the one in which an idle connection has parked its buffers
 //! ([`ClientRead::readable`], called by `session::read_head` only then), so [`Budgeted`],
-//! the reader every plain client connection is served through, marks it there. A TLS connection cannot park its buffers
-//! and is never idle to the budget: it is held until it closes (idle timeout at the latest).
+//! the reader every plain client connection is served through, marks it there, and so does
+//! the idle state of [`crate::data::idle`] ([`Held::idle_wait`]). A TLS connection keeps
+//! its TLS session (several kilobytes) while it waits, and is never idle to the budget: it
+//! is held until it closes (idle timeout at the latest).
 
 use std::collections::BinaryHeap;
 use std::io;
@@ -483,13 +485,15 @@ impl<R: AsyncRead + Unpin> AsyncRead for Budgeted<R> {
     }
 }
 
-/// A plain TCP client connection: the one kind that waits idle without its buffers. (A TLS
-/// connection holds its place outside its reader: it is never idle to the budget.)
+/// A plain TCP client connection: the one kind that is idle to the budget, and has an idle
+/// state without its serving state. (A TLS connection holds its place outside its reader:
+/// it is never idle to the budget.)
 impl ClientRead for Budgeted<tokio::net::tcp::ReadHalf<'_>> {
     const WAITS_WITHOUT_BUFFER: bool = true;
+    const HAS_IDLE_STATE: bool = true;
 
     #[inline]
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+    fn readable(&mut self) -> impl Future<Output = io::Result<()>> + Send {
         // A read that came up short has just cleared the readiness (`session::read_head`).
         IdleWait {
             idle: self.held.idle(),

@@ -177,12 +177,16 @@ pub(crate) struct Record {
 /// The client side of a connection, as [`crate::data::session`] waits on it.
 pub(crate) trait ClientRead: AsyncRead + Unpin + Send {
     /// Whether [`ClientRead::readable`] and [`ClientRead::try_read_buf`] work: the stream
-    /// can wait for bytes without a buffer, so an idle connection parks its buffers. A TLS
-    /// stream cannot (its records are decrypted into its own buffer as they are read).
+    /// can wait for bytes without a buffer, so an idle connection parks its buffers.
     const WAITS_WITHOUT_BUFFER: bool;
 
+    /// Whether the connection has an idle state without its serving state
+    /// ([`crate::data::idle`]): after [`crate::data::session::HOT_WAIT`] with nothing of a
+    /// next request, the session hands the connection back to it.
+    const HAS_IDLE_STATE: bool;
+
     /// Resolves when bytes may be readable (possibly spuriously).
-    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send;
+    fn readable(&mut self) -> impl Future<Output = std::io::Result<()>> + Send;
 
     /// Reads what is there without waiting (`WouldBlock` when nothing is).
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize>;
@@ -190,11 +194,13 @@ pub(crate) trait ClientRead: AsyncRead + Unpin + Send {
 
 impl ClientRead for tokio::net::tcp::ReadHalf<'_> {
     const WAITS_WITHOUT_BUFFER: bool = true;
+    const HAS_IDLE_STATE: bool = false;
 
-    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
+    fn readable(&mut self) -> impl Future<Output = std::io::Result<()>> + Send {
         // The stream's reader waker slot, not `readable()`'s waiter list (a lock and a
         // list insertion per wait): this task is the only reader.
-        let stream: &tokio::net::TcpStream = self.as_ref();
+        let this: &Self = self;
+        let stream: &tokio::net::TcpStream = this.as_ref();
         std::future::poll_fn(move |cx| stream.poll_read_ready(cx))
     }
 
@@ -212,23 +218,98 @@ impl ClientRead for tokio::net::tcp::ReadHalf<'_> {
     }
 }
 
-impl<T: AsyncRead + Send> ClientRead for tokio::io::ReadHalf<T> {
-    const WAITS_WITHOUT_BUFFER: bool = false;
+/// A TLS client connection's reader, which waits for its next request without a buffer:
+/// the wait reads one byte (rustls has decrypted the record into its own buffer by then)
+/// and keeps it for the read that follows, so an idle TLS connection parks its buffers
+/// like a plain one. It has no idle state otherwise (its TLS session stays).
+#[derive(Debug)]
+pub(crate) struct TlsReader<T> {
+    inner: tokio::io::ReadHalf<T>,
+    /// A byte the wait read.
+    byte: Option<u8>,
+    /// The wait saw the end of the stream (or an error).
+    eof: bool,
+}
 
-    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
-        std::future::ready(Ok(()))
+impl<T> TlsReader<T> {
+    pub(crate) fn new(inner: tokio::io::ReadHalf<T>) -> Self {
+        TlsReader {
+            inner,
+            byte: None,
+            eof: false,
+        }
+    }
+}
+
+impl<T: AsyncRead> AsyncRead for TlsReader<T> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() > 0 {
+            if let Some(b) = this.byte.take() {
+                buf.put_slice(&[b]);
+                return std::task::Poll::Ready(Ok(()));
+            }
+            if this.eof {
+                return std::task::Poll::Ready(Ok(()));
+            }
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncRead + Send> ClientRead for TlsReader<T> {
+    const WAITS_WITHOUT_BUFFER: bool = true;
+    const HAS_IDLE_STATE: bool = false;
+
+    fn readable(&mut self) -> impl Future<Output = std::io::Result<()>> + Send {
+        std::future::poll_fn(move |cx| {
+            if self.byte.is_some() || self.eof {
+                return std::task::Poll::Ready(Ok(()));
+            }
+            let mut one = [0u8; 1];
+            let mut buf = tokio::io::ReadBuf::new(&mut one);
+            match std::pin::Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                std::task::Poll::Ready(Ok(())) => {
+                    match buf.filled().first() {
+                        Some(&b) => self.byte = Some(b),
+                        None => self.eof = true,
+                    }
+                    std::task::Poll::Ready(Ok(()))
+                }
+                // The connection is over: the read that follows sees its end.
+                std::task::Poll::Ready(Err(e)) => {
+                    self.eof = true;
+                    std::task::Poll::Ready(Err(e))
+                }
+                std::task::Poll::Pending => std::task::Poll::Pending,
+            }
+        })
     }
 
-    fn try_read_buf(&mut self, _buf: &mut BytesMut) -> std::io::Result<usize> {
+    fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        // Only what the wait read: the rest of the request is read by the caller's
+        // waiting read (a TLS read cannot be tried without registering its waker).
+        if let Some(b) = self.byte.take() {
+            buf.extend_from_slice(&[b]);
+            return Ok(1);
+        }
+        if self.eof {
+            return Ok(0);
+        }
         Err(std::io::ErrorKind::WouldBlock.into())
     }
 }
 
 impl<T: ClientRead> ClientRead for Counted<T> {
     const WAITS_WITHOUT_BUFFER: bool = T::WAITS_WITHOUT_BUFFER;
+    const HAS_IDLE_STATE: bool = T::HAS_IDLE_STATE;
 
-    fn readable(&self) -> impl Future<Output = std::io::Result<()>> + Send {
-        self.get_ref().readable()
+    fn readable(&mut self) -> impl Future<Output = std::io::Result<()>> + Send {
+        self.get_mut().readable()
     }
 
     fn try_read_buf(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {

@@ -19,10 +19,6 @@ impl<T> Counted<T> {
         Counted { inner, bytes: 0 }
     }
 
-    pub(crate) fn get_ref(&self) -> &T {
-        &self.inner
-    }
-
     pub(crate) fn get_mut(&mut self) -> &mut T {
         &mut self.inner
     }

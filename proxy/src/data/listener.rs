@@ -262,11 +262,14 @@ async fn tls_connection(
             if tls_stream.get_ref().1.alpn_protocol() == Some(crate::data::tls::ALPN_H2) {
                 let mut conn = h2::server::ConnInfo::new(peer, local, Some(Box::new(info)), id);
                 conn.texts.mtls = mtls;
-                h2::server::serve(shared, conn, tls_stream).await;
+                // Boxed: an HTTP/1 connection's future need not make room for HTTP/2's
+                // (about 6 KB more per idle TLS connection).
+                Box::pin(h2::server::serve(shared, conn, tls_stream)).await;
                 drop(held);
                 return;
             }
             let (rd, wr) = tokio::io::split(tls_stream);
+            let rd = crate::data::conn::TlsReader::new(rd);
             let mut conn = ClientConn::new(rd, wr, Identity::new(peer, id), local, true);
             conn.tls_info = Some(Box::new(info));
             conn.texts.mtls = mtls;
