@@ -318,3 +318,45 @@ impl<T: ClientRead> ClientRead for Counted<T> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A TLS connection's reader waits without a buffer: the wait keeps the one byte it
+    /// read, which comes first, before the rest; the end of the stream reads as 0.
+    #[tokio::test]
+    async fn a_tls_reader_keeps_the_byte_its_wait_read_and_sees_the_end() {
+        let (mut peer, ours) = tokio::io::duplex(64);
+        let (rd, _wr) = tokio::io::split(ours);
+        let mut reader = TlsReader::new(rd);
+        let mut buf = BytesMut::with_capacity(64);
+        assert_eq!(
+            reader.try_read_buf(&mut buf).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::WouldBlock),
+            "nothing before the wait"
+        );
+        let early = tokio::time::timeout(Duration::from_millis(50), reader.readable()).await;
+        assert!(early.is_err(), "nothing sent, nothing ready");
+        peer.write_all(b"GET / HTTP/1.1\r\n").await.expect("write");
+        tokio::time::timeout(Duration::from_secs(5), reader.readable())
+            .await
+            .expect("ready once bytes came")
+            .expect("no error");
+        assert_eq!(reader.try_read_buf(&mut buf).expect("the kept byte"), 1);
+        assert_eq!(&buf[..], b"G");
+        let mut rest = [0u8; 64];
+        let n = reader.read(&mut rest).await.expect("read");
+        assert_eq!(&rest[..n], b"ET / HTTP/1.1\r\n");
+        drop(peer);
+        tokio::time::timeout(Duration::from_secs(5), reader.readable())
+            .await
+            .expect("ready at the end")
+            .expect("no error");
+        assert_eq!(reader.try_read_buf(&mut buf).expect("the end"), 0);
+    }
+}
