@@ -25,6 +25,7 @@ mod framing;
 mod h2;
 mod headers;
 mod health;
+mod idle;
 mod import;
 mod labels;
 mod lifecycle;

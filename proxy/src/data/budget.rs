@@ -12,8 +12,10 @@
 //! compare-and-swap when it stops, and a few loads (no lock, no waker registration): the
 //! wait is the one in which an idle connection has parked its buffers
 //! ([`ClientRead::readable`], called by `session::read_head` only then), so [`Budgeted`],
-//! the reader every plain client connection is served through, marks it there. A TLS connection cannot park its buffers
-//! and is never idle to the budget: it is held until it closes (idle timeout at the latest).
+//! the reader every plain client connection is served through, marks it there, and so does
+//! the idle state of [`crate::data::idle`] ([`Held::idle_wait`]). A TLS connection keeps
+//! its TLS session (several kilobytes) while it waits, and is never idle to the budget: it
+//! is held until it closes (idle timeout at the latest).
 
 use std::collections::BinaryHeap;
 use std::io;
@@ -299,6 +301,18 @@ impl Budget {
         self.freed.notified()
     }
 
+    /// Wakes every held connection whose task is attached ([`Held::attach_task`]): its
+    /// idle wait then looks again at what it waits for (a shutdown has begun).
+    pub(crate) fn wake_all(&self) {
+        if let Ok(slots) = self.slots.lock() {
+            for slot in slots.iter() {
+                if let Some(w) = slot.waker.get() {
+                    w.wake_by_ref();
+                }
+            }
+        }
+    }
+
     fn wake_waiting(&self) {
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.freed.notify_waiters();
@@ -326,7 +340,7 @@ pub(crate) struct Held {
 impl Held {
     /// Whether the budget asked this connection to close.
     #[inline]
-    fn reclaimed(&self) -> bool {
+    pub(crate) fn reclaimed(&self) -> bool {
         self.slot.state.load(Ordering::Relaxed) == RECLAIM
     }
 
@@ -339,6 +353,24 @@ impl Held {
             Poll::Ready(())
         })
         .await
+    }
+
+    /// Waits for bytes (or the end of the stream) on `stream` while marking the connection
+    /// idle: the wait of a connection that holds neither buffers nor a request
+    /// ([`crate::data::idle`]). Ready early when the budget asks the connection to close
+    /// ([`Held::reclaimed`]). Readiness is confirmed by a peek of one byte: tokio takes a
+    /// newly registered socket as readable (bytes may have come before its registration),
+    /// and a connection that has sent nothing must not be woken to build its serving state.
+    #[inline]
+    pub(crate) fn idle_wait<'a>(
+        &'a self,
+        stream: &'a tokio::net::TcpStream,
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a {
+        IdleWait {
+            idle: self.idle(),
+            stream,
+            peek: true,
+        }
     }
 
     /// Marks the connection idle until the returned guard drops.
@@ -401,6 +433,9 @@ impl Drop for Idle<'_> {
 struct IdleWait<'a> {
     idle: Idle<'a>,
     stream: &'a tokio::net::TcpStream,
+    /// Confirm readiness with a peek (see [`Held::idle_wait`]); not needed where a read
+    /// that came up short has just cleared it.
+    peek: bool,
 }
 
 impl Future for IdleWait<'_> {
@@ -414,6 +449,11 @@ impl Future for IdleWait<'_> {
         }
         // The stream's reader waker slot, as the unbudgeted reader waits (`conn.rs`): this
         // task is the only reader.
+        if this.peek {
+            let mut one = [0u8; 1];
+            let mut buf = ReadBuf::new(&mut one);
+            return this.stream.poll_peek(cx, &mut buf).map_ok(|_| ());
+        }
         this.stream.poll_read_ready(cx)
     }
 }
@@ -431,6 +471,11 @@ impl<R> Budgeted<R> {
     pub(crate) fn new(inner: R, held: Held) -> Self {
         Budgeted { inner, held }
     }
+
+    /// The place in the budget, for the connection's idle state to keep.
+    pub(crate) fn into_held(self) -> Held {
+        self.held
+    }
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Budgeted<R> {
@@ -440,16 +485,20 @@ impl<R: AsyncRead + Unpin> AsyncRead for Budgeted<R> {
     }
 }
 
-/// A plain TCP client connection: the one kind that waits idle without its buffers. (A TLS
-/// connection holds its place outside its reader: it is never idle to the budget.)
+/// A plain TCP client connection: the one kind that is idle to the budget, and has an idle
+/// state without its serving state. (A TLS connection holds its place outside its reader:
+/// it is never idle to the budget.)
 impl ClientRead for Budgeted<tokio::net::tcp::ReadHalf<'_>> {
     const WAITS_WITHOUT_BUFFER: bool = true;
+    const HAS_IDLE_STATE: bool = true;
 
     #[inline]
-    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
+    fn readable(&mut self) -> impl Future<Output = io::Result<()>> + Send {
+        // A read that came up short has just cleared the readiness (`session::read_head`).
         IdleWait {
             idle: self.held.idle(),
             stream: self.inner.as_ref(),
+            peek: false,
         }
     }
 

@@ -19,12 +19,12 @@ impl<T> Counted<T> {
         Counted { inner, bytes: 0 }
     }
 
-    pub(crate) fn get_ref(&self) -> &T {
-        &self.inner
-    }
-
     pub(crate) fn get_mut(&mut self) -> &mut T {
         &mut self.inner
+    }
+
+    pub(crate) fn into_inner(self) -> T {
+        self.inner
     }
 
     /// Counts bytes moved past the inner stream's poll methods.

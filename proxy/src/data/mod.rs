@@ -39,6 +39,7 @@ pub(crate) mod forward;
 pub(crate) mod h2;
 pub(crate) mod h2_upstream;
 pub(crate) mod headers;
+pub(crate) mod idle;
 pub(crate) mod listener;
 pub(crate) mod respond;
 pub(crate) mod retry;

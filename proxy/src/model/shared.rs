@@ -57,6 +57,8 @@ impl Shared {
     pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
         self.drain_tx.send_replace(true);
+        // Idle connections wait without the drain signal's receiver (data::idle).
+        self.budget.wake_all();
     }
 
     pub(crate) fn open_connections(&self) -> usize {
