@@ -95,10 +95,12 @@ async fn serve_slowly(mut stream: TcpStream, delay: Duration, served: Arc<Atomic
         buf.drain(..end + 4);
         tokio::time::sleep(delay).await;
         let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nx-backend: slow\r\n\r\nslow";
+        // Counted before the write: the client may read the answer (and the test the
+        // count) before this task runs again after the write.
+        served.fetch_add(1, Ordering::SeqCst);
         if stream.write_all(answer).await.is_err() {
             return;
         }
-        served.fetch_add(1, Ordering::SeqCst);
     }
 }
 
