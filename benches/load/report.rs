@@ -279,8 +279,13 @@ impl ScenarioResult {
 
     /// The floor: each proxy's CPU per request above the backend's own (the `direct`
     /// row, the same connections straight at the backend): what the proxy adds, which is
-    /// what a proxy can cut. (label, CPU us/req, minus direct's); empty without `direct`.
+    /// what a proxy can cut. (label, CPU us/req, minus direct's); empty without `direct`,
+    /// and beside the readers of (h), whose large responses the CPU per request includes
+    /// and which get another share of the machine direct than through a proxy.
     pub(crate) fn above_floor(&self) -> Vec<(String, f64, f64)> {
+        if self.series.iter().any(Series::has_slow) {
+            return Vec::new();
+        }
         let Some(direct) = self.get("direct") else {
             return Vec::new();
         };
