@@ -208,9 +208,14 @@ pub(crate) fn start_traefik(tools: &Tools, dir: &Path, shape: Shape, targets: [u
         .with_context(|| format!("writing {}", conf.display()))?;
     let mut cmd = Command::new(traefik);
     cmd.arg(format!("--configFile={}", conf.display()));
+    run_go_peer(Kind::Traefik, cmd, dir, shape, port)
+}
+
+/// Starts a Go proxy with [`go_env`] and waits until it routes.
+fn run_go_peer(kind: Kind, mut cmd: Command, dir: &Path, shape: Shape, port: u16) -> Result<Proxy> {
     go_env(&mut cmd, dir, shape);
     let mut svc = Service::spawn(
-        "traefik",
+        kind.name(),
         &mut cmd,
         Signal::SIGTERM,
         &dir.join("stderr.log"),
@@ -220,7 +225,7 @@ pub(crate) fn start_traefik(tools: &Tools, dir: &Path, shape: Shape, targets: [u
     svc.wait_listening(addr, ROUTE_LIMIT)?;
     wait_routed(&mut svc, addr)?;
     Ok(Proxy {
-        kind: Kind::Traefik,
+        kind,
         addr,
         admin: None,
         svc,
@@ -242,15 +247,5 @@ pub(crate) fn start_caddy(tools: &Tools, dir: &Path, shape: Shape, targets: [u16
         .arg(&conf)
         .arg("--adapter")
         .arg("caddyfile");
-    go_env(&mut cmd, dir, shape);
-    let mut svc = Service::spawn("caddy", &mut cmd, Signal::SIGTERM, &dir.join("stderr.log"), false)?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    svc.wait_listening(addr, ROUTE_LIMIT)?;
-    wait_routed(&mut svc, addr)?;
-    Ok(Proxy {
-        kind: Kind::Caddy,
-        addr,
-        admin: None,
-        svc,
-    })
+    run_go_peer(Kind::Caddy, cmd, dir, shape, port)
 }
