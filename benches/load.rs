@@ -1,5 +1,5 @@
-//! hostalb's load harness: the backend directly, hostalb, nginx and HAProxy, configured
-//! equivalently and driven by `wrk` in interleaved rounds, on one machine in one run.
+//! hostalb's load harness: the backend directly, hostalb, nginx and HAProxy (and Envoy,
+//! Traefik and Caddy where their job is the same), configured equivalently and driven by `wrk` in interleaved rounds, on one machine in one run.
 //!
 //! Run: `scripts/bench` (installs nginx, haproxy and wrk when missing, builds hostalb in
 //! release, then runs this), or `cargo bench --bench load -- [SCENARIO...] [OPTIONS]`
@@ -19,6 +19,8 @@ mod h2load;
 mod http;
 #[path = "load/idle.rs"]
 mod idle;
+#[path = "load/peers.rs"]
+mod peers;
 #[path = "load/procs.rs"]
 mod procs;
 #[path = "load/report.rs"]
@@ -48,8 +50,9 @@ use report::{IdleRound, Round, ScenarioResult, Series, UploadRound};
 use servers::{Backend, Kind, Proxy, Shape, Tools};
 
 const HELP: &str = "\
-hostalb load harness: the backend directly, hostalb, nginx and HAProxy, equivalently configured,
-driven by wrk in interleaved rounds; medians per target, ratios of hostalb to nginx and HAProxy.
+hostalb load harness: the backend directly, hostalb, nginx and HAProxy, with Envoy, Traefik and
+Caddy in (a), (b), (c), (d) and (h), equivalently configured, driven by wrk in interleaved rounds;
+medians per target, ratios of hostalb to each peer, hostalb's distance to the floor (the backend).
 
 usage: cargo bench --bench load -- [SCENARIO...] [OPTIONS]     (scripts/bench passes its arguments)
 
@@ -99,7 +102,9 @@ options:
   --json FILE           where the JSON goes (target/bench/load.json)
   --help
 
-environment: HOSTALB_BIN overrides target/release/hostalb. HOSTALB_BENCH_PERF=DIR records
+environment: HOSTALB_BIN overrides target/release/hostalb; HOSTALB_BENCH_ENVOY,
+HOSTALB_BENCH_TRAEFIK and HOSTALB_BENCH_CADDY name the peers' binaries (else envoy, traefik and
+caddy on the PATH; scripts/bench installs them). HOSTALB_BENCH_PERF=DIR records
 `perf record -g` of hostalb during the first round of (m) and (n) into DIR (that round's
 CPU figure then includes perf's sampling: profile in a run of its own).
 ";
@@ -416,6 +421,20 @@ const SPECS: [Spec; 16] = [
 ];
 
 impl Spec {
+    /// Envoy, Traefik and Caddy run beside nginx and HAProxy in the cleartext HTTP/1
+    /// scenarios where their job is the same: wrk on one response size, with rules or
+    /// not, with readers of large bodies or not. Not with reloads (e: only hostalb, nginx
+    /// and HAProxy reload from a file under load), access logs (j), TLS (k, l), idle
+    /// connections (f) or uploads (i).
+    fn with_http1_peers(&self) -> bool {
+        !self.tls
+            && !self.access_log
+            && matches!(
+                self.work,
+                Work::Load { reload: false, .. } | Work::SlowReaders { .. }
+            )
+    }
+
     fn title(&self, o: &Options) -> String {
         let c = o.connections;
         match (self.name, self.work) {
@@ -805,6 +824,12 @@ fn find_tools(hostalb: &Path) -> Result<(Tools, PathBuf)> {
                     envoy: std::env::var_os("HOSTALB_BENCH_ENVOY")
                         .map(PathBuf::from)
                         .or_else(|| procs::which("envoy")),
+                    traefik: std::env::var_os("HOSTALB_BENCH_TRAEFIK")
+                        .map(PathBuf::from)
+                        .or_else(|| procs::which("traefik")),
+                    caddy: std::env::var_os("HOSTALB_BENCH_CADDY")
+                        .map(PathBuf::from)
+                        .or_else(|| procs::which("caddy")),
                     nginx_temp_modules,
                 },
                 wrk,
@@ -887,6 +912,12 @@ fn versions(ctx: &Ctx) -> serde_json::Value {
     if let Some(e) = ctx.tools.as_ref().and_then(|t| t.envoy.as_ref()) {
         v["envoy"] = json!(first_line(e, &["--version"]));
     }
+    if let Some(t) = ctx.tools.as_ref().and_then(|t| t.traefik.as_ref()) {
+        v["traefik"] = json!(first_line(t, &["version"]));
+    }
+    if let Some(c) = ctx.tools.as_ref().and_then(|t| t.caddy.as_ref()) {
+        v["caddy"] = json!(first_line(c, &["version"]));
+    }
     if let Some(h) = procs::which("h2load") {
         v["h2load"] = json!(first_line(&h, &["--version"]));
     }
@@ -949,6 +980,9 @@ impl Stack {
         let mut kinds = vec![Kind::Hostalb, Kind::Nginx, Kind::Haproxy];
         if shape.h2 && !shape.grpc {
             kinds.push(Kind::Envoy);
+        }
+        if spec.with_http1_peers() {
+            kinds.extend([Kind::Envoy, Kind::Traefik, Kind::Caddy]);
         }
         for kind in kinds {
             eprintln!("load:   starting {}", kind.name());

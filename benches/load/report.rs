@@ -4,6 +4,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+/// The proxies hostalb is compared with, in the order of the tables.
+pub(crate) const PEERS: [&str; 5] = ["nginx", "haproxy", "envoy", "traefik", "caddy"];
+
 /// One measured round of one target under wrk.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Round {
@@ -258,7 +261,7 @@ impl ScenarioResult {
             .iter()
             .filter(|s| s.label.starts_with("hostalb") && !s.rounds.is_empty())
         {
-            for other in ["nginx", "haproxy", "envoy"] {
+            for other in PEERS {
                 let label = h.label.replacen("hostalb", other, 1);
                 if let Some(o) = self.get(&label) {
                     out.push((
@@ -272,6 +275,26 @@ impl ScenarioResult {
             }
         }
         out
+    }
+
+    /// The floor: each proxy's CPU per request above the backend's own (the `direct`
+    /// row, the same connections straight at the backend): what the proxy adds, which is
+    /// what a proxy can cut. (label, CPU us/req, minus direct's); empty without `direct`,
+    /// and beside the readers of (h), whose large responses the CPU per request includes
+    /// and which get another share of the machine direct than through a proxy.
+    pub(crate) fn above_floor(&self) -> Vec<(String, f64, f64)> {
+        if self.series.iter().any(Series::has_slow) {
+            return Vec::new();
+        }
+        let Some(direct) = self.get("direct") else {
+            return Vec::new();
+        };
+        let floor = direct.cpu();
+        self.series
+            .iter()
+            .filter(|s| s.label != "direct" && !s.label.ends_with("+reload") && !s.rounds.is_empty())
+            .map(|s| (s.label.clone(), s.cpu(), s.cpu() - floor))
+            .collect()
     }
 
     /// hostalb's figure against the better (lower) of nginx's and HAProxy's:
@@ -369,6 +392,16 @@ impl ScenarioResult {
         if !changes.is_empty() {
             v["reload_effect"] = Value::Array(changes);
         }
+        let floor: Vec<Value> = self
+            .above_floor()
+            .into_iter()
+            .map(|(label, cpu, above)| {
+                json!({ "target": label, "cpu_us_per_request": round3(cpu), "above_direct_us": round3(above) })
+            })
+            .collect();
+        if !floor.is_empty() {
+            v["above_floor"] = Value::Array(floor);
+        }
         if let Some((r, best)) = self.cpu_goal() {
             v["cpu_per_request_against_best_other"] =
                 json!({ "ratio": round3(r), "best_other": best, "goal_at_most": 1.0 });
@@ -453,6 +486,19 @@ impl ScenarioResult {
                     "  {:<24} CPU/req {cpu:.2}   req/s {rps:.2}   p99 {p99:.2}",
                     format!("{h} / {o}")
                 );
+            }
+            let floor = self.above_floor();
+            if let (Some(direct), Some(h)) = (self.get("direct"), floor.iter().find(|f| f.0 == "hostalb")) {
+                let _ = write!(
+                    t,
+                    "  above the floor (CPU us/req minus direct's {:.2}): hostalb {:.2}",
+                    direct.cpu(),
+                    h.2
+                );
+                for (label, _, above) in floor.iter().filter(|f| f.0 != "hostalb") {
+                    let _ = write!(t, ", {label} {above:.2} (hostalb {:.2}x)", ratio(h.2, *above));
+                }
+                t.push('\n');
             }
             if let Some((r, best)) = self.cpu_goal() {
                 let _ = writeln!(
@@ -622,12 +668,14 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-const COLORS: [(&str, &str); 5] = [
+const COLORS: [(&str, &str); 7] = [
     ("direct", "#9e9e9e"),
     ("hostalb", "#e4572e"),
     ("nginx", "#29a329"),
     ("haproxy", "#1f77b4"),
     ("envoy", "#8e44ad"),
+    ("traefik", "#17becf"),
+    ("caddy", "#bcbd22"),
 ];
 
 /// A chart panel: its title and the figure it shows.

@@ -1,5 +1,7 @@
 //! The servers of a scenario: the backend (nginx answering from memory and from small
-//! files on two ports) and the three proxies configured equivalently in front of it.
+//! files on two ports) and the proxies configured equivalently in front of it: hostalb,
+//! nginx and HAProxy everywhere; Envoy, Traefik and Caddy in the HTTP/1 scenarios where
+//! their job is the same (and Envoy in the HTTP/2 one).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -28,8 +30,12 @@ pub(crate) struct Tools {
     pub(crate) nginx: PathBuf,
     pub(crate) haproxy: PathBuf,
     pub(crate) hostalb: PathBuf,
-    /// Envoy (the HTTP/2 scenario only): HOSTALB_BENCH_ENVOY, else `envoy` on the PATH.
+    /// Envoy: HOSTALB_BENCH_ENVOY, else `envoy` on the PATH.
     pub(crate) envoy: Option<PathBuf>,
+    /// Traefik: HOSTALB_BENCH_TRAEFIK, else `traefik` on the PATH.
+    pub(crate) traefik: Option<PathBuf>,
+    /// Caddy: HOSTALB_BENCH_CADDY, else `caddy` on the PATH.
+    pub(crate) caddy: Option<PathBuf>,
     /// Temp-path directives of the nginx modules compiled in (each one otherwise points
     /// at /var/lib/nginx, which only root may write).
     pub(crate) nginx_temp_modules: Vec<&'static str>,
@@ -180,8 +186,12 @@ pub(crate) enum Kind {
     Hostalb,
     Nginx,
     Haproxy,
-    /// In the HTTP/2 scenario only.
+    /// In the HTTP/2 scenario and the HTTP/1 peer scenarios.
     Envoy,
+    /// In the HTTP/1 peer scenarios.
+    Traefik,
+    /// In the HTTP/1 peer scenarios.
+    Caddy,
 }
 
 impl Kind {
@@ -191,6 +201,8 @@ impl Kind {
             Kind::Nginx => "nginx",
             Kind::Haproxy => "haproxy",
             Kind::Envoy => "envoy",
+            Kind::Traefik => "traefik",
+            Kind::Caddy => "caddy",
         }
     }
 }
@@ -227,7 +239,9 @@ impl Proxy {
             }
             Kind::Nginx => self.svc.signal(Signal::SIGHUP),
             Kind::Haproxy => self.svc.signal(Signal::SIGUSR2),
-            Kind::Envoy => bail!("Envoy is not reloaded by the harness"),
+            Kind::Envoy | Kind::Traefik | Kind::Caddy => {
+                bail!("{} is not reloaded by the harness", self.kind.name())
+            }
         }
     }
 }
@@ -251,11 +265,13 @@ pub(crate) fn start(kind: Kind, tools: &Tools, dir: &Path, shape: Shape, targets
         Kind::Nginx => with_attempts(|| start_nginx(tools, dir, shape, targets)),
         Kind::Haproxy => with_attempts(|| start_haproxy(tools, dir, shape, targets)),
         Kind::Envoy => with_attempts(|| start_envoy(tools, dir, shape, targets)),
+        Kind::Traefik => with_attempts(|| crate::peers::start_traefik(tools, dir, shape, targets)),
+        Kind::Caddy => with_attempts(|| crate::peers::start_caddy(tools, dir, shape, targets)),
     }
 }
 
 /// Rule i of the rules in front of the match: a path no request of the harness has.
-fn miss_prefix(i: usize) -> String {
+pub(crate) fn miss_prefix(i: usize) -> String {
     format!("/svc-{i}/")
 }
 
@@ -655,7 +671,7 @@ fn start_haproxy(tools: &Tools, dir: &Path, shape: Shape, targets: [u16; 2]) -> 
 
 /// Envoy's static configuration: the listener (TLS 1.3 with `h2` and `http/1.1` by ALPN
 /// when `shape.tls`), `/api/` to the two targets round robin over HTTP/1.1, a 404 for the
-/// rest; `X-Forwarded-For` and `-Proto` as Envoy adds them (`use_remote_address`).
+/// rest; the forwarding headers and a trace id as nginx and HAProxy add them.
 pub(crate) fn envoy_config(port: u16, shape: Shape, targets: [u16; 2]) -> String {
     let tls = match shape.tls {
         None => String::new(),
@@ -690,15 +706,25 @@ static_resources:
           \"@type\": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: bench
           codec_type: AUTO
-          use_remote_address: true
           route_config:
+            # The forwarding headers as the others add them. Not `use_remote_address`:
+            # on a loopback connection Envoy then appends its own interface address to
+            # X-Forwarded-For, not the client's. The trace id is one per request
+            # (Envoy's own request id).
+            request_headers_to_add:
+            - header: {{ key: x-forwarded-for, value: \"%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%\" }}
+              append_action: APPEND_IF_EXISTS_OR_ADD
+            - header: {{ key: x-forwarded-proto, value: \"{proto}\" }}
+              append_action: OVERWRITE_IF_EXISTS_OR_ADD
+            - header: {{ key: x-forwarded-port, value: \"%DOWNSTREAM_LOCAL_PORT%\" }}
+              append_action: OVERWRITE_IF_EXISTS_OR_ADD
+            - header: {{ key: x-amzn-trace-id, value: \"Root=1-%START_TIME(%s)%-%REQ(X-REQUEST-ID)%\" }}
+              append_action: OVERWRITE_IF_EXISTS_OR_ADD
             virtual_hosts:
             - name: all
               domains: [\"*\"]
               routes:
-              - match: {{ prefix: \"/api/\" }}
-                route: {{ cluster: app }}
-              - match: {{ prefix: \"/\" }}
+{routes}              - match: {{ prefix: \"/\" }}
                 direct_response: {{ status: 404, body: {{ inline_string: \"no rule matched\" }} }}
           http_filters:
           - name: envoy.filters.http.router
@@ -717,7 +743,24 @@ static_resources:
 ",
         t1 = targets[0],
         t2 = targets[1],
+        routes = envoy_routes(shape),
+        proto = if shape.tls.is_some() { "https" } else { "http" },
     )
+}
+
+/// Envoy's routes are tried in order, first match wins: the rules in front of the match,
+/// then `/api/` to the targets.
+fn envoy_routes(shape: Shape) -> String {
+    let mut r = String::new();
+    for i in 1..shape.rules.max(1) {
+        let _ = write!(
+            r,
+            "              - match: {{ prefix: \"{}\" }}\n                route: {{ cluster: app }}\n",
+            miss_prefix(i)
+        );
+    }
+    r.push_str("              - match: { prefix: \"/api/\" }\n                route: { cluster: app }\n");
+    r
 }
 
 fn start_envoy(tools: &Tools, dir: &Path, shape: Shape, targets: [u16; 2]) -> Result<Proxy> {
