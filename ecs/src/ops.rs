@@ -751,14 +751,22 @@ fn describe_tasks(inner: &Inner, input: Value) -> Result<Value, EcsError> {
     if input.tasks.is_empty() {
         return Err(EcsError::invalid("Tasks cannot be empty."));
     }
+    Ok(described("tasks", &input.tasks, |r| {
+        find_task(inner, &cl, r).map(|t| task_json(&t))
+    }))
+}
+
+/// A Describe* answer: under `key` what `find` found of `wanted`, under `failures` the
+/// rest as MISSING, each named as it was asked for (as ECS answers).
+pub(crate) fn described(key: &str, wanted: &[String], mut find: impl FnMut(&str) -> Option<Value>) -> Value {
     let (mut found, mut failures) = (Vec::new(), Vec::new());
-    for r in &input.tasks {
-        match find_task(inner, &cl, r) {
-            Some(t) => found.push(task_json(&t)),
-            None => failures.push(json!({ "arn": r, "reason": "MISSING" })),
+    for w in wanted {
+        match find(w) {
+            Some(v) => found.push(v),
+            None => failures.push(json!({ "arn": w, "reason": "MISSING" })),
         }
     }
-    Ok(json!({ "tasks": found, "failures": failures }))
+    json!({ key: found, "failures": failures })
 }
 
 #[cfg(test)]
