@@ -218,17 +218,24 @@ pub(crate) fn find_td_pub(inner: &Inner, reference: &str) -> Result<TaskDefiniti
     find_td(inner, reference)
 }
 
-fn cluster_json(inner: &Inner, c: &Cluster) -> Value {
-    let state = inner.state.lock();
-    let mine = state.tasks.iter().filter(|t| t.cluster_arn == c.cluster_arn);
+/// How many of `tasks` are RUNNING and how many PENDING (PROVISIONING counted as
+/// PENDING, as ECS's counts do).
+pub(crate) fn running_pending<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> (usize, usize) {
     let (mut running, mut pending) = (0, 0);
-    for t in mine {
+    for t in tasks {
         match t.last_status.as_str() {
             "RUNNING" => running += 1,
             "PENDING" | "PROVISIONING" => pending += 1,
             _ => {}
         }
     }
+    (running, pending)
+}
+
+fn cluster_json(inner: &Inner, c: &Cluster) -> Value {
+    let state = inner.state.lock();
+    let mine = state.tasks.iter().filter(|t| t.cluster_arn == c.cluster_arn);
+    let (running, pending) = running_pending(mine);
     json!({
         "clusterArn": c.cluster_arn, "clusterName": c.cluster_name, "status": "ACTIVE",
         "registeredContainerInstancesCount": 1, "runningTasksCount": running,

@@ -127,14 +127,7 @@ fn revision(
     let mine = tasks
         .iter()
         .filter(|t| of_service(t, s) && t.started_by.as_deref() == Some(id) && t.desired_status == "RUNNING");
-    let (mut running, mut pending) = (0, 0);
-    for t in mine {
-        match t.last_status.as_str() {
-            "RUNNING" => running += 1,
-            "PENDING" | "PROVISIONING" => pending += 1,
-            _ => {}
-        }
-    }
+    let (running, pending) = ops::running_pending(mine);
     let mut out = json!({
         "arn": revision_arn(inner, s, id), "requestedTaskCount": requested,
         "runningTaskCount": running, "pendingTaskCount": pending,
