@@ -29,7 +29,7 @@ use crate::ops::{self, find_td_pub as find_td};
 use crate::records::{
     AdvancedConfiguration, BlueGreen, CircuitBreaker, Deployment, DeploymentConfiguration, Service, Task,
 };
-use crate::services::{event, group, stop, with_service};
+use crate::services::{event, group, of_service, stop, stop_all, with_service};
 use crate::{EcsError, Inner, RuleCall, now};
 
 /// The strategies run here (ROLLING is `deploy`'s).
@@ -606,8 +606,7 @@ fn failed(inner: &Inner, s: &Service, id: &str) -> usize {
         .tasks
         .iter()
         .filter(|t| {
-            t.cluster_arn == s.cluster_arn
-                && t.group == group(&s.service_name)
+            of_service(t, s)
                 && t.started_by.as_deref() == Some(id)
                 && t.desired_status == "STOPPED"
                 && matches!(
@@ -738,15 +737,7 @@ pub(crate) async fn run(inner: &Arc<Inner>, s: &Service, live: &[Task], may_star
         }
         CLEAN_UP => {
             if !blue.is_empty() {
-                for t in &blue {
-                    stop(
-                        inner,
-                        t,
-                        &format!("Scaling activity initiated by (deployment {})", d.id),
-                    );
-                }
-                let n = blue.len();
-                say(inner, s, format!("has stopped {n} running tasks."));
+                stop_all(inner, s, blue.iter().copied(), &d.id);
                 return;
             }
             // Completed once the blue tasks have drained and stopped.
@@ -762,13 +753,12 @@ pub(crate) async fn run(inner: &Arc<Inner>, s: &Service, live: &[Task], may_star
 /// Whether every task of the service that `which` picks and that was asked to stop has
 /// stopped (deregistered, drained, its containers stopped).
 fn stopped(inner: &Inner, s: &Service, which: impl Fn(&Task) -> bool) -> bool {
-    !inner.state.lock().tasks.iter().any(|t| {
-        t.cluster_arn == s.cluster_arn
-            && t.group == group(&s.service_name)
-            && t.desired_status == "STOPPED"
-            && t.last_status != "STOPPED"
-            && which(t)
-    })
+    !inner
+        .state
+        .lock()
+        .tasks
+        .iter()
+        .any(|t| of_service(t, s) && t.desired_status == "STOPPED" && t.last_status != "STOPPED" && which(t))
 }
 
 /// Green up to the desired count (replacing failed ones), extra green stopped.
@@ -904,15 +894,7 @@ async fn trip(inner: &Arc<Inner>, s: &Service, d: &Deployment, b: &BlueGreen, ro
 /// again and the failed one is gone.
 fn finish_rollback(inner: &Inner, s: &Service, d: &Deployment, b: &BlueGreen, green: &[&Task]) {
     if !green.is_empty() {
-        for t in green {
-            stop(
-                inner,
-                t,
-                &format!("Scaling activity initiated by (deployment {})", d.id),
-            );
-        }
-        let n = green.len();
-        say(inner, s, format!("has stopped {n} running tasks."));
+        stop_all(inner, s, green.iter().copied(), &d.id);
         return;
     }
     // Rolled back once the green tasks have drained and stopped.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::ops::{self, find_td_pub as find_td};
 use crate::records::{CircuitBreaker, Deployment, DeploymentConfiguration, Service, Task};
-use crate::services::{event, group, service_json, stop, with_service};
+use crate::services::{event, group, of_service, service_json, stop_all, with_service};
 use crate::{EcsError, Inner, now, random_hex};
 
 /// ECS's default `maximumPercent` for a rolling deployment.
@@ -273,8 +273,7 @@ fn failed_tasks(tasks: &[Task], s: &Service, id: &str) -> usize {
     tasks
         .iter()
         .filter(|t| {
-            t.cluster_arn == s.cluster_arn
-                && t.group == group(&s.service_name)
+            of_service(t, s)
                 && t.started_by.as_deref() == Some(id)
                 && t.desired_status == "STOPPED"
                 && crate::services::task_failed(t)
@@ -388,20 +387,7 @@ pub(crate) async fn roll(inner: &Arc<Inner>, s: &Service, live: &[Task], may_sta
         stopping.extend(oldest_first.into_iter().take(may_stop));
     }
     if !stopping.is_empty() {
-        for t in &stopping {
-            stop(
-                inner,
-                t,
-                &format!("Scaling activity initiated by (deployment {})", primary.id),
-            );
-        }
-        let n = stopping.len();
-        with_service(inner, s, |x| {
-            event(
-                x,
-                format!("(service {}) has stopped {n} running tasks.", x.service_name),
-            )
-        });
+        stop_all(inner, s, stopping, &primary.id);
         return;
     }
 

@@ -218,17 +218,24 @@ pub(crate) fn find_td_pub(inner: &Inner, reference: &str) -> Result<TaskDefiniti
     find_td(inner, reference)
 }
 
-fn cluster_json(inner: &Inner, c: &Cluster) -> Value {
-    let state = inner.state.lock();
-    let mine = state.tasks.iter().filter(|t| t.cluster_arn == c.cluster_arn);
+/// How many of `tasks` are RUNNING and how many PENDING (PROVISIONING counted as
+/// PENDING, as ECS's counts do).
+pub(crate) fn running_pending<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> (usize, usize) {
     let (mut running, mut pending) = (0, 0);
-    for t in mine {
+    for t in tasks {
         match t.last_status.as_str() {
             "RUNNING" => running += 1,
             "PENDING" | "PROVISIONING" => pending += 1,
             _ => {}
         }
     }
+    (running, pending)
+}
+
+fn cluster_json(inner: &Inner, c: &Cluster) -> Value {
+    let state = inner.state.lock();
+    let mine = state.tasks.iter().filter(|t| t.cluster_arn == c.cluster_arn);
+    let (running, pending) = running_pending(mine);
     json!({
         "clusterArn": c.cluster_arn, "clusterName": c.cluster_name, "status": "ACTIVE",
         "registeredContainerInstancesCount": 1, "runningTasksCount": running,
@@ -751,14 +758,22 @@ fn describe_tasks(inner: &Inner, input: Value) -> Result<Value, EcsError> {
     if input.tasks.is_empty() {
         return Err(EcsError::invalid("Tasks cannot be empty."));
     }
+    Ok(described("tasks", &input.tasks, |r| {
+        find_task(inner, &cl, r).map(|t| task_json(&t))
+    }))
+}
+
+/// A Describe* answer: under `key` what `find` found of `wanted`, under `failures` the
+/// rest as MISSING, each named as it was asked for (as ECS answers).
+pub(crate) fn described(key: &str, wanted: &[String], mut find: impl FnMut(&str) -> Option<Value>) -> Value {
     let (mut found, mut failures) = (Vec::new(), Vec::new());
-    for r in &input.tasks {
-        match find_task(inner, &cl, r) {
-            Some(t) => found.push(task_json(&t)),
-            None => failures.push(json!({ "arn": r, "reason": "MISSING" })),
+    for w in wanted {
+        match find(w) {
+            Some(v) => found.push(v),
+            None => failures.push(json!({ "arn": w, "reason": "MISSING" })),
         }
     }
-    Ok(json!({ "tasks": found, "failures": failures }))
+    json!({ key: found, "failures": failures })
 }
 
 #[cfg(test)]

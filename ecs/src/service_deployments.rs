@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::records::{Deployment, Service, Task};
-use crate::services::group;
+use crate::services::of_service;
 use crate::{EcsError, Inner, ops};
 
 /// Past deployments a service keeps (the oldest forgotten first).
@@ -124,20 +124,10 @@ fn revision(
     requested: u32,
     weights: Option<(f64, f64)>,
 ) -> Value {
-    let mine = tasks.iter().filter(|t| {
-        t.cluster_arn == s.cluster_arn
-            && t.group == group(&s.service_name)
-            && t.started_by.as_deref() == Some(id)
-            && t.desired_status == "RUNNING"
-    });
-    let (mut running, mut pending) = (0, 0);
-    for t in mine {
-        match t.last_status.as_str() {
-            "RUNNING" => running += 1,
-            "PENDING" | "PROVISIONING" => pending += 1,
-            _ => {}
-        }
-    }
+    let mine = tasks
+        .iter()
+        .filter(|t| of_service(t, s) && t.started_by.as_deref() == Some(id) && t.desired_status == "RUNNING");
+    let (running, pending) = ops::running_pending(mine);
     let mut out = json!({
         "arn": revision_arn(inner, s, id), "requestedTaskCount": requested,
         "runningTaskCount": running, "pendingTaskCount": pending,
@@ -286,20 +276,18 @@ pub(crate) fn describe(inner: &Inner, input: Value) -> Result<Value, EcsError> {
         )));
     }
     let state = inner.state.lock();
-    let (mut found, mut failures) = (Vec::new(), Vec::new());
-    for arn in &input.service_deployment_arns {
-        let hit = state.services.iter().find_map(|s| {
-            all(s)
-                .into_iter()
-                .find(|(d, _)| deployment_arn(inner, s, d) == *arn)
-                .map(|(d, past)| full(inner, s, &state.tasks, d, past))
-        });
-        match hit {
-            Some(v) => found.push(v),
-            None => failures.push(json!({ "arn": arn, "reason": "MISSING" })),
-        }
-    }
-    Ok(json!({ "serviceDeployments": found, "failures": failures }))
+    Ok(ops::described(
+        "serviceDeployments",
+        &input.service_deployment_arns,
+        |arn| {
+            state.services.iter().find_map(|s| {
+                all(s)
+                    .into_iter()
+                    .find(|(d, _)| deployment_arn(inner, s, d) == arn)
+                    .map(|(d, past)| full(inner, s, &state.tasks, d, past))
+            })
+        },
+    ))
 }
 
 #[cfg(test)]

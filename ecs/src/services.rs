@@ -71,6 +71,11 @@ pub(crate) fn group(service_name: &str) -> String {
     format!("service:{service_name}")
 }
 
+/// Whether the task belongs to the service (its cluster, its group).
+pub(crate) fn of_service(t: &Task, s: &Service) -> bool {
+    t.cluster_arn == s.cluster_arn && t.group == group(&s.service_name)
+}
+
 pub(crate) fn event(s: &mut Service, message: String) {
     s.events.insert(
         0,
@@ -263,11 +268,7 @@ fn load_balancers(td: &TaskDefinition, given: &[LbInput]) -> Result<Vec<ServiceL
 pub(crate) fn service_json(tasks: &[Task], s: &Service) -> Value {
     let mine: Vec<&Task> = tasks
         .iter()
-        .filter(|t| {
-            t.cluster_arn == s.cluster_arn
-                && t.group == group(&s.service_name)
-                && t.desired_status == "RUNNING"
-        })
+        .filter(|t| of_service(t, s) && t.desired_status == "RUNNING")
         .collect();
     let running = mine.iter().filter(|t| t.last_status == "RUNNING").count();
     let pending = mine.iter().filter(|t| t.last_status == "PENDING").count();
@@ -362,14 +363,9 @@ pub(crate) fn describe(inner: &Inner, input: Value) -> Result<Value, EcsError> {
         return Err(EcsError::invalid("Services cannot be empty."));
     }
     let state = inner.state.lock();
-    let (mut found, mut failures) = (Vec::new(), Vec::new());
-    for r in &input.services {
-        match find(&state.services, &cl.cluster_arn, r) {
-            Some(s) => found.push(service_json(&state.tasks, s)),
-            None => failures.push(json!({ "arn": r, "reason": "MISSING" })),
-        }
-    }
-    Ok(json!({ "services": found, "failures": failures }))
+    Ok(ops::described("services", &input.services, |r| {
+        find(&state.services, &cl.cluster_arn, r).map(|s| service_json(&state.tasks, s))
+    }))
 }
 
 pub(crate) fn list(inner: &Inner, input: Value) -> Result<Value, EcsError> {
@@ -468,11 +464,7 @@ async fn schedule(inner: &Arc<Inner>) {
             .lock()
             .tasks
             .iter()
-            .filter(|t| {
-                t.cluster_arn == s.cluster_arn
-                    && t.group == group(&s.service_name)
-                    && t.desired_status == "RUNNING"
-            })
+            .filter(|t| of_service(t, &s) && t.desired_status == "RUNNING")
             .cloned()
             .collect();
         let want = s.desired_count as usize;
@@ -500,20 +492,7 @@ async fn schedule(inner: &Arc<Inner>) {
                 .collect();
             deploy::roll(inner, &s, &live, may_start).await;
         } else if !live.is_empty() {
-            for t in &live {
-                stop(
-                    inner,
-                    t,
-                    &format!("Scaling activity initiated by (deployment {})", s.deployment_id),
-                );
-            }
-            let n = live.len();
-            with_service(inner, &s, |x| {
-                event(
-                    x,
-                    format!("(service {}) has stopped {n} running tasks.", x.service_name),
-                )
-            });
+            stop_all(inner, &s, &live, &s.deployment_id);
         } else if !stopping(inner, &s) {
             // INACTIVE once its last task is STOPPED (drained, containers gone), as ECS
             // keeps a deleted service DRAINING until then.
@@ -608,20 +587,19 @@ async fn replace_unhealthy(inner: &Arc<Inner>, s: &Service, live: &[Task]) -> Ve
 
 /// Whether some task of the service is still on its way to STOPPED.
 fn stopping(inner: &Inner, s: &Service) -> bool {
-    inner.state.lock().tasks.iter().any(|t| {
-        t.cluster_arn == s.cluster_arn && t.group == group(&s.service_name) && t.last_status != "STOPPED"
-    })
+    inner
+        .state
+        .lock()
+        .tasks
+        .iter()
+        .any(|t| of_service(t, s) && t.last_status != "STOPPED")
 }
 
 /// How long a service still waits before starting tasks, when its latest tasks failed to
 /// start: [`FAILED_START_BACKOFF`] doubled per failure in a row, from the last failure.
 fn throttled(inner: &Inner, s: &Service) -> Option<Duration> {
     let state = inner.state.lock();
-    let mut mine: Vec<&Task> = state
-        .tasks
-        .iter()
-        .filter(|t| t.cluster_arn == s.cluster_arn && t.group == group(&s.service_name))
-        .collect();
+    let mut mine: Vec<&Task> = state.tasks.iter().filter(|t| of_service(t, s)).collect();
     mine.sort_by(|a, b| b.created_at.total_cmp(&a.created_at));
     let failures = mine
         .iter()
@@ -634,6 +612,26 @@ fn throttled(inner: &Inner, s: &Service) -> Option<Duration> {
         .min(FAILED_START_BACKOFF_MAX);
     let since = Duration::from_secs_f64((now() - last).max(0.0));
     wait.checked_sub(since).filter(|w| !w.is_zero())
+}
+
+/// Stops `tasks` for the deployment `id` and says so in the service's events, as ECS's
+/// scheduler does when it scales in.
+pub(crate) fn stop_all<'a>(inner: &Inner, s: &Service, tasks: impl IntoIterator<Item = &'a Task>, id: &str) {
+    let mut n = 0;
+    for t in tasks {
+        stop(
+            inner,
+            t,
+            &format!("Scaling activity initiated by (deployment {id})"),
+        );
+        n += 1;
+    }
+    with_service(inner, s, |x| {
+        event(
+            x,
+            format!("(service {}) has stopped {n} running tasks.", x.service_name),
+        )
+    });
 }
 
 pub(crate) fn stop(inner: &Inner, t: &Task, reason: &str) {
@@ -786,13 +784,10 @@ pub(crate) async fn deregister(inner: &Inner, arn: &str) {
 /// The targets a task is registered as.
 /// A task's registrations and the address they name (its own in awsvpc, else this host).
 fn task_registrations(inner: &Inner, arn: &str) -> (Vec<(String, u16)>, std::net::IpAddr) {
-    inner
-        .state
-        .lock()
-        .tasks
-        .iter()
-        .find(|t| t.task_arn == arn)
-        .map_or((Vec::new(), TASK_IP), |t| (t.registered.clone(), t.target_ip()))
+    driver::task(inner, arn).map_or((Vec::new(), TASK_IP), |t| {
+        let ip = t.target_ip();
+        (t.registered, ip)
+    })
 }
 
 #[cfg(test)]

@@ -102,35 +102,28 @@ fn registrar(elbv2: Arc<Elbv2>) -> Registrar {
             } else {
                 "DeregisterTargets"
             };
-            let form = format!(
-                "Action={action}&Version={}&TargetGroupArn={}&Targets.member.1.Id={}&Targets.member.1.Port={}",
-                hostalb_aws::elbv2::API_VERSION,
-                form_encode(&change.target_group_arn),
-                change.ip,
-                change.port
-            );
-            let params = Params::parse(&form).map_err(|e| e.to_string())?;
-            let answer = elbv2.call(&params).await;
-            if answer.status != 200 {
-                return Err(failure(action, &answer));
-            }
+            elbv2_xml(
+                &elbv2,
+                action,
+                &format!(
+                    "TargetGroupArn={}&Targets.member.1.Id={}&Targets.member.1.Port={}",
+                    form_encode(&change.target_group_arn),
+                    change.ip,
+                    change.port
+                ),
+            )
+            .await?;
             if change.register {
                 return Ok(Duration::ZERO);
             }
             // How long the target drains: the group's deregistration delay.
-            let form = format!(
-                "Action=DescribeTargetGroupAttributes&Version={}&TargetGroupArn={}",
-                hostalb_aws::elbv2::API_VERSION,
-                form_encode(&change.target_group_arn)
-            );
-            let params = Params::parse(&form).map_err(|e| e.to_string())?;
-            let answer = elbv2.call(&params).await;
-            if answer.status != 200 {
-                return Err(failure("DescribeTargetGroupAttributes", &answer));
-            }
-            Ok(Duration::from_secs(deregistration_delay(
-                &String::from_utf8_lossy(&answer.body),
-            )))
+            let xml = elbv2_xml(
+                &elbv2,
+                "DescribeTargetGroupAttributes",
+                &format!("TargetGroupArn={}", form_encode(&change.target_group_arn)),
+            )
+            .await?;
+            Ok(Duration::from_secs(deregistration_delay(&xml)))
         })
     })
 }
@@ -140,17 +133,12 @@ fn health(elbv2: Arc<Elbv2>) -> HealthReader {
     Arc::new(move |tg: String, ip: std::net::IpAddr, port: u16| {
         let elbv2 = Arc::clone(&elbv2);
         Box::pin(async move {
-            let form = format!(
-                "Action=DescribeTargetHealth&Version={}&TargetGroupArn={}&Targets.member.1.Id={ip}&Targets.member.1.Port={port}",
-                hostalb_aws::elbv2::API_VERSION,
+            let query = format!(
+                "TargetGroupArn={}&Targets.member.1.Id={ip}&Targets.member.1.Port={port}",
                 form_encode(&tg)
             );
-            let params = Params::parse(&form).ok()?;
-            let answer = elbv2.call(&params).await;
-            if answer.status != 200 {
-                return None;
-            }
-            target_state(&String::from_utf8_lossy(&answer.body))
+            let xml = elbv2_xml(&elbv2, "DescribeTargetHealth", &query).await.ok()?;
+            target_state(&xml)
         })
     })
 }
@@ -165,40 +153,20 @@ fn rule_weights(elbv2: Arc<Elbv2>) -> RuleWeights {
             let rule = match &call {
                 RuleCall::Read(r) | RuleCall::Set(r, _) => r.clone(),
             };
-            let form = format!(
-                "Action=DescribeRules&Version={}&RuleArns.member.1={}",
-                hostalb_aws::elbv2::API_VERSION,
-                form_encode(&rule)
-            );
-            let params = Params::parse(&form).map_err(|e| e.to_string())?;
-            let answer = elbv2.call(&params).await;
-            if answer.status != 200 {
-                return Err(failure("DescribeRules", &answer));
-            }
-            let actions = rule_actions(&String::from_utf8_lossy(&answer.body));
+            let query = format!("RuleArns.member.1={}", form_encode(&rule));
+            let actions = rule_actions(&elbv2_xml(&elbv2, "DescribeRules", &query).await?);
             let Some(k) = forward_index(&actions) else {
                 return Err(format!("the rule {rule} has no forward action"));
             };
             let RuleCall::Set(_, weights) = call else {
                 return Ok(forward_weights(&actions, &k));
             };
-            let mut form = format!(
-                "Action=ModifyRule&Version={}&RuleArn={}",
-                hostalb_aws::elbv2::API_VERSION,
-                form_encode(&rule)
-            );
+            let mut query = format!("RuleArn={}", form_encode(&rule));
             for (key, value) in with_weights(&actions, &k, &weights) {
-                form.push_str(&format!("&{}={}", form_encode(&key), form_encode(&value)));
+                query.push_str(&format!("&{}={}", form_encode(&key), form_encode(&value)));
             }
-            let params = Params::parse(&form).map_err(|e| e.to_string())?;
-            let answer = elbv2.call(&params).await;
-            if answer.status != 200 {
-                return Err(failure("ModifyRule", &answer));
-            }
-            Ok(forward_weights(
-                &rule_actions(&String::from_utf8_lossy(&answer.body)),
-                &k,
-            ))
+            let xml = elbv2_xml(&elbv2, "ModifyRule", &query).await?;
+            Ok(forward_weights(&rule_actions(&xml), &k))
         })
     })
 }
@@ -208,17 +176,8 @@ fn target_types(elbv2: Arc<Elbv2>) -> TargetTypeReader {
     Arc::new(move |tg: String| {
         let elbv2 = Arc::clone(&elbv2);
         Box::pin(async move {
-            let form = format!(
-                "Action=DescribeTargetGroups&Version={}&TargetGroupArns.member.1={}",
-                hostalb_aws::elbv2::API_VERSION,
-                form_encode(&tg)
-            );
-            let params = Params::parse(&form).ok()?;
-            let answer = elbv2.call(&params).await;
-            if answer.status != 200 {
-                return None;
-            }
-            let xml = String::from_utf8_lossy(&answer.body);
+            let query = format!("TargetGroupArns.member.1={}", form_encode(&tg));
+            let xml = elbv2_xml(&elbv2, "DescribeTargetGroups", &query).await.ok()?;
             let (_, rest) = xml.split_once("<TargetType>")?;
             let (kind, _) = rest.split_once("</TargetType>")?;
             Some(kind.trim().to_owned())
@@ -401,6 +360,21 @@ fn target_state(xml: &str) -> Option<String> {
 }
 
 /// The error of an ELBv2 answer, with its message.
+/// One ELBv2 call (`action` with the form `query`) through hostalb's own ELBv2 API: its XML
+/// answer, or what went wrong (a refused form, or the error ELBv2 answered).
+async fn elbv2_xml(elbv2: &Elbv2, action: &str, query: &str) -> Result<String, String> {
+    let form = format!(
+        "Action={action}&Version={}&{query}",
+        hostalb_aws::elbv2::API_VERSION
+    );
+    let params = Params::parse(&form).map_err(|e| e.to_string())?;
+    let answer = elbv2.call(&params).await;
+    if answer.status != 200 {
+        return Err(failure(action, &answer));
+    }
+    Ok(String::from_utf8_lossy(&answer.body).into_owned())
+}
+
 fn failure(action: &str, answer: &AwsAnswer) -> String {
     let body = String::from_utf8_lossy(&answer.body);
     let message = body

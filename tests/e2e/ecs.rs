@@ -5,16 +5,13 @@
 //! hostalb restart without a second start, stops on StopTask and on its essential
 //! container's exit with ECS's reasons; a task that cannot start leaves nothing behind.
 
-use std::process::Command;
 use std::time::Duration;
 
 use hostalb_testkit::HostAlb;
-use hostalb_testkit::docker::{
-    OWNER_LABEL, TEST_IMAGE, TEST_LABEL, docker_host, docker_ok, http_get, http_request, require_docker,
-};
+use hostalb_testkit::docker::{TEST_IMAGE, docker_ok, http_get, http_request, require_docker};
 use serde_json::{Value, json};
 
-use crate::common::bin;
+use crate::ecs_support::{self as support, container, endpoint, start, test_labels, unique};
 
 /// How long the clients get for one script run.
 const SCRIPT_PATIENCE: Duration = Duration::from_secs(90);
@@ -23,64 +20,8 @@ const STATUS_PATIENCE: Duration = Duration::from_secs(30);
 /// Polls of a task's status are this far apart.
 const POLL: Duration = Duration::from_millis(300);
 
-fn python() -> String {
-    std::env::var("HOSTALB_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "HOSTALB_PYTHON is not set: run scripts/test, or eval \"$(scripts/python-tools)\" first \
-             (it installs awscli and boto3 from PyPI into target/pyenv)"
-        )
-    })
-}
-
 async fn script(endpoint: &str, args: &[&str]) -> Value {
-    let mut cmd = Command::new(python());
-    cmd.arg(format!("{}/tests/python/ecs_api.py", env!("CARGO_MANIFEST_DIR")))
-        .arg(args[0])
-        .arg(endpoint)
-        .args(&args[1..])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing");
-    let out = tokio::time::timeout(SCRIPT_PATIENCE, tokio::task::spawn_blocking(move || cmd.output()))
-        .await
-        .expect("the script finished in time")
-        .unwrap()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "ecs_api.py {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-async fn start(state: &std::path::Path) -> HostAlb {
-    HostAlb::start(
-        bin(),
-        &format!(
-            "[admin]\naddress = \"127.0.0.1:0\"\nstate_file = \"{}\"\n\n[docker]\nendpoint = \"{}\"\n",
-            state.display(),
-            docker_host()
-        ),
-    )
-    .await
-}
-
-fn endpoint(alb: &HostAlb) -> String {
-    format!("http://127.0.0.1:{}", alb.admin().port())
-}
-
-/// A unique name for this test's family and cluster.
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{tag}-{}-{nanos:x}", std::process::id())
-}
-
-/// The labels that let the test cleanup find the task's containers.
-fn test_labels() -> Value {
-    json!({ TEST_LABEL: "1", OWNER_LABEL: std::process::id().to_string() })
+    support::script("ecs_api.py", args[0], endpoint, &args[1..], SCRIPT_PATIENCE).await
 }
 
 /// Web (essential, hostPort 0) and a sidecar that depends on it; `sidecar_env` decides
@@ -124,42 +65,23 @@ async fn until(
     what: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let began = std::time::Instant::now();
-    loop {
-        let d = script(endpoint, &["describe", cluster, task]).await;
-        if done(&d["task"]) {
-            return d;
-        }
-        assert!(
-            began.elapsed() < STATUS_PATIENCE,
-            "the task never reached {what}: {d:#}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-fn container<'a>(task: &'a Value, name: &str) -> &'a Value {
-    task["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no container {name}: {task:#}"))
+    support::poll(
+        STATUS_PATIENCE,
+        POLL,
+        &format!("the task never reached {what}"),
+        || async move { script(endpoint, &["describe", cluster, task]).await },
+        |d| done(&d["task"]),
+    )
+    .await
 }
 
 /// Docker ids of containers (any state) of the task.
 fn docker_ids(task_arn: &str) -> Vec<String> {
-    docker_ok([
-        "ps",
-        "-aq",
-        "--no-trunc",
-        "--filter",
-        &format!("label=com.amazonaws.ecs.task-arn={task_arn}"),
-    ])
+    support::labelled(
+        &["ps", "-aq", "--no-trunc"],
+        &format!("com.amazonaws.ecs.task-arn={task_arn}"),
+    )
     .unwrap()
-    .split_whitespace()
-    .map(str::to_owned)
-    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -512,18 +434,14 @@ const SERVICE_PATIENCE: Duration = Duration::from_secs(60);
 
 /// The service's state until `done` holds; the last one.
 async fn service_until(ep: &str, args: [&str; 3], what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let began = std::time::Instant::now();
-    loop {
-        let s = script(ep, &["service_state", args[0], args[1], args[2]]).await;
-        if done(&s) {
-            return s;
-        }
-        assert!(
-            began.elapsed() < SERVICE_PATIENCE,
-            "the service never reached {what}: {s:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    support::poll(
+        SERVICE_PATIENCE,
+        Duration::from_millis(500),
+        &format!("the service never reached {what}"),
+        || async move { script(ep, &["service_state", args[0], args[1], args[2]]).await },
+        done,
+    )
+    .await
 }
 
 fn healthy_targets(s: &Value) -> usize {

@@ -7,16 +7,14 @@
 //! after hostalb is killed, and the inputs ECS refuses.
 //! An ECS minute lasts 1 s here (`HOSTALB_ECS_MINUTE_SECONDS`).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hostalb_testkit::HostAlb;
-use hostalb_testkit::docker::{
-    OWNER_LABEL, TEST_IMAGE, TEST_LABEL, docker_host, docker_ok, http_get, require_docker,
-};
+use hostalb_testkit::docker::{TEST_IMAGE, docker_host, docker_ok, http_get, require_docker};
 use serde_json::{Value, json};
 
 use crate::common::{bin, free_port};
+use crate::ecs_support::{self as support, endpoint, test_labels};
 
 /// How long the clients get for one script run.
 const SCRIPT_PATIENCE: Duration = Duration::from_secs(90);
@@ -26,36 +24,9 @@ const DEPLOY_PATIENCE: Duration = Duration::from_secs(120);
 /// Seconds per ECS minute in these tests.
 const MINUTE_SECONDS: &str = "1";
 
-fn python() -> String {
-    std::env::var("HOSTALB_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "HOSTALB_PYTHON is not set: run scripts/test, or eval \"$(scripts/python-tools)\" first \
-             (it installs boto3 from PyPI into target/pyenv)"
-        )
-    })
-}
-
 /// Runs tests/python/`file` with `args` (the endpoint second); its JSON output.
 async fn py(file: &str, command: &str, endpoint: &str, args: &[&str]) -> Value {
-    let mut cmd = Command::new(python());
-    cmd.arg(format!("{}/tests/python/{file}", env!("CARGO_MANIFEST_DIR")))
-        .arg(command)
-        .arg(endpoint)
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing");
-    let out = tokio::time::timeout(SCRIPT_PATIENCE, tokio::task::spawn_blocking(move || cmd.output()))
-        .await
-        .expect("the script finished in time")
-        .unwrap()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{file} {command} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    support::script(file, command, endpoint, args, SCRIPT_PATIENCE).await
 }
 
 async fn bg(command: &str, endpoint: &str, args: &[&str]) -> Value {
@@ -65,24 +36,14 @@ async fn bg(command: &str, endpoint: &str, args: &[&str]) -> Value {
 async fn start(state: &std::path::Path) -> HostAlb {
     HostAlb::builder(bin())
         .env("HOSTALB_ECS_MINUTE_SECONDS", MINUTE_SECONDS)
-        .config(format!(
-            "[admin]\naddress = \"127.0.0.1:0\"\nstate_file = \"{}\"\n\n[docker]\nendpoint = \"{}\"\n",
-            state.display(),
-            docker_host()
-        ))
+        .config(support::config(state, &docker_host()))
         .start()
         .await
 }
 
-fn endpoint(alb: &HostAlb) -> String {
-    format!("http://127.0.0.1:{}", alb.admin().port())
-}
-
+/// A unique name, short enough for a target group's (the process id cut to 5 digits).
 fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{tag}-{}-{nanos:x}", std::process::id() % 100_000)
+    support::unique_from(tag, std::process::id() % 100_000)
 }
 
 /// A web-only task definition answering `x-backend: <backend>`.
@@ -93,7 +54,7 @@ fn web_td(family: &str, backend: &str) -> Value {
             "name": "web", "image": TEST_IMAGE, "stopTimeout": 5,
             "portMappings": [{"containerPort": 80, "hostPort": 0}],
             "environment": [{"name": "BACKEND_NAME", "value": backend}],
-            "dockerLabels": { TEST_LABEL: "1", OWNER_LABEL: std::process::id().to_string() },
+            "dockerLabels": test_labels(),
         }]
     })
 }
@@ -146,15 +107,14 @@ impl Setup {
 
     /// The service's state once `done` holds.
     async fn until(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let began = Instant::now();
-        loop {
-            let s = self.state().await;
-            if done(&s) {
-                return s;
-            }
-            assert!(began.elapsed() < DEPLOY_PATIENCE, "never {what}: {s:#}");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        support::poll(
+            DEPLOY_PATIENCE,
+            Duration::from_millis(300),
+            &format!("never {what}"),
+            || self.state(),
+            done,
+        )
+        .await
     }
 }
 

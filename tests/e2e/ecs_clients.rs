@@ -5,95 +5,37 @@
 //! services-stable, delete-service). Each asserts what the listener answers and the shapes
 //! the API answers with.
 
-use std::process::Command;
 use std::time::Duration;
 
-use hostalb_testkit::docker::{OWNER_LABEL, TEST_IMAGE, TEST_LABEL, docker_host, docker_ok, require_docker};
+use hostalb_testkit::docker::{TEST_IMAGE, docker_host, require_docker};
 use hostalb_testkit::{Client, HostAlb, LoadGen};
 use serde_json::{Value, json};
 
 use crate::common::{bin, free_port};
+use crate::ecs_support::{self as support, endpoint, test_labels, unique};
 
 /// How long one client run may take (waiters included: `aws ecs wait` polls every 15 s).
 const CLIENT_PATIENCE: Duration = Duration::from_secs(240);
 /// Patience for the listener to answer from the service's tasks after the waiter.
 const ROUTED_PATIENCE: Duration = Duration::from_secs(30);
 
-fn python() -> String {
-    std::env::var("HOSTALB_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "HOSTALB_PYTHON is not set: run scripts/test, or eval \"$(scripts/python-tools)\" first \
-             (it installs awscli and boto3 from PyPI into target/pyenv)"
-        )
-    })
-}
-
-/// Runs the interpreter with `args`; its stdout as JSON (`{}` when empty).
-async fn run_python(what: String, args: Vec<String>) -> Value {
-    let mut cmd = Command::new(python());
-    cmd.args(&args)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_DEFAULT_REGION", "us-east-1");
-    let out = tokio::time::timeout(CLIENT_PATIENCE, tokio::task::spawn_blocking(move || cmd.output()))
-        .await
-        .unwrap_or_else(|_| panic!("{what} finished in time"))
-        .unwrap()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    if text.trim().is_empty() {
-        return json!({});
-    }
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"))
-}
-
 /// `aws --endpoint-url EP --output json ARGS...` (the CLI v1 of the venv).
 async fn aws(ep: &str, args: &[&str]) -> Value {
-    let mut all: Vec<String> = ["-m", "awscli", "--endpoint-url", ep, "--output", "json"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    all.extend(args.iter().map(|s| (*s).to_owned()));
-    run_python(format!("aws {}", args.join(" ")), all).await
-}
-
-/// One step of tests/python/ecs_boto3.py.
-async fn boto3(step: &str, ep: &str, args: &[&str]) -> Value {
-    let mut all = vec![
-        format!("{}/tests/python/ecs_boto3.py", env!("CARGO_MANIFEST_DIR")),
-        step.to_owned(),
-        ep.to_owned(),
-    ];
-    all.extend(args.iter().map(|s| (*s).to_owned()));
-    run_python(format!("ecs_boto3.py {step}"), all).await
-}
-
-async fn start(state: &std::path::Path, docker: &str) -> HostAlb {
-    HostAlb::start(
-        bin(),
-        &format!(
-            "[admin]\naddress = \"127.0.0.1:0\"\nstate_file = \"{}\"\n\n[docker]\nendpoint = \"{docker}\"\n",
-            state.display()
-        ),
+    support::python_json(
+        &format!("aws {}", args.join(" ")),
+        support::aws_args(ep, args),
+        CLIENT_PATIENCE,
     )
     .await
 }
 
-fn endpoint(alb: &HostAlb) -> String {
-    format!("http://127.0.0.1:{}", alb.admin().port())
+/// One step of tests/python/ecs_boto3.py.
+async fn boto3(step: &str, ep: &str, args: &[&str]) -> Value {
+    support::script("ecs_boto3.py", step, ep, args, CLIENT_PATIENCE).await
 }
 
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{tag}-{}-{nanos:x}", std::process::id())
+async fn start(state: &std::path::Path, docker: &str) -> HostAlb {
+    HostAlb::start(bin(), &support::config(state, docker)).await
 }
 
 /// A task definition in RegisterTaskDefinition's JSON: one web container (dynamic host
@@ -106,7 +48,7 @@ fn task_definition(family: &str, backend: &str) -> Value {
             "name": "web", "image": TEST_IMAGE, "essential": true, "memory": 128, "stopTimeout": 5,
             "portMappings": [{"containerPort": 80, "hostPort": 0, "protocol": "tcp"}],
             "environment": [{"name": "BACKEND_NAME", "value": backend}],
-            "dockerLabels": { TEST_LABEL: "1", OWNER_LABEL: std::process::id().to_string() },
+            "dockerLabels": test_labels(),
         }]
     })
 }
@@ -145,14 +87,12 @@ async fn routed(port: u16, want: &str, n: usize) -> Vec<String> {
 }
 
 fn no_container_left(family: &str) {
-    let left = docker_ok([
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=com.amazonaws.ecs.task-definition-family={family}"),
-    ])
+    let left = support::labelled(
+        &["ps", "-aq"],
+        &format!("com.amazonaws.ecs.task-definition-family={family}"),
+    )
     .unwrap();
-    assert!(left.trim().is_empty(), "no container of {family} is left: {left}");
+    assert!(left.is_empty(), "no container of {family} is left: {left:?}");
 }
 
 /// A service's shape as DescribeServices answers it, for 3 tasks of `td` in `tg`.

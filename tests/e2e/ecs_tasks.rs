@@ -7,16 +7,12 @@
 //! address (its containers in one network namespace), and a service whose `ip` target
 //! group gets `{task address, containerPort}` and is served through hostalb.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use hostalb_testkit::HostAlb;
-use hostalb_testkit::docker::{
-    OWNER_LABEL, TEST_IMAGE, TEST_LABEL, docker_host, docker_ok, http_get, require_docker,
-};
+use hostalb_testkit::docker::{TEST_IMAGE, docker_ok, http_get, require_docker};
 use serde_json::{Value, json};
 
-use crate::common::bin;
+use crate::ecs_support::{self as support, container, endpoint, start, test_labels, unique};
 
 /// How long one AWS CLI call gets.
 const CLI_PATIENCE: Duration = Duration::from_secs(60);
@@ -28,28 +24,14 @@ const POLL: Duration = Duration::from_millis(300);
 /// The Docker network awsvpc tasks get their addresses on (hostalb's `network::NETWORK`).
 const AWSVPC_NETWORK: &str = "hostalb-awsvpc";
 
-fn python() -> String {
-    std::env::var("HOSTALB_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "HOSTALB_PYTHON is not set: run scripts/test, or eval \"$(scripts/python-tools)\" first \
-             (it installs awscli and boto3 from PyPI into target/pyenv)"
-        )
-    })
-}
-
 /// `aws --endpoint-url EP SERVICE ARGS...`: its JSON answer, or the error text.
 async fn aws_result(ep: &str, args: &[&str]) -> Result<Value, String> {
-    let mut cmd = Command::new(python());
-    cmd.args(["-m", "awscli", "--endpoint-url", ep, "--output", "json"])
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_DEFAULT_REGION", "us-east-1");
-    let out = tokio::time::timeout(CLI_PATIENCE, tokio::task::spawn_blocking(move || cmd.output()))
-        .await
-        .expect("the AWS CLI finished in time")
-        .unwrap()
-        .expect("run the AWS CLI");
+    let out = support::run_python(
+        &format!("aws {args:?}"),
+        support::aws_args(ep, args),
+        CLI_PATIENCE,
+    )
+    .await;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
@@ -65,33 +47,6 @@ async fn aws(ep: &str, args: &[&str]) -> Value {
     aws_result(ep, args)
         .await
         .unwrap_or_else(|e| panic!("aws {args:?} failed: {e}"))
-}
-
-async fn start(state: &std::path::Path) -> HostAlb {
-    HostAlb::start(
-        bin(),
-        &format!(
-            "[admin]\naddress = \"127.0.0.1:0\"\nstate_file = \"{}\"\n\n[docker]\nendpoint = \"{}\"\n",
-            state.display(),
-            docker_host()
-        ),
-    )
-    .await
-}
-
-fn endpoint(alb: &HostAlb) -> String {
-    format!("http://127.0.0.1:{}", alb.admin().port())
-}
-
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!("{tag}-{}-{nanos:x}", std::process::id())
-}
-
-fn test_labels() -> Value {
-    json!({ TEST_LABEL: "1", OWNER_LABEL: std::process::id().to_string() })
 }
 
 /// `aws ecs register-task-definition --cli-input-json file://...`.
@@ -122,27 +77,14 @@ async fn describe(ep: &str, cluster: &str, arn: &str) -> Value {
 
 /// Describes the task until `done` holds; the last description.
 async fn until(ep: &str, cluster: &str, arn: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let began = Instant::now();
-    loop {
-        let t = describe(ep, cluster, arn).await;
-        if done(&t) {
-            return t;
-        }
-        assert!(
-            began.elapsed() < STATUS_PATIENCE,
-            "the task never reached {what}: {t:#}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-fn container<'a>(task: &'a Value, name: &str) -> &'a Value {
-    task["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no container {name}: {task:#}"))
+    support::poll(
+        STATUS_PATIENCE,
+        POLL,
+        &format!("the task never reached {what}"),
+        || describe(ep, cluster, arn),
+        done,
+    )
+    .await
 }
 
 fn runtime_id(task: &Value, name: &str) -> String {
@@ -155,17 +97,11 @@ fn inspect(id: &str, format: &str) -> String {
 
 /// Docker volumes carrying the task's label (its own volumes).
 fn task_volumes(arn: &str) -> Vec<String> {
-    docker_ok([
-        "volume",
-        "ls",
-        "-q",
-        "--filter",
-        &format!("label=com.amazonaws.ecs.task-arn={arn}"),
-    ])
+    support::labelled(
+        &["volume", "ls", "-q"],
+        &format!("com.amazonaws.ecs.task-arn={arn}"),
+    )
     .unwrap()
-    .split_whitespace()
-    .map(str::to_owned)
-    .collect()
 }
 
 /// Removes what a test made on the engine when it ends, passed or not.
@@ -178,11 +114,9 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for arn in &self.tasks {
-            let filter = format!("label=com.amazonaws.ecs.task-arn={arn}");
-            if let Ok(ids) = docker_ok(["ps", "-aq", "--filter", filter.as_str()]) {
-                for id in ids.split_whitespace() {
-                    let _ = docker_ok(["rm", "-f", "-v", id]);
-                }
+            let label = format!("com.amazonaws.ecs.task-arn={arn}");
+            for id in support::labelled(&["ps", "-aq"], &label).unwrap_or_default() {
+                let _ = docker_ok(["rm", "-f", "-v", id.as_str()]);
             }
             for v in task_volumes(arn) {
                 let _ = docker_ok(["volume", "rm", v.as_str()]);

@@ -19,6 +19,7 @@ mod drain_cut;
 mod ecs;
 mod ecs_bluegreen;
 mod ecs_clients;
+mod ecs_support;
 mod ecs_tasks;
 mod errors;
 mod framing;
