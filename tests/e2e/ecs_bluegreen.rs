@@ -161,6 +161,7 @@ fn events_have(s: &Value, want: &str) -> bool {
 async fn refused_blue_green_inputs_name_their_field_and_make_nothing() {
     require_docker();
     let dir = tempfile::tempdir().unwrap();
+    let _containers = support::OwnContainers;
     let alb = start(&dir.path().join("s.json")).await;
     let s = Setup::new(&alb, "bgno").await;
     let family = unique("bgno");
@@ -242,6 +243,7 @@ async fn refused_blue_green_inputs_name_their_field_and_make_nothing() {
 async fn blue_green_shifts_test_then_production_traffic_under_load_and_linear_steps() {
     require_docker();
     let dir = tempfile::tempdir().unwrap();
+    let _containers = support::OwnContainers;
     let alb = start(&dir.path().join("s.json")).await;
     let s = Setup::new(&alb, "bgbg").await;
     let family = unique("bgbg");
@@ -441,6 +443,7 @@ async fn blue_green_shifts_test_then_production_traffic_under_load_and_linear_st
 async fn a_canary_whose_green_tasks_fail_rolls_traffic_back_to_blue() {
     require_docker();
     let dir = tempfile::tempdir().unwrap();
+    let _containers = support::OwnContainers;
     let alb = start(&dir.path().join("s.json")).await;
     let s = Setup::new(&alb, "bgcan").await;
     let family = unique("bgcan");
@@ -557,6 +560,7 @@ async fn a_canary_taken_up_again_after_a_restart_completes() {
     require_docker();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("s.json");
+    let _containers = support::OwnContainers;
     let mut alb = start(&state).await;
     let mut s = Setup::new(&alb, "bgre").await;
     let family = unique("bgre");

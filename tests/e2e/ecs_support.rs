@@ -161,3 +161,22 @@ pub(crate) fn labelled(cmd: &[&str], label: &str) -> Result<Vec<String>, String>
     let ids = docker_ok(cmd.iter().copied().chain(["--filter", filter.as_str()]))?;
     Ok(ids.split_whitespace().map(str::to_owned).collect())
 }
+
+/// Removes, when dropped, every container this test process labelled as its own: the
+/// tasks of services a test leaves behind when it ends (hostalb stops with the test, the
+/// containers it started would run on). nextest runs each test in a process of its own,
+/// so no other test's containers carry this owner.
+pub(crate) struct OwnContainers;
+
+impl Drop for OwnContainers {
+    fn drop(&mut self) {
+        let owner = format!("{OWNER_LABEL}={}", std::process::id());
+        // Cleanup never fails a test: an engine that does not answer leaves the
+        // containers to the next run's sweep of dead owners.
+        if let Ok(ids) = labelled(&["ps", "-aq"], &owner) {
+            for id in ids {
+                let _ = docker_ok(["rm", "-f", "-v", id.as_str()]);
+            }
+        }
+    }
+}
