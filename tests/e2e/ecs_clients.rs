@@ -2,8 +2,10 @@
 //! real binary and Docker engine: boto3 (tests/python/ecs_boto3.py, with its waiters) and
 //! `aws ecs` / `aws elbv2` from the AWS CLI v1 (register-task-definition from a JSON file,
 //! create-service with --load-balancers, update-service, describe-services, wait
-//! services-stable, delete-service). Each asserts what the listener answers and the shapes
-//! the API answers with.
+//! services-stable, delete-service; a BLUE_GREEN service with advancedConfiguration over
+//! rules made with `aws elbv2`, its deployments listed and described, a broken revision
+//! rolled back by the circuit breaker). Each asserts what the listener answers and the
+//! shapes the API answers with.
 
 use std::time::Duration;
 
@@ -438,4 +440,371 @@ async fn unknown_operations_answer_400_even_without_a_docker_engine() {
     );
     // A real operation that needs the engine says the engine is missing.
     assert_eq!(call("RunTask").await, (500, "ServerException".to_owned()));
+}
+
+/// Seconds per ECS minute in the blue/green test (bake and drain times stay short).
+const MINUTE_SECONDS: &str = "1";
+/// Patience for a blue/green deployment to fail and roll back (3 failed tasks, the
+/// shift back, green drained).
+const ROLLBACK_PATIENCE: Duration = Duration::from_secs(150);
+/// The role ECS would assume to change the listener rules.
+const BG_ROLE: &str = "arn:aws:iam::000000000000:role/ecs-bg";
+
+/// The `ARN` of `key` in the first element of `v[list]`.
+fn first_arn(v: &Value, list: &str, key: &str) -> String {
+    v[list][0][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {list}[0].{key}: {v:#}"))
+        .to_owned()
+}
+
+/// A target group made with `aws elbv2` (health checks 5 s apart, 2 to be healthy,
+/// deregistration delay 1 s); its ARN.
+async fn bg_group(ep: &str, name: &str) -> String {
+    let tg = aws(
+        ep,
+        &[
+            "elbv2",
+            "create-target-group",
+            "--name",
+            name,
+            "--protocol",
+            "HTTP",
+            "--port",
+            "80",
+            "--target-type",
+            "ip",
+            "--health-check-path",
+            "/health",
+            "--health-check-interval-seconds",
+            "5",
+            "--health-check-timeout-seconds",
+            "2",
+            "--healthy-threshold-count",
+            "2",
+        ],
+    )
+    .await;
+    let tg = first_arn(&tg, "TargetGroups", "TargetGroupArn");
+    aws(
+        ep,
+        &[
+            "elbv2",
+            "modify-target-group-attributes",
+            "--target-group-arn",
+            &tg,
+            "--attributes",
+            "Key=deregistration_delay.timeout_seconds,Value=1",
+        ],
+    )
+    .await;
+    tg
+}
+
+/// The forward weights of the rule `rule` as `aws elbv2 describe-rules` answers them, in
+/// the order of `groups`.
+async fn rule_weights(ep: &str, rule: &str, groups: [&str; 2]) -> [u64; 2] {
+    let r = aws(ep, &["elbv2", "describe-rules", "--rule-arns", rule]).await;
+    let fwd = r["Rules"][0]["Actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["Type"] == "forward")
+        .unwrap_or_else(|| panic!("no forward action: {r:#}"))
+        .clone();
+    let weight = |g: &str| {
+        fwd["ForwardConfig"]["TargetGroups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["TargetGroupArn"] == g)
+            .unwrap_or_else(|| panic!("{g} not in the rule: {r:#}"))["Weight"]
+            .as_u64()
+            .unwrap()
+    };
+    [weight(groups[0]), weight(groups[1])]
+}
+
+/// The service's deployments as `aws ecs list-service-deployments` lists them (newest
+/// first), and `describe-service-deployments` of the newest.
+async fn newest_deployment(ep: &str, name: &str) -> (Value, Value) {
+    let listed = aws(ep, &["ecs", "list-service-deployments", "--service", name]).await;
+    let arn = first_arn(&listed, "serviceDeployments", "serviceDeploymentArn");
+    let d = aws(
+        ep,
+        &[
+            "ecs",
+            "describe-service-deployments",
+            "--service-deployment-arns",
+            &arn,
+        ],
+    )
+    .await;
+    assert_eq!(d["failures"], json!([]), "{d:#}");
+    (listed, d["serviceDeployments"][0].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_deploys_blue_green_and_the_breaker_rolls_a_broken_revision_back() {
+    require_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let _containers = support::OwnContainers;
+    let alb = HostAlb::builder(bin())
+        .env("HOSTALB_ECS_MINUTE_SECONDS", MINUTE_SECONDS)
+        .config(support::config(&dir.path().join("s.json"), &docker_host()))
+        .start()
+        .await;
+    let ep = endpoint(&alb);
+    // Short enough for a target group's name with its suffix.
+    let name = support::unique_from("clibg", std::process::id() % 100_000);
+    let (prod_port, test_port) = (free_port(), free_port());
+
+    // Two groups; a production rule and the test listener's default rule, each
+    // forwarding 100/0 to A/B.
+    let lb = aws(&ep, &["elbv2", "create-load-balancer", "--name", &name]).await;
+    let lb = first_arn(&lb, "LoadBalancers", "LoadBalancerArn");
+    let a = bg_group(&ep, &format!("{name}-a")).await;
+    let b = bg_group(&ep, &format!("{name}-b")).await;
+    let forward = json!([{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": a, "Weight": 100}, {"TargetGroupArn": b, "Weight": 0}]}}])
+    .to_string();
+    let prod = aws(
+        &ep,
+        &[
+            "elbv2",
+            "create-listener",
+            "--load-balancer-arn",
+            &lb,
+            "--protocol",
+            "HTTP",
+            "--port",
+            &prod_port.to_string(),
+            "--default-actions",
+            r#"[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}]"#,
+        ],
+    )
+    .await;
+    let prod = first_arn(&prod, "Listeners", "ListenerArn");
+    let prod_rule = aws(
+        &ep,
+        &[
+            "elbv2",
+            "create-rule",
+            "--listener-arn",
+            &prod,
+            "--priority",
+            "1",
+            "--conditions",
+            r#"[{"Field": "path-pattern", "Values": ["/*"]}]"#,
+            "--actions",
+            &forward,
+        ],
+    )
+    .await;
+    let prod_rule = first_arn(&prod_rule, "Rules", "RuleArn");
+    let test = aws(
+        &ep,
+        &[
+            "elbv2",
+            "create-listener",
+            "--load-balancer-arn",
+            &lb,
+            "--protocol",
+            "HTTP",
+            "--port",
+            &test_port.to_string(),
+            "--default-actions",
+            &forward,
+        ],
+    )
+    .await;
+    let test = first_arn(&test, "Listeners", "ListenerArn");
+    let rules = aws(&ep, &["elbv2", "describe-rules", "--listener-arn", &test]).await;
+    let test_rule = rules["Rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["IsDefault"] == true)
+        .and_then(|r| r["RuleArn"].as_str())
+        .unwrap_or_else(|| panic!("no default rule: {rules:#}"))
+        .to_owned();
+
+    // create-service with advancedConfiguration and the BLUE_GREEN strategy.
+    let register = |file: &str, td: Value| {
+        let file = write_json(dir.path(), file, &td);
+        let ep = ep.clone();
+        async move {
+            aws(
+                &ep,
+                &[
+                    "ecs",
+                    "register-task-definition",
+                    "--cli-input-json",
+                    &format!("file://{file}"),
+                ],
+            )
+            .await["taskDefinition"]["taskDefinitionArn"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let td1 = register("td1.json", task_definition(&name, "rev1")).await;
+    let lbs = json!([{
+        "targetGroupArn": a, "containerName": "web", "containerPort": 80,
+        "advancedConfiguration": {
+            "alternateTargetGroupArn": b, "productionListenerRule": prod_rule,
+            "testListenerRule": test_rule, "roleArn": BG_ROLE,
+        },
+    }]);
+    let made = aws(
+        &ep,
+        &[
+            "ecs",
+            "create-service",
+            "--service-name",
+            &name,
+            "--task-definition",
+            &td1,
+            "--desired-count",
+            "2",
+            "--load-balancers",
+            &lbs.to_string(),
+            "--deployment-configuration",
+            "strategy=BLUE_GREEN,bakeTimeInMinutes=0",
+        ],
+    )
+    .await;
+    let svc = &made["service"];
+    assert_eq!(svc["status"], "ACTIVE", "{made:#}");
+    assert_eq!(svc["deploymentConfiguration"]["strategy"], "BLUE_GREEN");
+    assert_eq!(svc["deploymentConfiguration"]["bakeTimeInMinutes"], 0);
+    assert_eq!(svc["loadBalancers"], lbs, "{made:#}");
+    aws(&ep, &["ecs", "wait", "services-stable", "--services", &name]).await;
+    assert!(routed(prod_port, "rev1", 4).await.iter().all(|b| b == "rev1"));
+    assert_eq!(rule_weights(&ep, &prod_rule, [&a, &b]).await, [100, 0]);
+
+    // update-service to rev2: green is B; the waiter returns once it is done.
+    let td2 = register("td2.json", task_definition(&name, "rev2")).await;
+    let up = aws(
+        &ep,
+        &[
+            "ecs",
+            "update-service",
+            "--service",
+            &name,
+            "--task-definition",
+            &td2,
+        ],
+    )
+    .await;
+    assert_eq!(up["service"]["taskDefinition"], td2.as_str(), "{up:#}");
+    aws(&ep, &["ecs", "wait", "services-stable", "--services", &name]).await;
+    let d = aws(&ep, &["ecs", "describe-services", "--services", &name]).await;
+    let svc = &d["services"][0];
+    assert_eq!(svc["taskDefinition"], td2.as_str(), "{d:#}");
+    assert_eq!(svc["runningCount"], 2, "{d:#}");
+    let ds = svc["deployments"].as_array().unwrap();
+    assert_eq!(ds.len(), 1, "{d:#}");
+    assert_eq!(ds[0]["rolloutState"], "COMPLETED", "{d:#}");
+    assert!(routed(prod_port, "rev2", 6).await.iter().all(|b| b == "rev2"));
+    let (listed, newest) = newest_deployment(&ep, &name).await;
+    assert_eq!(
+        listed["serviceDeployments"][0]["status"], "SUCCESSFUL",
+        "{listed:#}"
+    );
+    assert_eq!(newest["status"], "SUCCESSFUL", "{newest:#}");
+    assert_eq!(
+        newest["deploymentConfiguration"]["strategy"], "BLUE_GREEN",
+        "{newest:#}"
+    );
+    assert_eq!(rule_weights(&ep, &prod_rule, [&a, &b]).await, [0, 100]);
+
+    // A broken revision (its web exits at once: a bad PORT) with the circuit breaker:
+    // it fails, rolls back to rev2, and production answers rev2 all along.
+    let mut broken = task_definition(&name, "rev3");
+    broken["containerDefinitions"][0]["environment"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "PORT", "value": "not-a-port"}));
+    let td3 = register("td3.json", broken).await;
+    let up = aws(
+        &ep,
+        &[
+            "ecs",
+            "update-service",
+            "--service",
+            &name,
+            "--task-definition",
+            &td3,
+            "--deployment-configuration",
+            "deploymentCircuitBreaker={enable=true,rollback=true},strategy=BLUE_GREEN,bakeTimeInMinutes=0",
+        ],
+    )
+    .await;
+    assert_eq!(up["service"]["taskDefinition"], td3.as_str(), "{up:#}");
+    assert_eq!(
+        up["service"]["deploymentConfiguration"]["deploymentCircuitBreaker"],
+        json!({"enable": true, "rollback": true}),
+        "{up:#}"
+    );
+    let back = support::poll(
+        ROLLBACK_PATIENCE,
+        Duration::from_secs(1),
+        "the breaker never rolled back",
+        || {
+            let (ep, name) = (ep.clone(), name.clone());
+            async move { aws(&ep, &["ecs", "describe-services", "--services", &name]).await }
+        },
+        |d| {
+            let s = &d["services"][0];
+            s["deployments"].as_array().is_some_and(|ds| {
+                ds.len() == 1
+                    && ds[0]["taskDefinition"] == td2.as_str()
+                    && ds[0]["rolloutState"] == "COMPLETED"
+            }) && events(s).iter().any(|e| e.contains("rollback completed"))
+        },
+    )
+    .await;
+    let svc = &back["services"][0];
+    assert_eq!(svc["taskDefinition"], td2.as_str(), "{back:#}");
+    let ev = events(svc);
+    for want in ["deployment failed: tasks failed to start", "rolling back"] {
+        assert!(ev.iter().any(|e| e.contains(want)), "event `{want}`: {ev:#?}");
+    }
+    let (listed, newest) = newest_deployment(&ep, &name).await;
+    assert_eq!(
+        listed["serviceDeployments"][0]["status"], "ROLLBACK_SUCCESSFUL",
+        "{listed:#}"
+    );
+    assert!(
+        newest["targetServiceRevision"]["arn"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{newest:#}"
+    );
+    assert_eq!(
+        newest["deploymentCircuitBreaker"]["status"], "TRIGGERED",
+        "{newest:#}"
+    );
+    assert!(newest["rollback"]["serviceRevisionArn"].is_string(), "{newest:#}");
+    let rolled = aws(
+        &ep,
+        &[
+            "ecs",
+            "list-service-deployments",
+            "--service",
+            &name,
+            "--status",
+            "ROLLBACK_SUCCESSFUL",
+        ],
+    )
+    .await;
+    assert_eq!(
+        rolled["serviceDeployments"].as_array().map(Vec::len),
+        Some(1),
+        "{rolled:#}"
+    );
+    assert!(routed(prod_port, "rev2", 6).await.iter().all(|b| b == "rev2"));
+    assert_eq!(rule_weights(&ep, &prod_rule, [&a, &b]).await, [0, 100]);
 }
