@@ -184,7 +184,11 @@ where
         cx.rec.replied = Some(Instant::now());
     }
     let mut relay = BodyTransfer::new(resp.body, to_body);
+    // Biased: a body already in hand (the common case of a small response that came with
+    // its head) is delivered even when the cut is due at the same moment; the cut ends
+    // only a body still arriving.
     let relayed = tokio::select! {
+        biased;
         r = relay.run(&mut stream, &mut c.upbuf, &mut c.wr, &mut c.wbuf, idle) => r,
         // The deregistration delay ran out mid-body: the client sees a truncated body.
         _ = target.cut_signal() => Err(BodyError::SenderClosed),
@@ -279,7 +283,9 @@ where
     let is_head = cx.head.is_method(b"HEAD");
     let sent_at = Instant::now();
     cx.rec.dispatched = Some(sent_at);
+    // Biased: an exchange that has its answer wins over a cut due at the same moment.
     let exchanged = tokio::select! {
+        biased;
         r = exchange(c, &mut stream, head_bytes, &mut cx.body, is_head, idle) => r,
         _ = target.cut_signal() => Err(Failure::new(ProxyError::new(ErrorKind::Deregistered), Reached::Request)),
     };

@@ -133,7 +133,9 @@ pub(crate) async fn forward(
     let relayed = if empty {
         Ok(())
     } else {
+        // Biased as the HTTP/1 relay: a body already in hand beats a cut due at once.
         tokio::select! {
+            biased;
             r = relay(&mut stream, &mut upbuf, resp.body, &mut send, idle, &mut s.sent) => r,
             // The deregistration delay ran out mid-body.
             _ = target.cut_signal() => Err(RelayError::Target("DeregistrationDelayExpired")),
@@ -204,6 +206,7 @@ async fn attempt(
     };
     let reset = std::future::poll_fn(|ctx| respond.poll_reset(ctx));
     let exchanged = tokio::select! {
+        biased;
         r = exchange(body, &mut stream, head_bytes, framing, is_head, idle, &mut upbuf, received) => r,
         _ = target.cut_signal() => Err(Failure::new(ProxyError::new(ErrorKind::Deregistered), Reached::Request)),
         // The client cancelled: so is the request to the target (its connection closes).
